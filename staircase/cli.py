@@ -168,6 +168,176 @@ class Student(Command):
         return 0
 
 
+def _backend_arguments() -> argparse.ArgumentParser:
+    """Flags shared by every command that runs a backend."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--backend", default="onnxruntime", help="torch, onnxruntime or openvino (default: onnxruntime)")
+    p.add_argument("--device", default=None, help="backend device (default: cpu; CPU for openvino)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
+    p.add_argument("--precision", default="f32", help="f32, bf16 or f16 where the backend runs it (default: f32)")
+    return p
+
+
+def _backend(args: argparse.Namespace):
+    from .profile.backends import get_backend
+
+    return get_backend(args.backend, args.device, args.threads, args.batch, args.precision)
+
+
+class Profile(Command):
+    """Profile a device: sweep every slot's width, time it, and find the staircase (resumable)."""
+
+    name = "profile"
+    parents = (_model_arguments(), _backend_arguments())
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--out", default=None, help="profile file (default: profiles/<device>-<backend>.json)")
+        parser.add_argument("--all", action="store_true", help="also profile coupled residual/concat/stem slots")
+        parser.add_argument("--grid", type=int, default=1, help="sweep every N-th width (default: 1, all widths)")
+        parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per width (default: 2)")
+        parser.add_argument("--budget-minutes", type=float, default=None, help="stop after this long; rerun to continue")
+        parser.add_argument("--seed", type=int, default=0, help="order of the shuffled sweep (default: 0)")
+        parser.add_argument("--plots", default=None, help="folder for the plots (default: beside the profile)")
+        parser.add_argument("--allow-other-device", action="store_true", help="extend a profile measured elsewhere")
+        parser.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .profile.plots import plot_profile
+        from .profile.sweep import profile_network
+
+        backend = _backend(args)
+        out = Path(args.out) if args.out else Path("profiles") / f"{_device_tag(backend)}-{backend.name}.json"
+        log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        result = profile_network(args.model, backend, out, include_all=args.all, grid=args.grid, rounds=args.rounds,
+                                 budget_minutes=args.budget_minutes, seed=args.seed,
+                                 allow_other_device=args.allow_other_device, progress=not args.json, log=log)
+        plots = []
+        if result.complete:
+            plots = plot_profile(result.profile, result.network, args.plots or out.with_suffix("") / result.network)
+        summary = {"profile": str(out), "network": result.network, "measured": result.measured,
+                   "reused": result.reused, "complete": result.complete, "noisy_points": result.noisy_points,
+                   "seconds": round(result.seconds, 1), "plots": str(plots[-1]) if plots else None}
+        if args.json:
+            _print_json(summary)
+        else:
+            print(f"{out}: {result.measured} points measured, {result.reused} reused in {result.seconds:.0f} s"
+                  + (f"; plots in {plots[-1].parent}" if plots else ""))
+            if result.noisy_points:
+                print(f"warning: {result.noisy_points} points stayed noisy (spread above the protocol's target); "
+                      "their steps are less certain: see `staircase steps`")
+        return 0 if result.complete else 3
+
+
+def _device_tag(backend) -> str:
+    import re
+
+    name = backend.device if backend.device.lower() != "cpu" else backend.device_name()
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "device"
+
+
+class Steps(Command):
+    """Show the optimal widths (the staircase) of every slot in a profile."""
+
+    name = "steps"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("profile", metavar="PROFILE", help="a profile file")
+        parser.add_argument("--model", default=None, help="only this network (default: every network in the profile)")
+        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from ._table import format_table
+        from .profile.staircase import step_size
+        from .profile.store import Profile as ProfileFile
+
+        prof = ProfileFile.load(args.profile)
+        nets = [n for n in prof.networks if args.model is None or n.split("@")[0] == args.model or n == args.model]
+        if args.model and not nets:
+            prof.network(args.model)  # raises with the list of covered networks
+        rows = []
+        for net in nets:
+            for slot, info in prof.networks[net]["slots"].items():
+                curve = prof.slot_curve(net, slot)
+                opt = curve.optimal()
+                rows.append({"network": net, "slot": slot, "width": info["width"], "optimal": opt,
+                             "step": step_size(opt), "grid": prof.networks[net].get("grid", 1),
+                             "noisy_points": sum(curve.noisy), "ms_at_full": curve.at(info["width"])})
+        if args.json:
+            _print_json(rows)
+            return 0
+        print(format_table(["network", "slot", "width", "step", "noisy", "optimal widths"],
+                           [[r["network"], r["slot"], r["width"], r["step"] or "-", r["noisy_points"],
+                             _short(r["optimal"])] for r in rows]))
+        grid = max((r["grid"] for r in rows), default=1)
+        if grid > 1:
+            print(f"\nswept every {grid} widths: each step edge is known to within {grid} channels")
+        return 0
+
+
+def _short(values: list[int], limit: int = 12) -> str:
+    text = ",".join(map(str, values[:limit]))
+    return text + (f",... ({len(values)})" if len(values) > limit else "")
+
+
+class Predict(Command):
+    """Predict a network's latency from a profile (the teacher's, or a student spec's)."""
+
+    name = "predict"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("profile", metavar="PROFILE", help="a profile file")
+        parser.add_argument("model", metavar="MODEL_OR_SPEC", help="zoo name or student spec file")
+        parser.add_argument("--json", action="store_true", help="print JSON")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .modelref import resolve_model
+        from .profile.network import predict
+        from .profile.store import Profile as ProfileFile
+        from .profile.sweep import network_key
+
+        prof = ProfileFile.load(args.profile)
+        resolved = resolve_model(args.model)
+        key = network_key(resolved.architecture.name, resolved.architecture.input_size)
+        widths = {} if resolved.spec is None else {
+            n: w for n, w in resolved.spec.widths.items() if w != resolved.spec.teacher_widths[n]}
+        p = predict(prof, key, widths)
+        result = {"model": args.model, "network": key, "predicted_ms": p.median_ms, "spread_ms": p.spread_ms,
+                  "teacher_ms": p.full_ms, "backend": prof.fingerprint.get("backend")}
+        if args.json:
+            _print_json(result)
+        else:
+            print(f"{args.model}: {p.median_ms:.4f} ms +- {p.spread_ms:.4f} predicted "
+                  f"({p.median_ms / p.full_ms:.1%} of the teacher's {p.full_ms:.4f} ms) on {result['backend']}")
+        return 0
+
+
+class Measure(Command):
+    """Time a whole network end to end on a backend (median and IQR)."""
+
+    name = "measure"
+    parents = (_model_arguments(), _backend_arguments())
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--json", action="store_true", help="print JSON")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .profile.network import measure_network
+
+        resolved = _resolve(args)
+        backend = _backend(args)
+        m = measure_network(backend, resolved.model, resolved.architecture.input_size)
+        result = {"model": args.model, "median_ms": m.median_ms, "iqr_ms": m.iqr_ms, "runs": m.n, "noisy": m.noisy,
+                  **{k: v for k, v in backend.fingerprint().items() if k in ("backend", "device", "threads", "precision", "batch")}}
+        if args.json:
+            _print_json(result)
+        else:
+            print(f"{args.model}: {m.median_ms:.4f} ms (IQR {m.iqr_ms:.4f}, {m.n} runs) on "
+                  f"{backend.name}/{backend.device}, {backend.threads} threads, {backend.precision}, batch {backend.batch}"
+                  + ("  [noisy]" if m.noisy else ""))
+        return 0
+
+
 class Demo(Command):
     """Run the main job end to end on the built-in default (what `make demo` runs)."""
 
@@ -184,7 +354,7 @@ class Demo(Command):
         return run_demo(args.model, Path(args.out), fresh=args.fresh)
 
 
-COMMANDS: tuple[type[Command], ...] = (Models, Slots, Student, Demo)
+COMMANDS: tuple[type[Command], ...] = (Models, Slots, Student, Profile, Steps, Predict, Measure, Demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,171 @@
+"""Benchmark of the profiler (issue 3): reproducibility, cost, prediction error, step sizes.
+
+Every figure is measured by this script and written to docs/bench_profiler.json and
+docs/BENCH_PROFILER.md. Usage:
+
+    python scripts/bench_profiler.py --models wrn_40_2 resnet34 --threads 2 [--parts 1 2 3 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from staircase._io import atomic_write_json, atomic_write_text  # noqa: E402
+from staircase._table import format_table  # noqa: E402
+from staircase.modelref import resolve_model  # noqa: E402
+from staircase.profile.backends import get_backend  # noqa: E402
+from staircase.profile.network import measure_network, predict  # noqa: E402
+from staircase.profile.staircase import snap, step_size  # noqa: E402
+from staircase.profile.sweep import profile_network  # noqa: E402
+from staircase.slots import make_student  # noqa: E402
+
+
+def _sweep(model, backend, path, grid=1):
+    return profile_network(model, backend, path, grid=grid, progress=False, log=lambda m: None)
+
+
+def reproducibility(model, backend, tmp):
+    """Profile twice from scratch; share of (slot, fraction) whose nearest snap agrees."""
+    runs = [_sweep(model, backend, Path(tmp) / f"repro{i}.json") for i in range(2)]
+    agree = total = 0
+    for slot in runs[0].profile.networks[runs[0].network]["slots"]:
+        curves = [r.profile.slot_curve(r.network, slot) for r in runs]
+        full = curves[0].widths[-1]
+        for frac in (0.3, 0.5, 0.7):
+            w = max(1, round(full * frac))
+            agree += snap(w, curves[0].optimal()) == snap(w, curves[1].optimal())
+            total += 1
+    return {"model": model, "agreement": agree / total, "comparisons": total,
+            "seconds": [round(r.seconds, 1) for r in runs]}, runs[0]
+
+
+def naive_cost_seconds(result, repeats=100):
+    """What a naive sweep would cost: each slot separately (no shared ops), 100 fixed runs per width."""
+    prof, net = result.profile, result.network
+    total = 0.0
+    for info in prof.networks[net]["slots"].values():
+        for key in info["layers"].values():
+            curve = prof.curve(key)
+            total += sum(repeats * t / 1e3 for t in curve.median_ms)
+    return total
+
+
+def prediction_error(model, backend, result, n=20, seed=0):
+    """Predicted vs measured end to end for n random-width students, measured interleaved."""
+    rng = random.Random(seed)
+    resolved = resolve_model(model)
+    slots = result.profile.networks[result.network]["slots"]
+    students = []
+    for _ in range(n):
+        widths = {s: rng.randint(max(1, info["width"] // 4), info["width"]) for s, info in slots.items()}
+        students.append((widths, make_student(resolved.model, widths).eval()))
+    measured = {i: [] for i in range(n)}
+    for _ in range(3):  # interleave: three passes over all students in shuffled order
+        order = list(range(n))
+        rng.shuffle(order)
+        for i in order:
+            measured[i].append(measure_network(backend, students[i][1], resolved.architecture.input_size).median_ms)
+    errors = []
+    for i, (widths, _) in enumerate(students):
+        p = predict(result.profile, result.network, widths).median_ms
+        m = statistics.median(measured[i])
+        errors.append(abs(p - m) / m)
+    return {"model": model, "students": n, "median_abs_error": statistics.median(errors), "max_abs_error": max(errors)}
+
+
+def step_sizes(model, backends, tmp, grid):
+    rows = []
+    for name, kw in backends:
+        try:
+            be = get_backend(name, **kw)
+        except Exception as exc:  # noqa: BLE001 - record and go on, like timm's benchmark
+            rows.append({"backend": f"{name} {kw.get('precision', 'f32')}", "error": str(exc)})
+            continue
+        r = _sweep(model, be, Path(tmp) / f"steps-{name}-{kw.get('precision', 'f32')}.json", grid=grid)
+        sizes = [step_size(r.profile.slot_curve(r.network, s).optimal())
+                 for s in r.profile.networks[r.network]["slots"]]
+        sizes = [s for s in sizes if s]
+        rows.append({"backend": f"{name} {be.precision}", "median_step": statistics.median(sizes) if sizes else None,
+                     "slots_with_steps": len(sizes), "seconds": round(r.seconds, 1)})
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["wrn_40_2"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--parts", nargs="+", type=int, default=[1, 2, 3, 4])
+    ap.add_argument("--students", type=int, default=20)
+    ap.add_argument("--out", default=str(ROOT / "docs"))
+    args = ap.parse_args()
+    backend = get_backend("onnxruntime", threads=args.threads)
+    report = {"threads": args.threads, "backend": backend.fingerprint(), "repro": [], "cost": [], "prediction": [],
+              "steps": []}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in args.models:
+            repro, first = reproducibility(model, backend, tmp) if 1 in args.parts or 2 in args.parts else (None, None)
+            if 1 in args.parts:
+                report["repro"].append(repro)
+                print(f"[1] {model}: snapped widths agree {repro['agreement']:.1%} over {repro['comparisons']}")
+            if 2 in args.parts:
+                naive = naive_cost_seconds(first)
+                report["cost"].append({"model": model, "profile_s": first.seconds, "naive_estimate_s": naive,
+                                       "ratio": naive / first.seconds})
+                print(f"[2] {model}: {first.seconds:.0f} s; naive sweep estimated {naive:.0f} s")
+            if 3 in args.parts:
+                result = first or _sweep(model, backend, Path(tmp) / "pred.json")
+                pred = prediction_error(model, backend, result, args.students)
+                report["prediction"].append(pred)
+                print(f"[3] {model}: median |error| {pred['median_abs_error']:.1%}, worst {pred['max_abs_error']:.1%}")
+        if 4 in args.parts:
+            backends = [("torch", {"threads": args.threads}), ("onnxruntime", {"threads": args.threads}),
+                        ("openvino", {"threads": args.threads, "precision": "f32"}),
+                        ("openvino", {"threads": args.threads, "precision": "bf16"})]
+            report["steps"] = step_sizes(args.models[0], backends, tmp, grid=1)
+            for row in report["steps"]:
+                print(f"[4] {row}")
+    report["seconds"] = time.perf_counter() - started
+    out = Path(args.out)
+    atomic_write_json(out / "bench_profiler.json", report)
+    atomic_write_text(out / "BENCH_PROFILER.md", render(report))
+    print(f"wrote {out / 'BENCH_PROFILER.md'}")
+    return 0
+
+
+def render(r: dict) -> str:
+    fp = r["backend"]
+    lines = ["# Profiler benchmark", "",
+             f"Written by `scripts/bench_profiler.py` on {fp['cpu']} ({fp['cores']} cores), "
+             f"{fp['backend']} {fp['backend_version']}, {r['threads']} threads, batch {fp['batch']}, {fp['precision']}.",
+             f"Total wall time {r['seconds']:.0f} s.", ""]
+    if r["repro"]:
+        lines += ["## 1. Reproducibility (two profiles from scratch; nearest snap of 0.3/0.5/0.7 x width)", "",
+                  format_table(["model", "agreement", "comparisons", "profile s (each)"],
+                               [[x["model"], f"{x['agreement']:.1%}", x["comparisons"], str(x["seconds"])] for x in r["repro"]]), ""]
+    if r["cost"]:
+        lines += ["## 2. Cost (naive = every slot separately, 100 fixed runs per width, no reuse; estimated from the measured medians, preparation excluded)", "",
+                  format_table(["model", "profile s", "naive s (est.)", "naive / ours"],
+                               [[x["model"], round(x["profile_s"], 1), round(x["naive_estimate_s"], 1), round(x["ratio"], 2)] for x in r["cost"]]), ""]
+    if r["prediction"]:
+        lines += ["## 3. Prediction vs end-to-end measurement (random widths 25-100% per slot)", "",
+                  format_table(["model", "students", "median |error|", "worst |error|"],
+                               [[x["model"], x["students"], f"{x['median_abs_error']:.1%}", f"{x['max_abs_error']:.1%}"] for x in r["prediction"]]), ""]
+    if r["steps"]:
+        lines += ["## 4. Step size per backend (median over slots of the gap between optimal widths)", "",
+                  format_table(["backend", "median step", "slots with steps", "profile s"],
+                               [[x["backend"], x.get("median_step", "-"), x.get("slots_with_steps", "-"), x.get("seconds", x.get("error"))] for x in r["steps"]]), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,271 @@
+"""Latency backends: prepare an op or a whole network for one input shape on a device, then time it.
+
+One small interface, three implementations (torch eager, ONNX Runtime, OpenVINO); every
+backend passes the same contract tests (``tests/test_backends.py``). Threads and precision
+are always set explicitly and recorded in the fingerprint.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import StaircaseError, require
+from .ops import OpSpec
+from .timing import Measurement, TimingProtocol, measure
+
+__all__ = ["Backend", "TorchBackend", "OnnxRuntimeBackend", "OpenVinoBackend", "BACKENDS", "get_backend", "cpu_model"]
+
+_PRECISIONS = {"fp32": "f32", "f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16", "fp16": "f16", "f16": "f16"}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class Backend(ABC):
+    """Runs single ops and whole networks at batch ``batch`` on ``device`` with ``threads`` threads."""
+
+    name: ClassVar[str]
+    precisions: ClassVar[tuple[str, ...]] = ("f32",)
+
+    def __init__(self, device: str = "cpu", threads: int | None = None, batch: int = 1, precision: str = "f32"):
+        self.threads = int(threads or os.cpu_count() or 1)
+        self.batch = int(batch)
+        if self.batch < 1 or self.threads < 1:
+            raise StaircaseError(f"batch ({batch}) and threads ({threads}) must be at least 1")
+        key = _PRECISIONS.get(precision.lower())
+        if key not in self.precisions:
+            raise StaircaseError(f"backend {self.name} runs precision {'/'.join(self.precisions)}, not {precision!r}")
+        self.precision = key
+        devices = self.available_devices()
+        if device not in devices:
+            raise StaircaseError(f"backend {self.name} has no device {device!r}; available here: {', '.join(devices)}")
+        self.device = device
+
+    @classmethod
+    @abstractmethod
+    def available_devices(cls) -> list[str]: ...
+
+    @abstractmethod
+    def prepare_op(self, op: OpSpec, width: int) -> Callable[[], object]:
+        """A call that runs ``op`` at ``width`` once and returns its output, everything built."""
+
+    @abstractmethod
+    def prepare_model(self, model: nn.Module, input_size: tuple[int, ...]) -> Callable[[], object]:
+        """A call that runs the whole network once on one batch and returns its first output."""
+
+    def version(self) -> str:
+        return torch.__version__
+
+    def sync(self) -> None:  # noqa: B027 - a no-op unless the device queues work
+        """Wait for queued work (CUDA); CPU backends return at once."""
+
+    def time(self, run: Callable[[], object], protocol: TimingProtocol) -> Measurement:
+        return measure(run, protocol, self.sync)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a latency depends on besides the op: compared before a profile is reused."""
+        return {
+            "backend": self.name,
+            "backend_version": self.version(),
+            "device": self.device,
+            "device_name": self.device_name(),
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "threads": self.threads,
+            "precision": self.precision,
+            "batch": self.batch,
+            "dtype": "float32",
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+        }
+
+    def device_name(self) -> str:
+        return cpu_model()
+
+    def _input(self, shape) -> np.ndarray:
+        return np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+
+
+class TorchBackend(Backend):
+    """PyTorch eager mode: CPU with an explicit thread count, or CUDA (timed with synchronisation)."""
+
+    name = "torch"
+    precisions = ("f32", "f16", "bf16")
+
+    def __init__(self, device: str = "cpu", threads: int | None = None, batch: int = 1, precision: str = "f32",
+                 cudnn_benchmark: bool = False):
+        super().__init__(device, threads, batch, precision)
+        torch.set_num_threads(self.threads)
+        self.cudnn_benchmark = bool(cudnn_benchmark)
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark
+        self._dtype = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[self.precision]
+
+    @classmethod
+    def available_devices(cls) -> list[str]:
+        return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())] + (["cuda"] if torch.cuda.is_available() else [])
+
+    def device_name(self) -> str:
+        return torch.cuda.get_device_name(self.device) if self.device.startswith("cuda") else cpu_model()
+
+    def sync(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)
+
+    def fingerprint(self) -> dict[str, Any]:
+        fp = super().fingerprint()
+        if self.device.startswith("cuda"):
+            fp["cudnn_benchmark"] = self.cudnn_benchmark
+            fp["cuda"] = torch.version.cuda
+        return fp
+
+    def _runner(self, module: nn.Module, shape) -> Callable[[], object]:
+        module = module.to(self.device, self._dtype).eval()
+        x = torch.from_numpy(self._input(shape)).to(self.device, self._dtype)
+
+        def run():
+            with torch.inference_mode():
+                return module(x)
+
+        return run
+
+    def prepare_op(self, op: OpSpec, width: int) -> Callable[[], object]:
+        cin, cout, groups = op.shape_at(width)
+        if op.kind == "linear":
+            return self._runner(nn.Linear(cin, cout), (self.batch, cin))
+        layers: list[nn.Module] = [nn.Conv2d(cin, cout, op.kernel, op.stride, op.padding, groups=groups, bias=False)]
+        if op.norm_act:
+            layers += [nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        return self._runner(nn.Sequential(*layers), (self.batch, cin, *op.hw))
+
+    def prepare_model(self, model: nn.Module, input_size: tuple[int, ...]) -> Callable[[], object]:
+        import copy
+
+        return self._runner(copy.deepcopy(model), (self.batch, *input_size))
+
+
+class OnnxRuntimeBackend(Backend):
+    """ONNX Runtime: CPU execution provider with explicit intra-op threads; CUDA where installed."""
+
+    name = "onnxruntime"
+
+    @classmethod
+    def available_devices(cls) -> list[str]:
+        ort = require("onnxruntime", "the onnxruntime backend", "onnx")
+        providers = ort.get_available_providers()
+        return ["cpu"] + (["cuda"] if "CUDAExecutionProvider" in providers else [])
+
+    def version(self) -> str:
+        return require("onnxruntime", "the onnxruntime backend", "onnx").__version__
+
+    def _session(self, model_bytes: bytes, shape) -> Callable[[], object]:
+        ort = require("onnxruntime", "the onnxruntime backend", "onnx")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        providers = ["CUDAExecutionProvider"] if self.device == "cuda" else ["CPUExecutionProvider"]
+        session = ort.InferenceSession(model_bytes, opts, providers=providers)
+        feed = {session.get_inputs()[0].name: self._input(shape)}
+        return lambda: session.run(None, feed)[0]
+
+    def prepare_op(self, op: OpSpec, width: int) -> Callable[[], object]:
+        from .onnx_graph import op_model
+
+        model, shape = op_model(op, width, self.batch)
+        return self._session(model.SerializeToString(), shape)
+
+    def prepare_model(self, model: nn.Module, input_size: tuple[int, ...]) -> Callable[[], object]:
+        from .onnx_graph import export_model
+
+        return self._session(export_model(model, input_size, self.batch), (self.batch, *input_size))
+
+
+class OpenVinoBackend(Backend):
+    """OpenVINO on any device the installed runtime offers (CPU, GPU, NPU; MYRIAD on 2021.x).
+
+    The inference precision is always set (this runtime defaults to bf16 on CPUs with AMX)
+    and recorded, as are the threads and the latency performance hint.
+    """
+
+    name = "openvino"
+    precisions = ("f32", "bf16", "f16")
+
+    @classmethod
+    def available_devices(cls) -> list[str]:
+        ov = require("openvino", "the openvino backend", "openvino")
+        return ov.Core().available_devices
+
+    def version(self) -> str:
+        return require("openvino", "the openvino backend", "openvino").__version__
+
+    def device_name(self) -> str:
+        ov = require("openvino", "the openvino backend", "openvino")
+        try:
+            return str(ov.Core().get_property(self.device, "FULL_DEVICE_NAME"))
+        except Exception:  # noqa: BLE001 - a device without the property
+            return self.device
+
+    def _compile(self, onnx_bytes: bytes, shape) -> Callable[[], object]:
+        ov = require("openvino", "the openvino backend", "openvino")
+        core = ov.Core()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "m.onnx")
+            with open(path, "wb") as f:
+                f.write(onnx_bytes)
+            model = core.read_model(path)
+        config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
+        if self.device == "CPU":
+            config["INFERENCE_NUM_THREADS"] = str(self.threads)
+        compiled = core.compile_model(model, self.device, config)
+        request = compiled.create_infer_request()
+        x = self._input(shape)
+
+        def run():
+            request.infer({0: x})
+            return request.get_output_tensor(0).data
+
+        return run
+
+    def prepare_op(self, op: OpSpec, width: int) -> Callable[[], object]:
+        from .onnx_graph import op_model
+
+        model, shape = op_model(op, width, self.batch)
+        return self._compile(model.SerializeToString(), shape)
+
+    def prepare_model(self, model: nn.Module, input_size: tuple[int, ...]) -> Callable[[], object]:
+        from .onnx_graph import export_model
+
+        return self._compile(export_model(model, input_size, self.batch), (self.batch, *input_size))
+
+
+BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (TorchBackend, OnnxRuntimeBackend, OpenVinoBackend)}
+
+
+def get_backend(name: str, device: str | None = None, threads: int | None = None, batch: int = 1,
+                precision: str = "f32") -> Backend:
+    """A backend by name; unknown names and devices list what is available."""
+    if name not in BACKENDS:
+        raise StaircaseError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
+    cls = BACKENDS[name]
+    if device is None:
+        device = "CPU" if name == "openvino" else "cpu"
+    return cls(device=device, threads=threads, batch=batch, precision=precision)

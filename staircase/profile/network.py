@@ -1,0 +1,63 @@
+"""Whole-network latency: predicted from a profile, or measured end to end on a backend.
+
+Prediction = the full network's measured time + for every layer a slot touches, its
+time at the new widths minus its time at full width (from the op curves). Working in
+differences cancels the per-call overhead that one-op graphs pay and a whole network does
+not; a layer touched by two slots (its inputs and its outputs) adds both differences.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import SpecError
+from .backends import Backend
+from .store import Profile
+from .timing import Measurement, TimingProtocol
+
+__all__ = ["Prediction", "predict", "measure_network"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    median_ms: float
+    spread_ms: float
+    full_ms: float
+
+
+def predict(profile: Profile, network: str, widths: Mapping[str, int]) -> Prediction:
+    """Predicted latency of ``network`` (a key of ``profile.networks``) with ``widths``."""
+    entry = profile.network(network)
+    if "full" not in entry:
+        raise SpecError(f"profile {profile.path} has not finished {network} (no full-network time yet); "
+                        "rerun `staircase profile` to complete it")
+    slots = entry["slots"]
+    missing = sorted(n for n, w in widths.items() if n not in slots)
+    if missing:
+        raise SpecError(f"profile {profile.path} lacks slot(s) {missing[:4]} of {network}"
+                        f"{' (and more)' if len(missing) > 4 else ''}; profile them with `staircase profile --all`")
+    total = entry["full"]["median_ms"]
+    var = entry["full"]["spread_ms"] ** 2
+    for name, width in widths.items():
+        full = slots[name]["width"]
+        if width == full:
+            continue
+        if not 1 <= width <= full:
+            raise SpecError(f"slot {name!r}: width {width} outside 1..{full}")
+        for key in slots[name]["layers"].values():
+            curve = profile.curve(key)
+            i = next(j for j, w in enumerate(curve.widths) if w >= width)
+            total += curve.at(width) - curve.at(full)
+            var += curve.spread_ms[i] ** 2
+    return Prediction(total, math.sqrt(var), entry["full"]["median_ms"])
+
+
+def measure_network(backend: Backend, model: nn.Module, input_size, protocol: TimingProtocol | None = None) -> Measurement:
+    """Time the whole network end to end on ``backend`` (median of blocks, IQR spread)."""
+    from .sweep import FULL_NETWORK_PROTOCOL
+
+    return backend.time(backend.prepare_model(model, tuple(input_size)), protocol or FULL_NETWORK_PROTOCOL)

@@ -1,0 +1,197 @@
+"""The profile file: measured op curves of one device/backend, and the networks they cover.
+
+``profiles/<device>-<backend>.json`` is readable and versioned. While a sweep runs, each
+finished point is appended to ``<file>.journal`` (one JSON line, flushed and fsynced), and
+the JSON is rewritten atomically from time to time; a killed sweep loses at most the point
+in flight, and loading replays the journal. A file that is not a profile, or is truncated,
+is reported by name and never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._io import atomic_write_json
+from ..errors import SpecError, StaircaseError
+from .ops import OpSpec
+from .staircase import optimal_points
+
+__all__ = ["PROFILE_FORMAT", "PROFILE_VERSION", "Profile", "ProfileMismatch", "Curve"]
+
+PROFILE_FORMAT = "staircase-profile"
+PROFILE_VERSION = 1
+# what must agree before measurements are reused or predictions trusted
+FINGERPRINT_KEYS = ("backend", "backend_version", "device", "device_name", "cpu", "threads", "precision", "batch", "dtype")
+
+
+class ProfileMismatch(StaircaseError):
+    """A profile measured on another device, backend or setting."""
+
+
+@dataclass
+class Curve:
+    """One op's (or one slot's) latency against width: medians and spreads in ms."""
+
+    widths: list[int]
+    median_ms: list[float]
+    spread_ms: list[float]
+    noisy: list[bool] = field(default_factory=list)
+
+    def optimal(self) -> list[int]:
+        return optimal_points(self.widths, self.median_ms, self.spread_ms)
+
+    def at(self, width: int) -> float:
+        """Latency at ``width``; between measured widths, the next measured one up (a step's top)."""
+        for w, t in zip(self.widths, self.median_ms, strict=True):
+            if w >= width:
+                return t
+        return self.median_ms[-1]
+
+
+def _point_summary(rounds: list[dict]) -> dict:
+    medians = [r["median_ms"] for r in rounds]
+    within = statistics.median(r["iqr_ms"] for r in rounds)
+    between = max(medians) - min(medians) if len(medians) > 1 else 0.0
+    return {
+        "median_ms": statistics.median(medians),
+        "spread_ms": max(within, between),  # drift between rounds counts as noise too
+        "rounds": len(rounds),
+        "noisy": all(r["noisy"] for r in rounds),
+    }
+
+
+class Profile:
+    def __init__(self, path: Path, fingerprint: dict[str, Any], protocol: dict[str, Any]):
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+        self.protocol = protocol
+        self.ops: dict[str, dict[str, Any]] = {}  # key -> {"op": OpSpec dict, "rounds": {width: [round dicts]}}
+        self.networks: dict[str, dict[str, Any]] = {}
+        self.notes: dict[str, Any] = {}
+
+    # -- files -------------------------------------------------------------------------------
+
+    @property
+    def journal(self) -> Path:
+        return self.path.with_name(self.path.name + ".journal")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Profile:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SpecError(f"profile {path} does not exist; create it with `staircase profile MODEL --out {path}`") from None
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"profile {path} is not valid JSON (line {exc.lineno}: {exc.msg}): truncated or corrupt; "
+                            "it was left as it is: move it away and profile again") from None
+        if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
+            raise SpecError(f"{path} is not a staircase profile (expected \"format\": \"{PROFILE_FORMAT}\")")
+        if not isinstance(data.get("version"), int) or data["version"] > PROFILE_VERSION:
+            raise SpecError(f"profile {path} has version {data.get('version')!r}; this staircase reads {PROFILE_VERSION}")
+        try:
+            prof = cls(path, dict(data["fingerprint"]), dict(data["protocol"]))
+            for key, entry in data["ops"].items():
+                OpSpec.from_dict(entry["op"])
+                prof.ops[key] = {"op": entry["op"], "rounds": {int(w): list(r) for w, r in entry["rounds"].items()}}
+            prof.networks = dict(data["networks"])
+            prof.notes = dict(data.get("notes", {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SpecError(f"profile {path} is missing or has malformed field {exc}; it was left as it is") from None
+        prof._replay_journal()
+        return prof
+
+    def _replay_journal(self) -> None:
+        if not self.journal.exists():
+            return
+        with open(self.journal, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # the line being written when the sweep was killed
+                self.add_round(rec["key"], rec["op"], rec["width"], rec["m"], journal=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": PROFILE_FORMAT,
+            "version": PROFILE_VERSION,
+            "fingerprint": self.fingerprint,
+            "protocol": self.protocol,
+            "notes": self.notes,
+            "networks": self.networks,
+            "ops": {
+                key: {
+                    "op": e["op"],
+                    "points": {str(w): _point_summary(r) for w, r in sorted(e["rounds"].items())},
+                    "rounds": {str(w): r for w, r in sorted(e["rounds"].items())},
+                }
+                for key, e in sorted(self.ops.items())
+            },
+        }
+
+    def save(self) -> Path:
+        """Write the JSON atomically, then drop the journal it now contains."""
+        atomic_write_json(self.path, self.to_dict())
+        if self.journal.exists():
+            self.journal.unlink()
+        return self.path
+
+    # -- measurements ------------------------------------------------------------------------
+
+    def add_round(self, key: str, op: dict, width: int, m: dict, journal: bool = True) -> None:
+        entry = self.ops.setdefault(key, {"op": op, "rounds": {}})
+        entry["rounds"].setdefault(int(width), []).append(m)
+        if journal:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.journal, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"key": key, "op": op, "width": int(width), "m": m}) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+    def rounds_done(self, key: str, width: int) -> int:
+        return len(self.ops.get(key, {}).get("rounds", {}).get(int(width), []))
+
+    def curve(self, key: str) -> Curve:
+        rounds = self.ops[key]["rounds"]
+        widths = sorted(rounds)
+        summaries = [_point_summary(rounds[w]) for w in widths]
+        return Curve(widths, [s["median_ms"] for s in summaries], [s["spread_ms"] for s in summaries],
+                     [s["noisy"] for s in summaries])
+
+    def slot_curve(self, network: str, slot: str) -> Curve:
+        """The slot's latency: the sum of what it changes, at the widths measured for all of them."""
+        layers = self.networks[network]["slots"][slot]["layers"]
+        curves = [self.curve(k) for k in layers.values() if k in self.ops]
+        if not curves or len(curves) < len(layers):
+            raise SpecError(f"profile {self.path} has no complete measurements for slot {slot!r} of {network}")
+        common = sorted(set.intersection(*(set(c.widths) for c in curves)))
+        idx = [{w: i for i, w in enumerate(c.widths)} for c in curves]
+        med = [sum(c.median_ms[ix[w]] for c, ix in zip(curves, idx, strict=True)) for w in common]
+        spr = [sum(c.spread_ms[ix[w]] for c, ix in zip(curves, idx, strict=True)) for w in common]
+        noisy = [any(c.noisy[ix[w]] for c, ix in zip(curves, idx, strict=True)) for w in common]
+        return Curve(common, med, spr, noisy)
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def check_fingerprint(self, other: dict[str, Any], override: bool = False) -> None:
+        """Refuse measurements from another device/backend/setting unless ``override``."""
+        diffs = [f"{k}: profile {self.fingerprint.get(k)!r} vs here {other.get(k)!r}"
+                 for k in FINGERPRINT_KEYS if self.fingerprint.get(k) != other.get(k)]
+        if diffs and not override:
+            raise ProfileMismatch(
+                f"profile {self.path} was measured elsewhere ({'; '.join(diffs[:3])}); "
+                "profile this device into a new file, or pass --allow-other-device to use it anyway"
+            )
+
+    def network(self, name: str) -> dict[str, Any]:
+        if name not in self.networks:
+            known = ", ".join(sorted(self.networks)) or "none"
+            raise SpecError(f"profile {self.path} does not cover {name} (it covers: {known}); "
+                            f"extend it with `staircase profile {name.split('@')[0]} --out {self.path}`")
+        return self.networks[name]

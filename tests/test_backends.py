@@ -1,0 +1,78 @@
+"""One contract, every backend (skipped where its package is not installed)."""
+
+import pytest
+import torch
+
+from staircase import create_model
+from staircase.errors import StaircaseError
+from staircase.profile.backends import BACKENDS, get_backend
+from staircase.profile.ops import OpSpec
+from staircase.profile.timing import TimingProtocol
+
+FAST = TimingProtocol(warmup_s=0.0, min_block_s=0.0005, min_samples=3, max_samples=5, max_s=0.2)
+CONV = OpSpec("conv", "out", 8, 16, (3, 3), (2, 2), (1, 1), (12, 12), norm_act=True)
+
+
+def _backend(name, **kw):
+    try:
+        return get_backend(name, threads=1, **kw)
+    except StaircaseError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request):
+    return _backend(request.param)
+
+
+@pytest.mark.parametrize("op", [
+    CONV,
+    OpSpec("conv", "in", 8, 16, (1, 1), (1, 1), (0, 0), (6, 6)),
+    OpSpec("conv", "depthwise", 8, 8, (3, 3), (1, 1), (1, 1), (6, 6), norm_act=True),
+    OpSpec("linear", "in", 32, 10),
+])
+def test_every_op_kind_runs_and_times(backend, op):
+    run = backend.prepare_op(op, 5)
+    run()
+    m = backend.time(run, FAST)
+    assert m.median_ms > 0 and m.n >= 3
+
+
+def test_whole_network_runs(backend):
+    run = backend.prepare_model(create_model("wrn_16_1").eval(), (3, 32, 32))
+    assert tuple(torch.as_tensor(run()).shape) == (1, 10)
+
+
+def test_fingerprint_records_what_latency_depends_on(backend):
+    fp = backend.fingerprint()
+    for key in ("backend", "backend_version", "device", "cpu", "threads", "precision", "batch", "dtype", "torch"):
+        assert key in fp
+    assert fp["threads"] == 1 and fp["precision"] == "f32"
+
+
+def test_one_op_graph_matches_torch_numerics():
+    pytest.importorskip("onnxruntime")
+    from staircase.profile.onnx_graph import op_model
+
+    model, shape = op_model(OpSpec("conv", "out", 4, 8, (3, 3), (1, 1), (1, 1), (5, 5), norm_act=True), 6, 2)
+    import numpy as np
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"x": np.ones(shape, np.float32)})[0]
+    assert y.shape == (2, 6, 5, 5) and (y >= 0).all()  # Conv -> Relu
+
+
+def test_bad_backend_device_precision_are_clear():
+    with pytest.raises(StaircaseError, match="unknown backend 'tensorrt'; available: torch, onnxruntime, openvino"):
+        get_backend("tensorrt")
+    with pytest.raises(StaircaseError, match="has no device 'cuda:7'; available here: cpu"):
+        get_backend("torch", "cuda:7")
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(StaircaseError, match="runs precision f32, not 'bf16'"):
+        get_backend("onnxruntime", precision="bf16")
+
+
+def test_openvino_precision_is_set_explicitly():
+    be = _backend("openvino", precision="bf16")
+    assert be.fingerprint()["precision"] == "bf16"

@@ -1,0 +1,116 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from staircase.errors import SpecError
+from staircase.profile.backends import get_backend
+from staircase.profile.network import predict
+from staircase.profile.store import Profile, ProfileMismatch
+from staircase.profile.sweep import grid_widths, profile_network
+from staircase.profile.timing import TimingProtocol
+
+FAST = TimingProtocol(warmup_s=0.0, min_block_s=0.0002, min_samples=3, max_samples=4, max_s=0.05)
+
+
+def _sweep(path, **kw):
+    kw.setdefault("grid", 8)
+    kw.setdefault("rounds", 1)
+    return profile_network("wrn_16_1", get_backend("torch", threads=1), path, protocol=FAST, progress=False,
+                           log=lambda m: None, **kw)
+
+
+def test_grid_widths():
+    assert grid_widths(20, 8) == [1, 8, 16, 20]
+    assert grid_widths(3, 1) == [1, 2, 3]
+
+
+def test_sweep_shares_ops_and_predicts(tmp_path):
+    r = _sweep(tmp_path / "p.json")
+    assert r.complete and r.network == "wrn_16_1@3x32x32"
+    prof = Profile.load(tmp_path / "p.json")
+    slots = prof.networks[r.network]["slots"]
+    assert len(slots) == 6
+    # blocks 1 of each stage repeat block 0's consumer: 6 slots share 3 consumer ops + 5 producers... measured once
+    keys = {k for s in slots.values() for k in s["layers"].values()}
+    assert len(keys) == len(prof.ops) == 8
+    assert r.measured >= sum(len(grid_widths(s["width"], 8)) for s in slots.values()) - 2 * 3
+    full = predict(prof, r.network, {})
+    assert full.median_ms == pytest.approx(prof.networks[r.network]["full"]["median_ms"])
+    smaller = predict(prof, r.network, {"block3.layer.0.conv1": 8, "block3.layer.1.conv1": 8})
+    assert smaller.median_ms != full.median_ms
+    with pytest.raises(SpecError, match="lacks slot"):
+        predict(prof, r.network, {"conv1": 3})
+    again = _sweep(tmp_path / "p.json")
+    assert again.measured == 0 and again.reused > 0
+
+
+def test_profile_on_another_device_is_refused(tmp_path):
+    _sweep(tmp_path / "p.json")
+    prof = Profile.load(tmp_path / "p.json")
+    other = dict(prof.fingerprint, threads=99)
+    with pytest.raises(ProfileMismatch, match="threads: profile 1 vs here 99"):
+        prof.check_fingerprint(other)
+    prof.check_fingerprint(other, override=True)
+
+
+def test_corrupt_profile_is_named_and_left_alone(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text('{"format": "staircase-profile", "version": 1, "fing')
+    before = path.read_text()
+    with pytest.raises(SpecError, match=f"profile {path} is not valid JSON"):
+        _sweep(path)
+    assert path.read_text() == before
+    path.write_text(json.dumps({"format": "other"}))
+    with pytest.raises(SpecError, match="is not a staircase profile"):
+        Profile.load(path)
+
+
+def test_journal_replays_and_ignores_a_torn_line(tmp_path):
+    path = tmp_path / "p.json"
+    prof = Profile(path, {"backend": "x"}, {})
+    op = {"kind": "linear", "free": "in", "cin": 4, "cout": 2}
+    prof.add_round("k", op, 3, {"median_ms": 1.0, "iqr_ms": 0.1, "n": 5, "noisy": False})
+    prof.save()
+    prof.add_round("k", op, 4, {"median_ms": 2.0, "iqr_ms": 0.1, "n": 5, "noisy": False})
+    with open(prof.journal, "a") as f:
+        f.write('{"key": "k", "op": {"kind": "lin')  # killed mid-write
+    loaded = Profile.load(path)
+    assert loaded.rounds_done("k", 3) == 1 and loaded.rounds_done("k", 4) == 1
+    assert loaded.curve("k").median_ms == [1.0, 2.0]
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_loses_at_most_one_point(tmp_path):
+    path = tmp_path / "p.json"
+    cmd = [sys.executable, "-m", "staircase", "profile", "wrn_16_1", "--backend", "torch", "--threads", "1",
+           "--grid", "2", "--rounds", "1", "--out", str(path), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = tmp_path / "p.json.journal"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not journal.exists() or journal.read_text().count("\n") < 10):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = journal.read_text().count("\n")
+    assert done_before >= 10
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["complete"]
+    prof = Profile.load(path)
+    total = sum(len(r) for e in prof.ops.values() for r in e["rounds"].values())
+    # every point journaled before the kill is kept, and none of them was measured again
+    assert total == done_before + summary["measured"]
+    assert summary["reused"] > 0
+
+
+def test_budget_stops_and_resumes(tmp_path):
+    r = _sweep(tmp_path / "p.json", budget_minutes=0.0001)
+    assert not r.complete
+    r2 = _sweep(tmp_path / "p.json")
+    assert r2.complete and r2.reused + r2.measured > 0
