@@ -30,3 +30,20 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` as indented JSON (trailing newline, stable key order as given)."""
     return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def read_json(path: str | os.PathLike, what: str, missing_hint: str = "", corrupt_hint: str = "") -> Any:
+    """Parse a JSON file; a missing or unparsable one is one :class:`SpecError` naming ``what`` and the path."""
+    from .errors import SpecError
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{what} {path} does not exist{missing_hint}") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{what} {path} is not valid JSON (line {exc.lineno}: {exc.msg}){corrupt_hint}") from None

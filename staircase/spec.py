@@ -8,14 +8,13 @@ same architecture; :meth:`StudentSpec.build` checks that by the parameter count.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from ._io import atomic_write_json
+from ._io import atomic_write_json, read_json
 from .complexity import count_macs, count_params
 from .errors import SpecError, WidthError
 from .modelref import Architecture
@@ -163,17 +162,7 @@ class StudentSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> StudentSpec:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SpecError(f"student spec {path} does not exist") from None
-        except OSError as exc:
-            raise SpecError(f"cannot read student spec {path}: {exc.strerror}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"student spec {path} is not valid JSON (line {exc.lineno}: {exc.msg}); is it truncated?") from None
+        data = read_json(path, "student spec", corrupt_hint="; is it truncated?")
         return cls.from_dict(data, str(path))
 
 
@@ -192,13 +181,7 @@ def _num_classes(model: nn.Module, input_size: tuple[int, ...]) -> int:
 
 def load_widths(path: str | Path) -> dict[str, int]:
     """Read ``{slot: width}`` from a JSON file: a bare object, or any object with a ``widths`` object."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"widths file {path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"widths file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    data = read_json(path, "widths file")
     if isinstance(data, dict) and isinstance(data.get("widths"), dict):
         data = data["widths"]
     if not isinstance(data, dict) or not data:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_json
+from .._io import atomic_write_json, read_json
 from ..errors import SpecError, StaircaseError
 from .ops import OpSpec
 from .staircase import optimal_points
@@ -83,13 +83,8 @@ class Profile:
     @classmethod
     def load(cls, path: str | Path) -> Profile:
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SpecError(f"profile {path} does not exist; create it with `staircase profile MODEL --out {path}`") from None
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"profile {path} is not valid JSON (line {exc.lineno}: {exc.msg}): truncated or corrupt; "
-                            "it was left as it is: move it away and profile again") from None
+        data = read_json(path, "profile", f"; create it with `staircase profile MODEL --out {path}`",
+                         ": truncated or corrupt; it was left as it is: move it away and profile again")
         if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
             raise SpecError(f"{path} is not a staircase profile (expected \"format\": \"{PROFILE_FORMAT}\")")
         if not isinstance(data.get("version"), int) or data["version"] > PROFILE_VERSION:
