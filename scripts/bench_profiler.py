@@ -3,7 +3,11 @@
 Every figure is measured by this script and written to docs/bench_profiler.json and
 docs/BENCH_PROFILER.md. Usage:
 
-    python scripts/bench_profiler.py --models wrn_40_2 resnet34 --threads 2 [--parts 1 2 3 4]
+    python scripts/bench_profiler.py --threads 2 [--parts 1 2 3 4] [--profiles profiles]
+
+Reproducibility and step sizes use the first model (wrn_40_2); cost and prediction every
+model. With ``--profiles DIR`` the onnxruntime profile of every model and the torch profile
+of the first are kept there (cpu-onnxruntime.json, cpu-torch.json): the shipped profiles.
 """
 
 from __future__ import annotations
@@ -28,14 +32,18 @@ from staircase.profile.staircase import snap, step_size  # noqa: E402
 from staircase.profile.sweep import profile_network  # noqa: E402
 from staircase.slots import make_student  # noqa: E402
 
+# full sweeps at 224x224 cost ~4x a grid of 4 that is refined around the steps
+GRIDS = {"resnet34": 4, "resnet18": 4, "densenet121": 4, "mobilenet_v2": 4}
 
-def _sweep(model, backend, path, grid=1):
+
+def _sweep(model, backend, path, grid=None):
+    grid = grid or GRIDS.get(model, 1)
     return profile_network(model, backend, path, grid=grid, progress=False, log=lambda m: None)
 
 
-def reproducibility(model, backend, tmp):
+def reproducibility(model, backend, paths):
     """Profile twice from scratch; share of (slot, fraction) whose nearest snap agrees."""
-    runs = [_sweep(model, backend, Path(tmp) / f"repro{i}.json") for i in range(2)]
+    runs = [_sweep(model, backend, p) for p in paths]
     agree = total = 0
     for slot in runs[0].profile.networks[runs[0].network]["slots"]:
         curves = [r.profile.slot_curve(r.network, slot) for r in runs]
@@ -49,13 +57,14 @@ def reproducibility(model, backend, tmp):
 
 
 def naive_cost_seconds(result, repeats=100):
-    """What a naive sweep would cost: each slot separately (no shared ops), 100 fixed runs per width."""
+    """What a naive sweep would cost: every width of each slot separately (no shared ops, no
+    grid), 100 fixed runs per width; from the measured medians, preparation not counted."""
     prof, net = result.profile, result.network
     total = 0.0
     for info in prof.networks[net]["slots"].values():
         for key in info["layers"].values():
             curve = prof.curve(key)
-            total += sum(repeats * t / 1e3 for t in curve.median_ms)
+            total += sum(repeats * curve.at(w) / 1e3 for w in range(1, info["width"] + 1))
     return total
 
 
@@ -82,7 +91,8 @@ def prediction_error(model, backend, result, n=20, seed=0):
     return {"model": model, "students": n, "median_abs_error": statistics.median(errors), "max_abs_error": max(errors)}
 
 
-def step_sizes(model, backends, tmp, grid):
+def step_sizes(model, backends, tmp, keep, done):
+    """Profile ``model`` on each backend (reusing ``done``, a finished onnxruntime sweep)."""
     rows = []
     for name, kw in backends:
         try:
@@ -90,7 +100,12 @@ def step_sizes(model, backends, tmp, grid):
         except Exception as exc:  # noqa: BLE001 - record and go on, like timm's benchmark
             rows.append({"backend": f"{name} {kw.get('precision', 'f32')}", "error": str(exc)})
             continue
-        r = _sweep(model, be, Path(tmp) / f"steps-{name}-{kw.get('precision', 'f32')}.json", grid=grid)
+        if name == "onnxruntime" and done is not None:
+            r = done
+        else:
+            path = Path(keep or tmp) / "cpu-torch.json" if name == "torch" and keep else \
+                Path(tmp) / f"steps-{name}-{be.precision}.json"
+            r = _sweep(model, be, path)
         sizes = [step_size(r.profile.slot_curve(r.network, s).optimal())
                  for s in r.profile.networks[r.network]["slots"]]
         sizes = [s for s in sizes if s]
@@ -101,39 +116,54 @@ def step_sizes(model, backends, tmp, grid):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["wrn_40_2"])
+    ap.add_argument("--models", nargs="+", default=["wrn_40_2", "resnet34"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--parts", nargs="+", type=int, default=[1, 2, 3, 4])
     ap.add_argument("--students", type=int, default=20)
+    ap.add_argument("--profiles", default=None, help="keep the profiles in this folder (e.g. profiles)")
     ap.add_argument("--out", default=str(ROOT / "docs"))
     args = ap.parse_args()
     backend = get_backend("onnxruntime", threads=args.threads)
     report = {"threads": args.threads, "backend": backend.fingerprint(), "repro": [], "cost": [], "prediction": [],
-              "steps": []}
+              "steps": [], "grids": {m: GRIDS.get(m, 1) for m in args.models}}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
+        kept = Path(args.profiles or tmp) / "cpu-onnxruntime.json"
+        for stale in (kept, Path(str(kept) + ".journal")):
+            stale.unlink(missing_ok=True)
+        first_model, first = args.models[0], None
+        if 1 in args.parts:
+            repro, first = reproducibility(first_model, backend, [kept, Path(tmp) / "repro-second.json"])
+            report["repro"].append(repro)
+            print(f"[1] {first_model}: snapped widths agree {repro['agreement']:.1%} over {repro['comparisons']}",
+                  flush=True)
+        results = {}
         for model in args.models:
-            repro, first = reproducibility(model, backend, tmp) if 1 in args.parts or 2 in args.parts else (None, None)
-            if 1 in args.parts:
-                report["repro"].append(repro)
-                print(f"[1] {model}: snapped widths agree {repro['agreement']:.1%} over {repro['comparisons']}")
+            if model == first_model and first is not None:
+                results[model] = first
+            elif 2 in args.parts or 3 in args.parts:
+                results[model] = _sweep(model, backend, kept)
             if 2 in args.parts:
-                naive = naive_cost_seconds(first)
-                report["cost"].append({"model": model, "profile_s": first.seconds, "naive_estimate_s": naive,
-                                       "ratio": naive / first.seconds})
-                print(f"[2] {model}: {first.seconds:.0f} s; naive sweep estimated {naive:.0f} s")
+                r = results[model]
+                naive = naive_cost_seconds(r)
+                report["cost"].append({"model": model, "grid": GRIDS.get(model, 1), "profile_s": r.seconds,
+                                       "measurements": r.measured, "naive_estimate_s": naive,
+                                       "ratio": naive / r.seconds})
+                print(f"[2] {model}: {r.seconds:.0f} s ({r.measured} measurements); naive sweep estimated "
+                      f"{naive:.0f} s", flush=True)
             if 3 in args.parts:
-                result = first or _sweep(model, backend, Path(tmp) / "pred.json")
-                pred = prediction_error(model, backend, result, args.students)
+                r = results[model]
+                pred = prediction_error(model, backend, r, args.students)
                 report["prediction"].append(pred)
-                print(f"[3] {model}: median |error| {pred['median_abs_error']:.1%}, worst {pred['max_abs_error']:.1%}")
+                print(f"[3] {model}: median |error| {pred['median_abs_error']:.1%}, worst {pred['max_abs_error']:.1%}",
+                      flush=True)
         if 4 in args.parts:
             backends = [("torch", {"threads": args.threads}), ("onnxruntime", {"threads": args.threads}),
                         ("openvino", {"threads": args.threads, "precision": "f32"}),
                         ("openvino", {"threads": args.threads, "precision": "bf16"})]
-            report["steps"] = step_sizes(args.models[0], backends, tmp, grid=1)
+            report["steps"] = step_sizes(first_model, backends, tmp, args.profiles, results.get(first_model))
             for row in report["steps"]:
-                print(f"[4] {row}")
+                print(f"[4] {row}", flush=True)
     report["seconds"] = time.perf_counter() - started
     out = Path(args.out)
     atomic_write_json(out / "bench_profiler.json", report)
@@ -154,8 +184,9 @@ def render(r: dict) -> str:
                                [[x["model"], f"{x['agreement']:.1%}", x["comparisons"], str(x["seconds"])] for x in r["repro"]]), ""]
     if r["cost"]:
         lines += ["## 2. Cost (naive = every slot separately, 100 fixed runs per width, no reuse; estimated from the measured medians, preparation excluded)", "",
-                  format_table(["model", "profile s", "naive s (est.)", "naive / ours"],
-                               [[x["model"], round(x["profile_s"], 1), round(x["naive_estimate_s"], 1), round(x["ratio"], 2)] for x in r["cost"]]), ""]
+                  format_table(["model", "grid", "measurements", "profile s", "naive s (est.)", "naive / ours"],
+                               [[x["model"], x["grid"], x["measurements"], round(x["profile_s"], 1),
+                                 round(x["naive_estimate_s"], 1), round(x["ratio"], 2)] for x in r["cost"]]), ""]
     if r["prediction"]:
         lines += ["## 3. Prediction vs end-to-end measurement (random widths 25-100% per slot)", "",
                   format_table(["model", "students", "median |error|", "worst |error|"],

@@ -194,8 +194,11 @@ class Profile(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--out", default=None, help="profile file (default: profiles/<device>-<backend>.json)")
         parser.add_argument("--all", action="store_true", help="also profile coupled residual/concat/stem slots")
-        parser.add_argument("--grid", type=int, default=1, help="sweep every N-th width (default: 1, all widths)")
+        parser.add_argument("--grid", type=int, default=1, help="sweep every N-th width first, then every width next to a step found "
+                                 "(default: 1, all widths)")
         parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per width (default: 2)")
+        parser.add_argument("--timing", choices=("quick", "standard", "careful"), default="standard",
+                            help="samples per point: quick (a first look, minutes), standard, careful (noisy machines)")
         parser.add_argument("--budget-minutes", type=float, default=None, help="stop after this long; rerun to continue")
         parser.add_argument("--seed", type=int, default=0, help="order of the shuffled sweep (default: 0)")
         parser.add_argument("--plots", default=None, help="folder for the plots (default: beside the profile)")
@@ -210,7 +213,7 @@ class Profile(Command):
         out = Path(args.out) if args.out else Path("profiles") / f"{_device_tag(backend)}-{backend.name}.json"
         log = (lambda m: print(m, file=sys.stderr)) if args.json else print
         result = profile_network(args.model, backend, out, include_all=args.all, grid=args.grid, rounds=args.rounds,
-                                 budget_minutes=args.budget_minutes, seed=args.seed,
+                                 timing=args.timing,                                 budget_minutes=args.budget_minutes, seed=args.seed,
                                  allow_other_device=args.allow_other_device, progress=not args.json, log=log)
         plots = []
         if result.complete:
@@ -271,7 +274,8 @@ class Steps(Command):
                              _short(r["optimal"])] for r in rows]))
         grid = max((r["grid"] for r in rows), default=1)
         if grid > 1:
-            print(f"\nswept every {grid} widths: each step edge is known to within {grid} channels")
+            print(f"\nswept every {grid} widths, then every width next to each step found: a step narrower "
+                  f"than {grid} channels between two grid widths can be missed")
         return 0
 
 

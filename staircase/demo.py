@@ -25,7 +25,7 @@ from .spec import Provenance, StudentSpec
 SCALES = (0.3, 0.5, 0.7)
 
 
-def _profile(model_name: str, out: Path, grid: int):
+def _profile(model_name: str, out: Path, grid: int, timing: str):
     from .profile.backends import get_backend
     from .profile.plots import plot_profile
     from .profile.sweep import profile_network
@@ -34,13 +34,13 @@ def _profile(model_name: str, out: Path, grid: int):
     path = out / "profile.json"
     if path.exists():
         print(f"      reusing {path} (--fresh to measure again)")
-    result = profile_network(model_name, backend, path, grid=grid, rounds=2, progress=True, log=lambda m: print("      " + m))
+    result = profile_network(model_name, backend, path, grid=grid, rounds=2, timing=timing, progress=True, log=lambda m: print("      " + m))
     plots = plot_profile(result.profile, result.network, out / "plots", per_slot=False)
     print(f"      staircase plot: {plots[-1]}")
     return result
 
 
-def run_demo(model_name: str, out: Path, fresh: bool = False, grid: int = 4) -> int:
+def run_demo(model_name: str, out: Path, fresh: bool = False, grid: int = 4, timing: str = "standard") -> int:
     start = time.perf_counter()
     if fresh and out.exists():
         shutil.rmtree(out)
@@ -55,7 +55,7 @@ def run_demo(model_name: str, out: Path, fresh: bool = False, grid: int = 4) -> 
     from .profile.network import predict
     from .profile.staircase import snap
 
-    result = _profile(model_name, out, grid)
+    result = _profile(model_name, out, grid, timing)
     prof, net = result.profile, result.network
     optimal = {s: prof.slot_curve(net, s).optimal() for s in prof.networks[net]["slots"]}
     first = next(iter(optimal))

@@ -12,15 +12,12 @@ from staircase.profile.backends import get_backend
 from staircase.profile.network import predict
 from staircase.profile.store import Profile, ProfileMismatch
 from staircase.profile.sweep import grid_widths, profile_network
-from staircase.profile.timing import TimingProtocol
-
-FAST = TimingProtocol(warmup_s=0.0, min_block_s=0.0002, min_samples=3, max_samples=4, max_s=0.05)
 
 
 def _sweep(path, **kw):
     kw.setdefault("grid", 8)
     kw.setdefault("rounds", 1)
-    return profile_network("wrn_16_1", get_backend("torch", threads=1), path, protocol=FAST, progress=False,
+    return profile_network("wrn_16_1", get_backend("torch", threads=1), path, timing="quick", progress=False,
                            log=lambda m: None, **kw)
 
 
@@ -88,7 +85,7 @@ def test_journal_replays_and_ignores_a_torn_line(tmp_path):
 def test_kill_9_then_resume_loses_at_most_one_point(tmp_path):
     path = tmp_path / "p.json"
     cmd = [sys.executable, "-m", "staircase", "profile", "wrn_16_1", "--backend", "torch", "--threads", "1",
-           "--grid", "2", "--rounds", "1", "--out", str(path), "--json"]
+           "--grid", "2", "--rounds", "1", "--timing", "quick", "--out", str(path), "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = tmp_path / "p.json.journal"
     deadline = time.time() + 120
@@ -114,3 +111,36 @@ def test_budget_stops_and_resumes(tmp_path):
     assert not r.complete
     r2 = _sweep(tmp_path / "p.json")
     assert r2.complete and r2.reused + r2.measured > 0
+
+
+def test_points_timed_against_the_full_width_are_scaled_by_its_median(tmp_path):
+    from staircase.profile.store import Profile
+
+    prof = Profile(tmp_path / "p.json", {}, {})
+    op = {"kind": "conv", "free": "out", "cin": 4, "cout": 8, "kernel": [1, 1], "stride": [1, 1],
+          "padding": [0, 0], "hw": [4, 4], "norm_act": False}
+    # the machine was 2x slower during the second round: raw medians disagree, ratios do not
+    for ref, slow in ((1.0, 1.0), (2.0, 2.0)):
+        prof.add_round("k", op, 4, {"median_ms": 0.5 * slow, "iqr_ms": 0.01, "n": 9, "noisy": False, "samples": 9,
+                                    "ratio": 0.5, "ratio_iqr": 0.01, "ref_ms": ref}, journal=False)
+        prof.add_round("k", op, 8, {"median_ms": 1.0 * slow, "iqr_ms": 0.01, "n": 9, "noisy": False, "samples": 9,
+                                    "ratio": 1.0, "ratio_iqr": 0.01, "ref_ms": ref}, journal=False)
+    curve = prof.curve("k")
+    assert curve.median_ms == pytest.approx([0.75, 1.5])  # ratio x the reference's median (1.5)
+    assert curve.stderr_ms[0] < 0.01
+
+
+def test_a_coarse_grid_is_refined_between_a_step_corner_and_the_next_grid_width(tmp_path):
+    from staircase.profile.sweep import _refine_points
+
+    prof = Profile(tmp_path / "p.json", {}, {})
+    op = {"kind": "conv", "free": "out", "cin": 4, "cout": 40, "kernel": [1, 1], "stride": [1, 1],
+          "padding": [0, 0], "hw": [4, 4], "norm_act": False}
+    prof.networks["n@1"] = {"slots": {"s": {"width": 40, "layers": {"conv": "k"}}}}
+    for w in grid_widths(40, 8):  # true steps of 12 channels: corners at 12, 24, 36
+        t = 1.0 + 0.5 * ((w + 11) // 12)
+        prof.add_round("k", op, w, {"median_ms": t, "iqr_ms": 0.0, "n": 9, "noisy": False, "samples": 9},
+                       journal=False)
+    assert prof.slot_curve("n@1", "s").optimal() == [8, 24, 32, 40]
+    refined = sorted(w for _, w in _refine_points(prof, "n@1", 8))
+    assert refined == [*range(9, 16), *range(25, 32), *range(33, 40)]

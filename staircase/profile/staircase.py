@@ -1,50 +1,98 @@
 """Finding the staircase: optimal widths of a latency curve, and snapping widths to them.
 
-A width is *optimal* when no larger measured width is as fast, within the measurement's
-own noise: it is the top-right corner of its step (the paper's ``get_outliers``). The
-tolerance for "as fast" is twice the larger of the two points' spreads (IQR), with a
-small relative floor: a fixed percentage alone would either miss the small steps of wide
-layers (16 channels of 512 cost ~3%) or find false ones in noisy curves.
+A width is *optimal* when every larger measured width is slower by more than the
+measurement can blur: it is the top-right corner of its step (the paper's
+``get_outliers``). "Slower" is a one-sided test on the two medians' standard errors
+(``z`` of them, combined), with a small relative floor. Standard errors shrink with the
+number of samples, so a step of 3% (16 channels of 512) is found once a point has been
+sampled enough, while two points of one noisy plateau are not told apart. Comparing by
+the points' spreads (IQR) instead hides every small step on a noisy machine.
+
+Curves need not be monotone: on CPUs, widths that fill the vector registers (multiples
+of 4, 8 or 16) are often faster than narrower ones, and they are the optimal points.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 
 from ..errors import StaircaseError
 
-__all__ = ["optimal_points", "snap", "step_size", "SNAP_MODES"]
+__all__ = ["optimal_points", "ambiguous_points", "snap", "step_size", "SNAP_MODES"]
 
 SNAP_MODES = ("nearest", "up", "down")
+DEFAULT_Z = 3.0  # one-sided; 2.5 split plateaus at their last width once in ~100 curves
+DEFAULT_REL_TOL = 0.01
+
+
+def _margins(widths, times, stderrs, rel_tol):
+    """For each width (ascending), the smallest of (t_v - t_w) / threshold over larger widths v.
+
+    A width is optimal at level ``z`` when its margin exceeds ``z``; the widest width has
+    margin infinity. Threshold: the combined standard error, floored at ``rel_tol * t_w / z``
+    so that the relative floor holds whatever ``z`` is asked for later.
+    """
+    order = sorted(range(len(widths)), key=lambda i: widths[i])
+    w = [widths[i] for i in order]
+    t = [float(times[i]) for i in order]
+    se = [float(stderrs[i]) for i in order] if stderrs is not None else [0.0] * len(w)
+    # a point whose few samples happened to agree is no surer than the curve's typical
+    # point: floor each standard error at the curve's median relative one
+    rel = sorted(e / x for e, x in zip(se, t, strict=True) if x > 0)
+    typical = rel[len(rel) // 2] if rel else 0.0
+    se = [max(e, typical * x) for e, x in zip(se, t, strict=True)]
+    margins = []
+    for a in range(len(w)):
+        best = math.inf
+        for b in range(a + 1, len(w)):
+            gap = t[b] - t[a]
+            if gap <= 0:
+                best = -math.inf
+                break
+            noise = math.hypot(se[a], se[b])
+            floor = rel_tol * t[a]
+            # margin in units of noise, but never counting a gap under the floor as optimal
+            m = gap / noise if noise > 0 else math.inf
+            if gap <= floor:
+                m = min(m, 0.0)
+            best = min(best, m)
+        margins.append(best)
+    return w, margins
 
 
 def optimal_points(
     widths: Sequence[int],
     times: Sequence[float],
-    spreads: Sequence[float] | None = None,
-    rel_tol: float = 0.01,
-    noise_factor: float = 2.0,
+    stderrs: Sequence[float] | None = None,
+    rel_tol: float = DEFAULT_REL_TOL,
+    z: float = DEFAULT_Z,
 ) -> list[int]:
-    """Widths (ascending) for which every larger width is slower by more than the noise.
+    """Widths (ascending) for which every larger width is slower beyond the noise.
 
-    ``times`` are medians; ``spreads`` their IQRs (same unit). The widest measured width is
-    always optimal.
+    ``times`` are medians and ``stderrs`` their standard errors (same unit; zero when
+    omitted). The widest measured width is always optimal.
     """
     if not widths:
         return []
-    order = sorted(range(len(widths)), key=lambda i: widths[i])
-    spreads = spreads if spreads is not None else [0.0] * len(widths)
-    optimal = []
-    best_t, best_s = float("inf"), 0.0  # fastest larger width and its spread
-    for i in reversed(order):
-        t, s = times[i], spreads[i]
-        tol = max(noise_factor * max(s, best_s), rel_tol * t)
-        if t + tol < best_t:  # faster than anything wider, beyond the noise
-            optimal.append(widths[i])
-        if t < best_t:
-            best_t, best_s = t, s
-    return sorted(optimal)
+    w, margins = _margins(widths, times, stderrs, rel_tol)
+    return [x for x, m in zip(w, margins, strict=True) if m > z]
+
+
+def ambiguous_points(
+    widths: Sequence[int],
+    times: Sequence[float],
+    stderrs: Sequence[float] | None = None,
+    rel_tol: float = DEFAULT_REL_TOL,
+    z: float = DEFAULT_Z,
+) -> list[int]:
+    """Widths whose verdict would flip with half or twice the evidence (margin within
+    [z/2, 2z]): more samples there settle the staircase where it is uncertain."""
+    if not widths:
+        return []
+    w, margins = _margins(widths, times, stderrs, rel_tol)
+    return [x for x, m in zip(w, margins, strict=True) if z / 2 <= m <= 2 * z]
 
 
 def snap(width: int, points: Sequence[int], mode: str = "nearest") -> int:

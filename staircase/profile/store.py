@@ -10,6 +10,7 @@ is reported by name and never overwritten.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from typing import Any
 from .._io import atomic_write_json, read_json
 from ..errors import SpecError, StaircaseError
 from .ops import OpSpec
-from .staircase import optimal_points
+from .staircase import ambiguous_points, optimal_points
+from .timing import median_stderr
 
 __all__ = ["PROFILE_FORMAT", "PROFILE_VERSION", "Profile", "ProfileMismatch", "Curve"]
 
@@ -27,6 +29,9 @@ PROFILE_FORMAT = "staircase-profile"
 PROFILE_VERSION = 1
 # what must agree before measurements are reused or predictions trusted
 FINGERPRINT_KEYS = ("backend", "backend_version", "device", "device_name", "cpu", "threads", "precision", "batch", "dtype")
+
+
+_OLD_SAMPLES = 7  # rounds written before the sample count was recorded took at least this many
 
 
 class ProfileMismatch(StaircaseError):
@@ -41,9 +46,13 @@ class Curve:
     median_ms: list[float]
     spread_ms: list[float]
     noisy: list[bool] = field(default_factory=list)
+    stderr_ms: list[float] | None = None  # standard error of each median (None: exact values)
 
     def optimal(self) -> list[int]:
-        return optimal_points(self.widths, self.median_ms, self.spread_ms)
+        return optimal_points(self.widths, self.median_ms, self.stderr_ms)
+
+    def ambiguous(self) -> list[int]:
+        return ambiguous_points(self.widths, self.median_ms, self.stderr_ms)
 
     def at(self, width: int) -> float:
         """Latency at ``width``; between measured widths, the next measured one up (a step's top)."""
@@ -53,16 +62,43 @@ class Curve:
         return self.median_ms[-1]
 
 
-def _point_summary(rounds: list[dict]) -> dict:
-    medians = [r["median_ms"] for r in rounds]
-    within = statistics.median(r["iqr_ms"] for r in rounds)
-    between = max(medians) - min(medians) if len(medians) > 1 else 0.0
+def _point_summary(rounds: list[dict], ref_ms: float | None = None) -> dict:
+    """One width's estimate from its rounds: median, spread (IQR or drift between rounds,
+    whichever is larger) and standard error.
+
+    Rounds timed against the op's full width (``ratio``) are scaled by ``ref_ms``, the
+    median of all those reference timings: drift cancels in the ratio, and the reference
+    itself is known from hundreds of blocks.
+    """
+    relative = ref_ms is not None and all("ratio" in r for r in rounds)
+    if relative:
+        values = [r["ratio"] * ref_ms for r in rounds]
+        iqrs = [r["ratio_iqr"] * ref_ms for r in rounds]
+    else:
+        values = [r["median_ms"] for r in rounds]
+        iqrs = [r["iqr_ms"] for r in rounds]
+    within = statistics.median(iqrs)
+    between = max(values) - min(values) if len(values) > 1 else 0.0
+    se_within = math.sqrt(sum(median_stderr(q, r.get("samples", _OLD_SAMPLES)) ** 2
+                              for q, r in zip(iqrs, rounds, strict=True))) / len(rounds)
+    se_between = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
     return {
-        "median_ms": statistics.median(medians),
-        "spread_ms": max(within, between),  # drift between rounds counts as noise too
+        "median_ms": statistics.median(values),
+        "spread_ms": max(within, between),
+        "stderr_ms": max(se_within, se_between),
         "rounds": len(rounds),
         "noisy": all(r["noisy"] for r in rounds),
     }
+
+
+def _reference_ms(rounds_by_width: dict[int, list[dict]]) -> float | None:
+    refs = [r["ref_ms"] for rs in rounds_by_width.values() for r in rs if "ref_ms" in r]
+    return statistics.median(refs) if refs else None
+
+
+def _summaries(rounds_by_width: dict[int, list[dict]]) -> dict[int, dict]:
+    ref_ms = _reference_ms(rounds_by_width)
+    return {w: _point_summary(rs, ref_ms) for w, rs in sorted(rounds_by_width.items())}
 
 
 class Profile:
@@ -123,7 +159,8 @@ class Profile:
             "ops": {
                 key: {
                     "op": e["op"],
-                    "points": {str(w): _point_summary(r) for w, r in sorted(e["rounds"].items())},
+                    "reference_ms": _reference_ms(e["rounds"]),
+                    "points": {str(w): p for w, p in _summaries(e["rounds"]).items()},
                     "rounds": {str(w): r for w, r in sorted(e["rounds"].items())},
                 }
                 for key, e in sorted(self.ops.items())
@@ -155,9 +192,10 @@ class Profile:
     def curve(self, key: str) -> Curve:
         rounds = self.ops[key]["rounds"]
         widths = sorted(rounds)
-        summaries = [_point_summary(rounds[w]) for w in widths]
+        by_width = _summaries(rounds)
+        summaries = [by_width[w] for w in widths]
         return Curve(widths, [s["median_ms"] for s in summaries], [s["spread_ms"] for s in summaries],
-                     [s["noisy"] for s in summaries])
+                     [s["noisy"] for s in summaries], [s["stderr_ms"] for s in summaries])
 
     def slot_curve(self, network: str, slot: str) -> Curve:
         """The slot's latency: the sum of what it changes, at the widths measured for all of them."""
@@ -170,7 +208,8 @@ class Profile:
         med = [sum(c.median_ms[ix[w]] for c, ix in zip(curves, idx, strict=True)) for w in common]
         spr = [sum(c.spread_ms[ix[w]] for c, ix in zip(curves, idx, strict=True)) for w in common]
         noisy = [any(c.noisy[ix[w]] for c, ix in zip(curves, idx, strict=True)) for w in common]
-        return Curve(common, med, spr, noisy)
+        se = [math.sqrt(sum(c.stderr_ms[ix[w]] ** 2 for c, ix in zip(curves, idx, strict=True))) for w in common]
+        return Curve(common, med, spr, noisy, se)
 
     # -- checks ------------------------------------------------------------------------------
 

@@ -1,9 +1,12 @@
 """Sweeping every slot's width on a backend, resumably, into a profile.
 
 Order matters on noisy machines: each round visits every (op, width) point once, in a
-fresh random order, so drift spreads over all widths instead of painting false steps.
-After the rounds, the widths at suspected step edges (and the width just above each) get
-one more interleaved round. Then the whole network is timed once, which gives the part
+fresh random order, so drift spreads over all widths instead of painting false steps,
+and every point is timed block by block against its op at full width, so that what drift
+remains cancels in the ratio (see ``timing.measure``).
+After the rounds, the widths where the staircase is uncertain (and the width just above
+each) get one to three more interleaved rounds with more samples (``TIMINGS``). Then the
+whole network is timed once, which gives the part
 of its latency that no slot changes.
 """
 
@@ -16,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import StaircaseError
 from ..modelref import resolve_model
 from ..slots import SlotGraph
 from .backends import Backend
@@ -26,6 +30,17 @@ from .timing import TimingProtocol
 __all__ = ["SweepResult", "grid_widths", "network_key", "profile_network"]
 
 DEFAULT_PROTOCOL = TimingProtocol()
+# uncertain step edges get more samples, so their standard errors shrink
+EDGE_PROTOCOL = TimingProtocol(min_samples=15, max_samples=80, max_s=1.5, target_spread=0.03)
+# presets for ``--timing``: (protocol per point and round, protocol at uncertain edges, edge passes)
+TIMINGS: dict[str, tuple[TimingProtocol, TimingProtocol, int]] = {
+    "quick": (TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=5, max_samples=15, max_s=0.2,
+                             target_spread=0.1),
+              TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=9, max_samples=30, max_s=0.4), 1),
+    "standard": (DEFAULT_PROTOCOL, EDGE_PROTOCOL, 2),
+    "careful": (TimingProtocol(min_samples=15, max_samples=120, max_s=2.0, target_spread=0.03),
+                TimingProtocol(min_samples=31, max_samples=200, max_s=4.0, target_spread=0.02), 3),
+}
 FULL_NETWORK_PROTOCOL = TimingProtocol(min_samples=15, max_samples=200, max_s=4.0, target_spread=0.03)
 
 
@@ -57,7 +72,7 @@ def profile_network(
     include_all: bool = False,
     grid: int = 1,
     rounds: int = 2,
-    protocol: TimingProtocol = DEFAULT_PROTOCOL,
+    timing: str = "standard",
     budget_minutes: float | None = None,
     seed: int = 0,
     allow_other_device: bool = False,
@@ -65,6 +80,11 @@ def profile_network(
     log: Callable[[str], None] = print,
 ) -> SweepResult:
     """Profile ``model_ref``'s slots on ``backend`` into ``out`` (created, extended or resumed)."""
+    if grid < 1 or rounds < 1:
+        raise StaircaseError(f"--grid ({grid}) and --rounds ({rounds}) must be at least 1")
+    if timing not in TIMINGS:
+        raise StaircaseError(f"--timing {timing!r} is not one of {', '.join(TIMINGS)}")
+    protocol, edge_protocol, edge_passes = TIMINGS[timing]
     start = time.perf_counter()
     deadline = start + budget_minutes * 60 if budget_minutes else None
     resolved = resolve_model(model_ref)
@@ -97,41 +117,30 @@ def profile_network(
     widths = {k: grid_widths(op.full, grid) for k, op in ops.items()}
 
     reused = sum(1 for k in ops for w in widths[k] if profile.rounds_done(k, w) >= rounds)
-    todo = [[(k, w) for k in sorted(ops) for w in widths[k] if profile.rounds_done(k, w) <= r] for r in range(rounds)]
-    total = sum(len(t) for t in todo)
+    total = sum(max(0, rounds - profile.rounds_done(k, w)) for k in ops for w in widths[k])
     log(f"{key}: {len(slots)} slots, {len(ops)} distinct ops, {sum(len(v) for v in widths.values())} points x "
-        f"{rounds} rounds; {total} measurements to take on {backend.name}/{backend.device} ({backend.threads} threads)")
+        f"{rounds} rounds{f' (every {grid} widths, refined at the steps)' if grid > 1 else ''}; "
+        f"{total} measurements to take on {backend.name}/{backend.device} ({backend.threads} threads)")
 
-    bar = _progress(total, progress)
-    measured, last_save, complete = 0, time.perf_counter(), True
+    runner = _Runner(profile, backend, ops, deadline, seed, progress)
     try:
-        for r, points in enumerate(todo):
-            random.Random(seed * 1000 + r).shuffle(points)
-            for k, w in points:
-                if deadline and time.perf_counter() > deadline:
-                    complete = False
-                    break
-                if profile.rounds_done(k, w) > r:
-                    continue
-                _measure_point(profile, backend, ops[k], w, protocol)
-                measured += 1
-                bar.update(1)
-                if time.perf_counter() - last_save > 30:
-                    profile.save()
-                    last_save = time.perf_counter()
+        complete = runner.rounds([(k, w) for k in sorted(ops) for w in widths[k]], rounds, protocol, total)
+        if complete and grid > 1 and not entry.get("refined"):
+            refine = _refine_points(profile, key, grid)
+            if refine:
+                log(f"refining {len(refine)} points between grid widths at the steps")
+            complete = runner.rounds(refine, rounds, protocol)
+            entry["refined"] = complete
+        for extra in range(edge_passes if complete and not entry.get("edges_done") else 0):
+            edges = _edge_points(profile, key, rounds + extra)
+            if not edges:
+                break
+            log(f"re-measuring {len(edges)} points where the staircase is uncertain (pass {extra + 1}/{edge_passes})")
+            complete = runner.rounds(edges, rounds + extra + 1, edge_protocol, first_round=rounds + extra)
             if not complete:
                 break
         if complete:
-            edges = _edge_points(profile, key, rounds)
-            if edges:
-                log(f"re-measuring {len(edges)} points at suspected step edges")
-                random.Random(seed * 1000 + rounds).shuffle(edges)
-                for k, w in edges:
-                    if deadline and time.perf_counter() > deadline:
-                        complete = False
-                        break
-                    _measure_point(profile, backend, ops[k], w, protocol)
-                    measured += 1
+            entry["edges_done"] = True
         if complete and "full" not in entry:
             m = backend.time(backend.prepare_model(model, size), FULL_NETWORK_PROTOCOL)
             entry["full"] = {"median_ms": m.median_ms, "spread_ms": m.iqr_ms, "noisy": m.noisy}
@@ -141,29 +150,101 @@ def profile_network(
                     touched[layer] = profile.curve(k).at(ops[k].full if k in ops else 10**9)
             entry["untouched_ms"] = m.median_ms - sum(touched.values())
     finally:
-        bar.close()
+        runner.close()
         profile.save()
     noisy = sum(p["noisy"] for e in profile.to_dict()["ops"].values() for p in e["points"].values())
     if not complete:
         log(f"budget reached: rerun the same command to continue ({out})")
-    return SweepResult(profile, key, measured, reused, complete, noisy, time.perf_counter() - start)
+    return SweepResult(profile, key, runner.measured, reused, complete, noisy, time.perf_counter() - start)
 
 
-def _measure_point(profile: Profile, backend: Backend, op: OpSpec, width: int, protocol: TimingProtocol) -> None:
-    m = backend.time(backend.prepare_op(op, width), protocol)
-    profile.add_round(op.key, op.to_dict(), width, m.to_dict())
+class _Runner:
+    """Measures (op, width) points in shuffled, interleaved rounds; saves every 30 s; stops
+    at the deadline. A point already measured in a round is not measured again."""
+
+    def __init__(self, profile: Profile, backend: Backend, ops: dict[str, OpSpec], deadline: float | None,
+                 seed: int, progress: bool):
+        self.profile, self.backend, self.ops, self.deadline, self.seed = profile, backend, ops, deadline, seed
+        self.references = _References(backend)
+        self.progress = progress
+        self.bar = _NoBar()
+        self.measured = 0
+        self.last_save = time.perf_counter()
+        self.phase = 0
+
+    def rounds(self, points: list[tuple[str, int]], upto: int, protocol: TimingProtocol, total: int | None = None,
+               first_round: int = 0) -> bool:
+        """Bring every point to ``upto`` rounds; False when the deadline stopped it."""
+        self.phase += 1
+        todo = sum(max(0, upto - self.profile.rounds_done(k, w)) for k, w in points) if total is None else total
+        self.bar.close()
+        self.bar = _progress(todo, self.progress)
+        for r in range(first_round, upto):
+            order = [(k, w) for k, w in points if self.profile.rounds_done(k, w) <= r]
+            random.Random(self.seed * 1000 + self.phase * 100 + r).shuffle(order)
+            for k, w in order:
+                if self.deadline and time.perf_counter() > self.deadline:
+                    return False
+                if self.profile.rounds_done(k, w) > r:
+                    continue
+                _measure_point(self.profile, self.backend, self.ops[k], w, protocol, self.references)
+                self.measured += 1
+                self.bar.update(1)
+                if time.perf_counter() - self.last_save > 30:
+                    self.profile.save()
+                    self.last_save = time.perf_counter()
+        return True
+
+    def close(self) -> None:
+        self.bar.close()
 
 
-def _edge_points(profile: Profile, network: str, rounds: int) -> list[tuple[str, int]]:
-    """Every op point at a suspected edge of a slot's staircase, and the width just above it."""
+def _refine_points(profile: Profile, network: str, grid: int) -> list[tuple[str, int]]:
+    """On a coarse grid, a step's corner lies between an optimal width and the next grid
+    width: every width in between, for every op of the slot."""
     points = set()
     for slot, info in profile.networks[network]["slots"].items():
         curve = profile.slot_curve(network, slot)
         for w in curve.optimal()[:-1]:
             i = curve.widths.index(w)
+            upper = curve.widths[i + 1] if i + 1 < len(curve.widths) else w
+            for between in range(w + 1, upper):
+                points.update((k, between) for k in info["layers"].values())
+    return sorted(points)
+
+
+class _References:
+    """Each op at its full width, prepared once: every point is timed against it."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.runs: dict[str, Callable[[], object]] = {}
+
+    def __call__(self, op: OpSpec) -> Callable[[], object]:
+        if op.key not in self.runs:
+            self.runs[op.key] = self.backend.prepare_op(op, op.full)
+        return self.runs[op.key]
+
+
+def _measure_point(profile: Profile, backend: Backend, op: OpSpec, width: int, protocol: TimingProtocol,
+                   references: _References) -> None:
+    reference = references(op)
+    run = reference if width == op.full else backend.prepare_op(op, width)
+    m = backend.time(run, protocol, reference=reference)
+    profile.add_round(op.key, op.to_dict(), width, m.to_dict())
+
+
+def _edge_points(profile: Profile, network: str, rounds_done: int) -> list[tuple[str, int]]:
+    """Op points where a slot's staircase is uncertain (see ``ambiguous_points``), and the
+    width just above each, that have not been measured more than ``rounds_done`` times."""
+    points = set()
+    for slot, info in profile.networks[network]["slots"].items():
+        curve = profile.slot_curve(network, slot)
+        for w in curve.ambiguous():
+            i = curve.widths.index(w)
             for edge_w in curve.widths[i:i + 2]:
                 for k in info["layers"].values():
-                    if profile.rounds_done(k, edge_w) <= rounds:
+                    if profile.rounds_done(k, edge_w) <= rounds_done:
                         points.add((k, edge_w))
     return sorted(points)
 
