@@ -342,6 +342,102 @@ class Measure(Command):
         return 0
 
 
+class Design(Command):
+    """Design students from a profile: snap widths to the staircase, or the best for a latency."""
+
+    name = "design"
+    parents = (_model_arguments(),)
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--profile", required=True, help="the device profile (it must cover MODEL)")
+        parser.add_argument("--widths", default=None, help="widths file (from `staircase prune`) to snap")
+        parser.add_argument("--snap", choices=("nearest", "up", "down"), default="nearest",
+                            help="where a width goes: nearest optimal width (the paper), up or down")
+        parser.add_argument("--target-ms", type=float, default=None,
+                            help="design for this latency: optimal widths keeping the most saliency")
+        parser.add_argument("--baselines", action="store_true",
+                            help="also write the unsnapped, L1-pruned and uniform students at the same latency")
+        parser.add_argument("--checkpoint", default=None, help="teacher weights for the L1 ranking")
+        parser.add_argument("--out", required=True, help="student spec to write (baselines go beside it)")
+        parser.add_argument("--no-measure", action="store_true", help="predict only; do not time the students")
+        parser.add_argument("--allow-other-device", action="store_true",
+                            help="use a profile measured on another device or backend")
+        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from ._table import format_table
+        from .design.designer import Designer, WidthsFile, backend_of, design_students
+        from .profile.store import Profile as ProfileFile
+
+        if args.target_ms is not None and args.target_ms <= 0:
+            raise StaircaseError(f"--target-ms must be positive, got {args.target_ms}")
+        out = Path(args.out)
+        if out.suffix != ".json":
+            raise StaircaseError(f"--out {out} must name a .json student spec")
+        prof = ProfileFile.load(args.profile)
+        resolved = _resolve(args)
+        backend = None
+        if not args.no_measure:
+            backend = backend_of(prof)
+            prof.check_fingerprint(backend.fingerprint(), args.allow_other_device)
+        log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        designer = Designer(prof, resolved, backend, log=log)
+        widths_file = WidthsFile.load(args.widths) if args.widths else None
+        l1_model = _load_teacher_weights(resolved, args.checkpoint) if args.checkpoint else None
+        designed = design_students(designer, out.stem, widths_file, args.snap, args.target_ms, args.baselines,
+                                   not args.no_measure, l1_model)
+        paths = []
+        for d in designed:
+            path = out.with_name(d.spec.name + ".json")
+            d.spec.save(path)
+            paths.append(path)
+        rows = [{"student": d.spec.name, "params": d.spec.params, "macs": d.spec.macs,
+                 "predicted_ms": d.predicted_ms, "measured_ms": d.measured_ms, "measured_iqr_ms": d.measured_spread_ms,
+                 "retained_saliency": d.retained, "method": d.spec.provenance.method, "spec": str(p),
+                 "met_target": d.met} for d, p in zip(designed, paths, strict=True)]
+        teacher = {"student": f"{resolved.architecture.name} (teacher)", "predicted_ms": designer.full_ms}
+        if args.json:
+            _print_json({"teacher_ms": designer.full_ms, "students": rows})
+        else:
+            def ms(v):
+                return "-" if v is None else f"{v:.3f}"
+
+            table = [[teacher["student"], "-", "-", ms(designer.full_ms), "-", "-"]]
+            table += [[r["student"], r["params"], r["macs"], ms(r["predicted_ms"]),
+                       "-" if r["measured_ms"] is None else f"{r['measured_ms']:.3f} +- {r['measured_iqr_ms']:.3f}",
+                       "-" if r["retained_saliency"] is None else f"{r['retained_saliency']:.1%}"] for r in rows]
+            print(format_table(["network", "params", "MACs", "predicted ms", "measured ms (IQR)", "saliency kept"],
+                               table))
+            for r in rows:
+                print(f"wrote {r['spec']}: {r['method']}")
+        main = designed[0]
+        if not main.met:
+            print(f"staircase: warning: the closest design measured {main.measured_ms:.3f} ms, "
+                  f"{main.measured_ms - args.target_ms:.3f} ms over the target {args.target_ms} ms", file=sys.stderr)
+            return 3
+        return 0
+
+
+def _load_teacher_weights(resolved, path: str):
+    """The resolved model with weights from a checkpoint (a state dict, or a dict with 'model')."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise StaircaseError(f"checkpoint {path} does not exist") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets one message
+        raise StaircaseError(f"checkpoint {path} cannot be read as a torch checkpoint ({type(exc).__name__})") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    try:
+        resolved.model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise StaircaseError(f"checkpoint {path} does not fit {resolved.architecture.name}: {first}") from None
+    return resolved.model
+
+
 class Demo(Command):
     """Run the main job end to end on the built-in default (what `make demo` runs)."""
 
@@ -358,7 +454,7 @@ class Demo(Command):
         return run_demo(args.model, Path(args.out), fresh=args.fresh)
 
 
-COMMANDS: tuple[type[Command], ...] = (Models, Slots, Student, Profile, Steps, Predict, Measure, Demo)
+COMMANDS: tuple[type[Command], ...] = (Models, Slots, Student, Profile, Steps, Predict, Measure, Design, Demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

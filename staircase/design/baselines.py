@@ -1,16 +1,89 @@
-"""Baseline width choices a staircase student is compared against."""
+"""Baseline width choices a staircase student is compared against: uniform scaling, and
+pruning by a channel ranking (L1 norms, or the order Fisher pruning removed channels in)
+until a predicted latency is met."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from ..slots import Slot
+import torch
+
+from ..errors import WidthError
+from ..slots import Slot, SlotGraph
+
+__all__ = ["uniform_widths", "uniform_for_latency", "l1_scores", "removal_order", "prune_until"]
+
+Predictor = Callable[[Mapping[str, int]], float]
 
 
 def uniform_widths(slots: Iterable[Slot], scale: float) -> dict[str, int]:
     """Every slot scaled by the same factor (rounded, at least one channel)."""
     if not 0 < scale <= 1:
-        from ..errors import WidthError
-
         raise WidthError(f"scale {scale} must be in (0, 1]")
     return {s.name: max(1, round(s.width * scale)) for s in slots}
+
+
+def uniform_for_latency(slots: Sequence[Slot], predicted: Predictor, target_ms: float) -> tuple[dict[str, int], float]:
+    """The widest uniform scaling whose predicted latency is at most ``target_ms`` (bisection)."""
+    lo, hi = 0.0, 1.0
+    if predicted(uniform_widths(slots, 1.0)) <= target_ms:
+        return uniform_widths(slots, 1.0), 1.0
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        if mid > 0 and predicted(uniform_widths(slots, mid)) <= target_ms:
+            lo = mid
+        else:
+            hi = mid
+    scale = max(lo, 1e-6)
+    return uniform_widths(slots, scale), scale
+
+
+@torch.no_grad()
+def l1_scores(graph: SlotGraph, names: Sequence[str]) -> dict[str, list[float]]:
+    """Li et al.'s filter ranking: each channel's L1 norm of its producer weights, divided by
+    the slot's mean so that slots of different sizes compare (a global ranking)."""
+    scores = {}
+    for name in names:
+        slot = graph[name]
+        total = torch.zeros(slot.width)
+        for member in slot.members_with("producer") + slot.members_with("depthwise"):
+            w = graph.model.get_submodule(member.module).weight
+            total += w.detach().abs().reshape(w.shape[0], -1).sum(1).float()[: slot.width]
+        mean = float(total.mean()) or 1.0
+        scores[name] = (total / mean).tolist()
+    return scores
+
+
+def removal_order(scores: Mapping[str, Sequence[float]]) -> list[str]:
+    """Slots named once per channel, least salient channel first (global ranking)."""
+    ranked = sorted((float(v), name) for name, values in scores.items() for v in values)
+    return [name for _, name in ranked]
+
+
+def prune_until(full: Mapping[str, int], order: Sequence[str], predicted: Predictor,
+                target_ms: float) -> dict[str, int]:
+    """Remove channels in ``order`` (one slot name per channel, each slot keeping at least one)
+    until the predicted latency is at most ``target_ms``; the widths where that first holds."""
+    widths = dict(full)
+    if predicted(widths) <= target_ms:
+        return widths
+    # bisection over the number of removals: latency falls (almost) monotonically with it
+    steps = [n for n in order if n in widths]
+
+    def widths_after(k: int) -> dict[str, int]:
+        w = dict(full)
+        for name in steps[:k]:
+            if w[name] > 1:
+                w[name] -= 1
+        return w
+
+    lo, hi = 0, len(steps)
+    if predicted(widths_after(hi)) > target_ms:
+        return widths_after(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if predicted(widths_after(mid)) <= target_ms:
+            hi = mid
+        else:
+            lo = mid
+    return widths_after(hi)

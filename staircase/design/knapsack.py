@@ -59,12 +59,15 @@ def solve(choices: Mapping[str, Sequence[Choice]], budget: float, bins: int = 40
         raise StaircaseError(f"the budget {budget:.4f} is below the cheapest choice of every slot ({base:.4f})")
     room = budget - base
     spans = [max(c.cost for c in choices[n]) - min(c.cost for c in choices[n]) for n in names]
-    room = min(room, sum(spans))  # more room than every slot's dearest choice is never needed
+    if room >= sum(spans):  # every combination fits: each slot takes its most valuable choice
+        picked = {n: max(choices[n], key=lambda c: (c.value, -c.cost)) for n in names}
+        return Selection({n: c.width for n, c in picked.items()}, sum(c.cost for c in picked.values()),
+                         sum(c.value for c in picked.values()), 0.0)
     unit = room / bins if room > 0 else 1.0
     size = bins + 1 if room > 0 else 1
 
     neg = -math.inf
-    best = np.full(size, neg)  # best[b]: most value with shifted cost using at most b units... exactly b
+    best = np.full(size, neg)  # best[b]: most value whose rounded, shifted cost is exactly b units
     best[0] = 0.0
     picks = []  # per slot, for each b, the index of the choice taken
     for name in names:

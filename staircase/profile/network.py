@@ -19,7 +19,7 @@ from .backends import Backend
 from .store import Profile
 from .timing import Measurement, TimingProtocol
 
-__all__ = ["Prediction", "predict", "measure_network"]
+__all__ = ["Prediction", "predict", "slot_delta", "measure_network"]
 
 
 @dataclass(frozen=True)
@@ -43,17 +43,28 @@ def predict(profile: Profile, network: str, widths: Mapping[str, int]) -> Predic
     total = entry["full"]["median_ms"]
     var = entry["full"]["spread_ms"] ** 2
     for name, width in widths.items():
-        full = slots[name]["width"]
-        if width == full:
-            continue
-        if not 1 <= width <= full:
-            raise SpecError(f"slot {name!r}: width {width} outside 1..{full}")
-        for key in slots[name]["layers"].values():
-            curve = profile.curve(key)
-            i = next(j for j, w in enumerate(curve.widths) if w >= width)
-            total += curve.at(width) - curve.at(full)
-            var += curve.spread_ms[i] ** 2
+        delta, spread = slot_delta(profile, network, name, width)
+        total += delta
+        var += spread ** 2
     return Prediction(total, math.sqrt(var), entry["full"]["median_ms"])
+
+
+def slot_delta(profile: Profile, network: str, slot: str, width: int) -> tuple[float, float]:
+    """What slot ``slot`` at ``width`` adds to the full network's time (<= 0 mostly), and the
+    spread of that estimate. Slots add up: each layer's difference is its own."""
+    info = profile.network(network)["slots"][slot]
+    full = info["width"]
+    if width == full:
+        return 0.0, 0.0
+    if not 1 <= width <= full:
+        raise SpecError(f"slot {slot!r}: width {width} outside 1..{full}")
+    delta, var = 0.0, 0.0
+    for key in info["layers"].values():
+        curve = profile.curve(key)
+        i = next(j for j, w in enumerate(curve.widths) if w >= width)
+        delta += curve.at(width) - curve.at(full)
+        var += curve.spread_ms[i] ** 2
+    return delta, math.sqrt(var)
 
 
 def measure_network(backend: Backend, model: nn.Module, input_size, protocol: TimingProtocol | None = None) -> Measurement:

@@ -109,6 +109,7 @@ class Profile:
         self.ops: dict[str, dict[str, Any]] = {}  # key -> {"op": OpSpec dict, "rounds": {width: [round dicts]}}
         self.networks: dict[str, dict[str, Any]] = {}
         self.notes: dict[str, Any] = {}
+        self._curves: dict[str, Curve] = {}  # summaries, dropped when a round is added
 
     # -- files -------------------------------------------------------------------------------
 
@@ -179,6 +180,7 @@ class Profile:
     def add_round(self, key: str, op: dict, width: int, m: dict, journal: bool = True) -> None:
         entry = self.ops.setdefault(key, {"op": op, "rounds": {}})
         entry["rounds"].setdefault(int(width), []).append(m)
+        self._curves.pop(key, None)
         if journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.journal, "a", encoding="utf-8") as f:
@@ -190,12 +192,16 @@ class Profile:
         return len(self.ops.get(key, {}).get("rounds", {}).get(int(width), []))
 
     def curve(self, key: str) -> Curve:
+        if key in self._curves:
+            return self._curves[key]
         rounds = self.ops[key]["rounds"]
         widths = sorted(rounds)
         by_width = _summaries(rounds)
         summaries = [by_width[w] for w in widths]
-        return Curve(widths, [s["median_ms"] for s in summaries], [s["spread_ms"] for s in summaries],
-                     [s["noisy"] for s in summaries], [s["stderr_ms"] for s in summaries])
+        curve = Curve(widths, [s["median_ms"] for s in summaries], [s["spread_ms"] for s in summaries],
+                      [s["noisy"] for s in summaries], [s["stderr_ms"] for s in summaries])
+        self._curves[key] = curve
+        return curve
 
     def slot_curve(self, network: str, slot: str) -> Curve:
         """The slot's latency: the sum of what it changes, at the widths measured for all of them."""

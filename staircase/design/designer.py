@@ -1,0 +1,271 @@
+"""Designing students from a device profile: snap widths to the staircase, or pick the
+widths that keep the most saliency under a latency target, then measure the result.
+
+The target-latency design is a multiple-choice knapsack (``knapsack.solve``): each slot
+picks one of its optimal widths; its cost is the latency that width adds to the full
+network (``profile.network.slot_delta``, additive across slots) and its value the
+saliency its kept channels carry (Fisher, L1), or the parameters it keeps when no
+saliency is given. Every design is then measured end to end on the profile's backend; a
+miss tightens the budget by the miss and designs again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ..errors import StaircaseError
+from ..modelref import ResolvedModel
+from ..profile.backends import Backend, get_backend
+from ..profile.network import measure_network, predict, slot_delta
+from ..profile.staircase import snap
+from ..profile.store import Profile
+from ..profile.sweep import network_key
+from ..slots import SlotGraph
+from ..spec import Provenance, StudentSpec
+from .knapsack import Choice, min_cost, solve
+
+__all__ = ["Designed", "Saliency", "Designer", "WidthsFile", "backend_of", "design_students"]
+
+
+class Saliency:
+    """Per-slot channel saliencies (any order); the value of keeping ``w`` channels of a
+    slot is the sum of its ``w`` largest. Without scores, every channel counts as the
+    parameters it carries."""
+
+    def __init__(self, scores: Mapping[str, Sequence[float]]):
+        self.prefix: dict[str, list[float]] = {}
+        for name, values in scores.items():
+            acc, sums = 0.0, [0.0]
+            for v in sorted((float(x) for x in values), reverse=True):
+                acc += v
+                sums.append(acc)
+            self.prefix[name] = sums
+
+    def kept(self, slot: str, width: int) -> float:
+        sums = self.prefix[slot]
+        return sums[min(width, len(sums) - 1)]
+
+    def total(self, widths: Mapping[str, int]) -> float:
+        return sum(self.kept(n, w) for n, w in widths.items() if n in self.prefix)
+
+    def full(self) -> float:
+        return sum(s[-1] for s in self.prefix.values())
+
+    @classmethod
+    def from_parameters(cls, graph: SlotGraph, names: Sequence[str]) -> Saliency:
+        """Each channel scored by the weights that depend on it (producer row, norm, consumer column)."""
+        scores = {}
+        for name in names:
+            slot = graph[name]
+            per_channel = 0
+            for member in slot.members:
+                module = graph.model.get_submodule(member.module)
+                weight = getattr(module, "weight", None)
+                if weight is None:
+                    continue
+                if member.role in ("producer", "depthwise"):
+                    per_channel += weight[0].numel() + (1 if getattr(module, "bias", None) is not None else 0)
+                elif member.role == "norm":
+                    per_channel += 2
+                elif member.role == "consumer":
+                    per_channel += weight.numel() // weight.shape[1]
+            scores[name] = [float(per_channel)] * slot.width
+        return cls(scores)
+
+
+@dataclass
+class Designed:
+    spec: StudentSpec
+    predicted_ms: float
+    measured_ms: float | None
+    measured_spread_ms: float | None
+    retained: float | None  # share of the teacher's saliency kept
+    attempts: int = 1
+    met: bool = True  # measured within the target (when there was one)
+
+
+def backend_of(profile: Profile) -> Backend:
+    """The backend a profile was measured with, set up the same way."""
+    fp = profile.fingerprint
+    return get_backend(fp["backend"], fp.get("device"), threads=fp.get("threads"), batch=fp.get("batch", 1),
+                       precision=fp.get("precision", "f32"))
+
+
+class Designer:
+    def __init__(self, profile: Profile, resolved: ResolvedModel, backend: Backend | None = None,
+                 log: Callable[[str], None] = print):
+        self.profile = profile
+        self.resolved = resolved
+        self.arch = resolved.architecture
+        self.network = network_key(self.arch.name, self.arch.input_size)
+        entry = profile.network(self.network)
+        if "full" not in entry:
+            raise StaircaseError(f"profile {profile.path} has not finished {self.network}; rerun `staircase profile`")
+        self.slots = list(entry["slots"])
+        self.full_ms = entry["full"]["median_ms"]
+        self.graph = SlotGraph(resolved.model, self.arch.input_size)
+        self.optimal = {n: profile.slot_curve(self.network, n).optimal() for n in self.slots}
+        self.backend = backend
+        self.log = log
+
+    # -- widths ------------------------------------------------------------------------------
+
+    def snapped(self, widths: Mapping[str, int], mode: str = "nearest") -> dict[str, int]:
+        """Each profiled slot's width moved to its nearest (or next up/down) optimal width."""
+        self._check_slots(widths)
+        return {n: snap(w, self.optimal[n], mode) if n in self.optimal else w for n, w in widths.items()}
+
+    def predicted(self, widths: Mapping[str, int]) -> float:
+        return predict(self.profile, self.network, {n: w for n, w in widths.items() if n in self.optimal}).median_ms
+
+    def smallest_ms(self) -> float:
+        """The fastest predicted network whose slots sit on optimal widths."""
+        return self.full_ms + min_cost(self._choices(Saliency({n: [] for n in self.slots})))
+
+    def for_target(self, target_ms: float, saliency: Saliency) -> dict[str, int]:
+        """Optimal widths keeping the most saliency with predicted latency <= ``target_ms``."""
+        choices = self._choices(saliency)
+        lowest = self.full_ms + min_cost(choices)
+        if target_ms < lowest:
+            raise StaircaseError(
+                f"target {target_ms:.3f} ms is below the smallest latency reachable on this profile's steps: "
+                f"{lowest:.3f} ms predicted for {self.network}; ask for at least that")
+        return solve(choices, target_ms - self.full_ms).widths
+
+    def _choices(self, saliency: Saliency) -> dict[str, list[Choice]]:
+        return {n: [Choice(w, slot_delta(self.profile, self.network, n, w)[0],
+                           saliency.kept(n, w) if n in saliency.prefix else 0.0) for w in self.optimal[n]]
+                for n in self.slots}
+
+    def _check_slots(self, widths: Mapping[str, int]) -> None:
+        unknown = sorted(set(widths) - {s.name for s in self.graph.slots})
+        if unknown:
+            raise StaircaseError(f"widths name slot(s) {unknown[:4]} that {self.arch.name} does not have; "
+                                 "were they written for another model?")
+
+    # -- students ----------------------------------------------------------------------------
+
+    def student(self, widths: Mapping[str, int], name: str, method: str, saliency: Saliency | None = None,
+                measure: bool = True, notes: dict | None = None) -> Designed:
+        """Write the spec for ``widths``, predicted and (on the profile's backend) measured."""
+        predicted = self.predicted(widths)
+        retained = saliency.total(widths) / saliency.full() if saliency is not None and saliency.full() > 0 else None
+        prov = Provenance(method=method, profile=str(self.profile.path), backend=self.profile.fingerprint["backend"],
+                          predicted_ms=predicted, retained_saliency=retained, notes=dict(notes or {}))
+        spec, model = StudentSpec.create(self.arch, dict(widths), name, prov)
+        measured = spread = None
+        if measure:
+            m = measure_network(self._backend(), model.eval(), self.arch.input_size)
+            measured, spread = m.median_ms, m.iqr_ms
+            spec.provenance.measured_ms, spec.provenance.measured_spread_ms = measured, spread
+        return Designed(spec, predicted, measured, spread, retained)
+
+    def design_for_target(self, target_ms: float, saliency: Saliency, name: str, method: str,
+                          attempts: int = 4) -> Designed:
+        """The best student for ``target_ms``, measured; tightened and redesigned while it misses.
+        If no attempt fits, the closest is returned with ``met`` False (its notes say by how much)."""
+        budget = target_ms
+        best = None
+        for attempt in range(1, attempts + 1):
+            widths = self.for_target(budget, saliency)
+            designed = self.student(widths, name, method, saliency,
+                                    notes={"target_ms": target_ms, "budget_ms": budget})
+            designed.attempts = attempt
+            if best is None or designed.measured_ms <= target_ms or designed.measured_ms < best.measured_ms:
+                best = designed
+            if designed.measured_ms <= target_ms:
+                return designed
+            miss = designed.measured_ms - target_ms
+            self.log(f"  measured {designed.measured_ms:.3f} ms misses {target_ms:.3f} ms by {miss:.3f}; "
+                     "tightening the budget")
+            budget -= miss
+            if budget < self.smallest_ms():
+                break
+        assert best is not None
+        best.met = False
+        best.spec.provenance.notes["missed_by_ms"] = best.measured_ms - target_ms
+        return best
+
+    def _backend(self) -> Backend:
+        if self.backend is None:
+            self.backend = backend_of(self.profile)
+        return self.backend
+
+
+@dataclass
+class WidthsFile:
+    """What ``staircase prune`` writes: final widths, and optionally per-channel saliency and
+    the order channels were removed in (one slot name per removal)."""
+
+    widths: dict[str, int]
+    saliency: dict[str, list[float]] | None = None
+    removed: list[str] | None = None
+    method: str = "given widths"
+
+    @classmethod
+    def load(cls, path) -> WidthsFile:
+        from .._io import read_json
+        from ..spec import load_widths
+
+        widths = load_widths(path)
+        data = read_json(path, "widths file")
+        saliency = data.get("saliency") if isinstance(data, dict) else None
+        removed = data.get("removed") if isinstance(data, dict) else None
+        if saliency is not None and not (isinstance(saliency, dict) and all(
+                isinstance(v, list) and all(isinstance(x, (int, float)) for x in v) for v in saliency.values())):
+            raise StaircaseError(f"widths file {path}: 'saliency' must map slots to lists of numbers")
+        if removed is not None and not (isinstance(removed, list) and all(isinstance(x, str) for x in removed)):
+            raise StaircaseError(f"widths file {path}: 'removed' must be a list of slot names")
+        return cls(widths, saliency, removed, str(data.get("method", "given widths")) if isinstance(data, dict)
+                   else "given widths")
+
+
+def design_students(designer: Designer, name: str, widths_file: WidthsFile | None = None, snap_mode: str = "nearest",
+                    target_ms: float | None = None, baselines: bool = False, measure: bool = True,
+                    l1_model=None) -> list[Designed]:
+    """The staircase student (first), then the baselines at its latency when asked."""
+    from .baselines import l1_scores, prune_until, removal_order, uniform_for_latency
+
+    slots = [designer.graph[n] for n in designer.slots]
+    if widths_file is not None:
+        designer._check_slots(widths_file.widths)
+        if widths_file.saliency:
+            designer._check_slots(widths_file.saliency)
+    if widths_file is not None and widths_file.saliency:
+        saliency = Saliency(widths_file.saliency)
+        kind = "saliency"
+    else:
+        saliency = Saliency.from_parameters(designer.graph, designer.slots)
+        kind = "parameters"
+    if target_ms is not None:
+        main = designer.design_for_target(target_ms, saliency, name,
+                                          f"staircase: optimal widths keeping the most {kind} under {target_ms} ms")
+    elif widths_file is not None:
+        widths = designer.snapped(widths_file.widths, snap_mode)
+        main = designer.student(widths, name, f"{widths_file.method}, snapped {snap_mode} to the staircase",
+                                saliency, measure)
+    else:
+        raise StaircaseError("give --widths (snap them to the staircase), --target-ms (design for a latency), or both")
+    designed = [main]
+    if not baselines:
+        return designed
+    match = main.measured_ms if main.measured_ms is not None else main.predicted_ms
+    full = {s.name: s.width for s in slots}
+    if widths_file is not None:
+        if widths_file.removed:
+            w = prune_until(full, widths_file.removed, designer.predicted, match)
+            how = f"{widths_file.method}, unsnapped, pruned to {match:.3f} ms"
+        else:
+            w = dict(widths_file.widths)
+            how = f"{widths_file.method}, unsnapped (no removal order in the file: at its own latency)"
+        designed.append(designer.student(w, f"{name}-unsnapped", how, saliency, measure))
+    l1 = l1_scores(SlotGraph(l1_model, designer.arch.input_size) if l1_model is not None else designer.graph,
+                   designer.slots)
+    w = prune_until(full, removal_order(l1), designer.predicted, match)
+    designed.append(designer.student(w, f"{name}-l1", f"L1-norm filter ranking, pruned to {match:.3f} ms",
+                                     saliency, measure))
+    w, scale = uniform_for_latency(slots, designer.predicted, match)
+    designed.append(designer.student(w, f"{name}-uniform", f"uniform width x{scale:.3f} for {match:.3f} ms",
+                                     saliency, measure))
+    return designed

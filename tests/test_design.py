@@ -1,0 +1,150 @@
+import itertools
+import json
+import random
+
+import pytest
+
+from staircase.design.baselines import prune_until, removal_order, uniform_for_latency, uniform_widths
+from staircase.design.designer import Saliency
+from staircase.design.knapsack import Choice, solve
+from staircase.errors import StaircaseError
+from staircase.models import create_model
+from staircase.slots import SlotGraph
+
+
+def _brute_force(choices, budget):
+    best = None
+    for combo in itertools.product(*choices.values()):
+        cost = sum(c.cost for c in combo)
+        value = sum(c.value for c in combo)
+        if cost <= budget + 1e-12 and (best is None or value > best):
+            best = value
+    return best
+
+
+def test_knapsack_matches_brute_force_and_always_fits():
+    rng = random.Random(0)
+    for _ in range(40):
+        choices = {f"s{i}": [Choice(w, rng.uniform(-2, 0), rng.uniform(0, 5)) for w in range(rng.randint(1, 4))]
+                   for i in range(rng.randint(1, 5))}
+        lo = sum(min(c.cost for c in cs) for cs in choices.values())
+        budget = lo + rng.uniform(0, 2)
+        sel = solve(choices, budget, bins=20000)
+        assert sel.cost <= budget + 1e-9
+        exact = _brute_force(choices, budget)
+        # rounding each cost up by < one bin can only lose what a slightly smaller budget loses
+        assert sel.value <= exact + 1e-9
+        assert sel.value >= _brute_force(choices, budget - len(choices) * sel.cost_resolution) - 1e-9
+
+
+def test_knapsack_refuses_an_unreachable_budget():
+    with pytest.raises(StaircaseError, match="below the cheapest"):
+        solve({"a": [Choice(8, 1.0, 1.0), Choice(16, 2.0, 2.0)]}, 0.5)
+
+
+def test_saliency_keeps_the_largest_channels():
+    s = Saliency({"a": [0.1, 3.0, 1.0], "b": [2.0]})
+    assert s.kept("a", 1) == 3.0 and s.kept("a", 2) == 4.0 and s.kept("a", 3) == pytest.approx(4.1)
+    assert s.total({"a": 2, "b": 1}) == 6.0 and s.full() == pytest.approx(6.1)
+
+
+def test_removal_order_and_prune_until_meet_a_target():
+    full = {"a": 4, "b": 4}
+    order = removal_order({"a": [1, 2, 3, 4], "b": [0.5, 0.6, 10, 11]})
+    assert order[:3] == ["b", "b", "a"]
+
+    def predicted(w):
+        return w["a"] + 2 * w["b"]
+
+    widths = prune_until(full, order, predicted, 8.0)
+    assert predicted(widths) <= 8.0
+    assert widths == {"a": 4, "b": 2}  # the two weak channels of b go first, and that is enough
+    assert prune_until(full, order, predicted, 100.0) == full
+
+
+def test_uniform_for_latency_is_the_widest_that_fits():
+    graph = SlotGraph(create_model("wrn_16_1"), (3, 32, 32))
+    slots = graph.selected()
+
+    def predicted(w):
+        return sum(w.values())
+
+    target = 0.5 * sum(s.width for s in slots)
+    widths, scale = uniform_for_latency(slots, predicted, target)
+    assert predicted(widths) <= target
+    assert predicted(uniform_widths(slots, min(1.0, scale + 0.05))) > target
+
+
+def test_parameter_saliency_counts_the_weights_of_a_channel():
+    graph = SlotGraph(create_model("wrn_16_1"), (3, 32, 32))
+    name = graph.selected()[0].name  # conv 16->16 3x3, bn 16, conv 16->16 3x3
+    s = Saliency.from_parameters(graph, [name])
+    assert s.kept(name, 1) == 16 * 9 + 2 + 16 * 9
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+    from staircase.profile.backends import get_backend
+    from staircase.profile.sweep import profile_network
+
+    path = tmp_path_factory.mktemp("prof") / "p.json"
+    profile_network("wrn_16_1", get_backend("torch", threads=1), path, grid=4, rounds=1, timing="quick",
+                    progress=False, log=lambda m: None)
+    return path
+
+
+def test_design_for_a_target_writes_a_measured_student_and_baselines(profiled, tmp_path, run_cli):
+    from staircase.profile.network import predict
+    from staircase.profile.store import Profile
+    from staircase.spec import StudentSpec
+
+    from staircase.design.designer import Designer
+    from staircase.modelref import resolve_model
+
+    prof = Profile.load(profiled)
+    designer = Designer(prof, resolve_model("wrn_16_1"))
+    target = (designer.smallest_ms() + designer.full_ms) / 2  # on a busy machine the steps may be few
+    out = tmp_path / "students" / "s.json"
+    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--target-ms", f"{target}", "--baselines",
+                "--out", str(out), "--json")
+    assert r.returncode in (0, 3), r.stderr  # 3: measured over the target on a busy machine (said on stderr)
+    result = json.loads(r.stdout)
+    names = [s["student"] for s in result["students"]]
+    assert names == ["s", "s-l1", "s-uniform"]
+    spec = StudentSpec.load(out)
+    assert spec.provenance.predicted_ms <= target + 1e-9 or r.returncode == 3
+    assert spec.provenance.measured_ms > 0
+    optimal = {n: prof.slot_curve("wrn_16_1@3x32x32", n).optimal() for n in prof.networks["wrn_16_1@3x32x32"]["slots"]}
+    assert all(spec.widths[n] in optimal[n] for n in optimal)
+    for s in result["students"][1:]:
+        assert s["predicted_ms"] <= result["students"][0]["measured_ms"] + 1e-9 or s["predicted_ms"] > 0
+    assert predict(prof, "wrn_16_1@3x32x32", {n: spec.widths[n] for n in optimal}).median_ms == pytest.approx(
+        spec.provenance.predicted_ms)
+
+
+def test_snap_given_widths_without_measuring(profiled, tmp_path, run_cli):
+    from staircase.spec import StudentSpec
+
+    widths = tmp_path / "w.json"
+    widths.write_text(json.dumps({"widths": {"block1.layer.0.conv1": 11, "block3.layer.1.conv1": 37}}))
+    out = tmp_path / "snapped.json"
+    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--widths", str(widths), "--snap", "up",
+                "--out", str(out), "--no-measure")
+    assert r.returncode == 0, r.stderr
+    spec = StudentSpec.load(out)
+    assert spec.widths["block1.layer.0.conv1"] >= 11 and spec.widths["block3.layer.1.conv1"] >= 37
+    assert spec.provenance.measured_ms is None and "snapped up" in spec.provenance.method
+
+
+def test_design_bad_inputs_name_the_problem(profiled, tmp_path, run_cli):
+    widths = tmp_path / "w.json"
+    widths.write_text(json.dumps({"layer9.conv": 3}))
+    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--widths", str(widths), "--out",
+                str(tmp_path / "x.json"), "--no-measure")
+    assert r.returncode == 1 and "layer9.conv" in r.stderr and "another model" in r.stderr
+    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--target-ms", "0.0001", "--out",
+                str(tmp_path / "x.json"), "--no-measure")
+    assert r.returncode == 1 and "smallest latency reachable" in r.stderr
+    r = run_cli("design", "resnet20", "--profile", str(profiled), "--target-ms", "1", "--out",
+                str(tmp_path / "x.json"), "--no-measure")
+    assert r.returncode == 1 and "does not cover resnet20" in r.stderr
