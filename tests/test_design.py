@@ -94,12 +94,11 @@ def profiled(tmp_path_factory):
 
 
 def test_design_for_a_target_writes_a_measured_student_and_baselines(profiled, tmp_path, run_cli):
+    from staircase.design.designer import Designer
+    from staircase.modelref import resolve_model
     from staircase.profile.network import predict
     from staircase.profile.store import Profile
     from staircase.spec import StudentSpec
-
-    from staircase.design.designer import Designer
-    from staircase.modelref import resolve_model
 
     prof = Profile.load(profiled)
     designer = Designer(prof, resolve_model("wrn_16_1"))
