@@ -342,6 +342,79 @@ class Measure(Command):
         return 0
 
 
+class Prune(Command):
+    """Prune a trained teacher (Fisher or L1) to a target; write its widths and saliency."""
+
+    name = "prune"
+    parents = (_model_arguments(),)
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--checkpoint", default=None, help="the trained teacher's weights")
+        parser.add_argument("--data", default=None, help="digits, cifar10:PATH, cifar100:PATH or folder:PATH")
+        parser.add_argument("--method", choices=("fisher", "l1"), default="fisher")
+        parser.add_argument("--target-channels", type=int, default=None, help="total channels of the pruned slots")
+        parser.add_argument("--target-params", type=float, default=None, help="parameters (e.g. 1.2e6)")
+        parser.add_argument("--target-ms", type=float, default=None, help="predicted latency (needs --profile)")
+        parser.add_argument("--profile", default=None, help="device profile for --target-ms and --latency-aware")
+        parser.add_argument("--latency-aware", action="store_true",
+                            help="rank channels by saliency per millisecond their slot saves (needs --profile)")
+        parser.add_argument("--schedule", choices=("fast", "reference"), default="fast",
+                            help="fast: 4 channels every 10 steps; reference: 1 every 100 (Crowley et al.)")
+        parser.add_argument("--batch-size", type=int, default=64)
+        parser.add_argument("--max-steps", type=int, default=None, help="stop fine-tuning after this many steps")
+        parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+        parser.add_argument("--out", required=True, help="widths file to write (JSON)")
+        parser.add_argument("--json", action="store_true", help="print the widths file")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .design.prune import Target, run_prune
+
+        resolved = _resolve(args)
+        if args.checkpoint:
+            _load_teacher_weights(resolved, args.checkpoint)
+        elif args.method == "fisher":
+            print("staircase: warning: no --checkpoint: pruning an untrained network", file=sys.stderr)
+        predicted = cost = None
+        if args.profile:
+            predicted, cost = _latency_functions(args.profile, resolved)
+        elif args.latency_aware:
+            raise StaircaseError("--latency-aware needs --profile PROFILE")
+        target = Target(args.target_channels, int(args.target_params) if args.target_params else None,
+                        args.target_ms, predicted)
+        log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        doc = run_prune(resolved, args.method, target, Path(args.out), args.data, args.schedule, args.batch_size,
+                        args.max_steps, cost if args.latency_aware else None, args.threads, log)
+        if args.json:
+            _print_json(doc)
+        else:
+            print(f"{args.out}: {sum(doc['widths'].values())} channels in {len(doc['widths'])} slots after "
+                  f"{doc['steps']} steps ({doc['seconds']:.0f} s), {len(doc['removed'])} removed; target "
+                  f"{doc['target']} {'reached' if doc['reached'] else 'NOT reached'}")
+        return 0 if doc["reached"] else 3
+
+
+def _latency_functions(profile_path: str, resolved):
+    """(predicted ms for widths, ms one channel of a slot costs at a width) from a profile."""
+    from .profile.network import predict, slot_delta
+    from .profile.store import Profile as ProfileFile
+    from .profile.sweep import network_key
+
+    prof = ProfileFile.load(profile_path)
+    key = network_key(resolved.architecture.name, resolved.architecture.input_size)
+    slots = prof.network(key)["slots"]
+
+    def predicted(widths):
+        return predict(prof, key, {n: w for n, w in widths.items() if n in slots}).median_ms
+
+    def cost(name, width, span=8):
+        if name not in slots or width <= 1:
+            return 1.0
+        lower = max(1, width - span)
+        return max(slot_delta(prof, key, name, width)[0] - slot_delta(prof, key, name, lower)[0], 0.0) / (width - lower)
+
+    return predicted, cost
+
+
 class Design(Command):
     """Design students from a profile: snap widths to the staircase, or the best for a latency."""
 
@@ -454,7 +527,8 @@ class Demo(Command):
         return run_demo(args.model, Path(args.out), fresh=args.fresh)
 
 
-COMMANDS: tuple[type[Command], ...] = (Models, Slots, Student, Profile, Steps, Predict, Measure, Design, Demo)
+COMMANDS: tuple[type[Command], ...] = (Models, Slots, Student, Profile, Steps, Predict, Measure, Prune, Design,
+                                      Demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
