@@ -186,7 +186,7 @@ def _folder(root: Path, size, augment) -> DataBundle:
                     img = Image.open(f).convert("RGB" if size[0] == 3 else "L").resize((size[2], size[1]))
                 except OSError as exc:
                     raise StaircaseError(f"image {f} cannot be read ({exc})") from None
-                arr = np.asarray(img, dtype=np.uint8)
+                arr = np.array(img, dtype=np.uint8)  # a writable copy
                 xs.append(torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], -1)).permute(2, 0, 1))
                 ys.append(label)
         if not xs:

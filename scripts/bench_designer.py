@@ -1,0 +1,192 @@
+"""Benchmark of the designer (issue 4): staircase gain, target hit rate, design time, Fisher throughput.
+
+Every figure is measured by this script and written to docs/bench_designer.json and
+docs/BENCH_DESIGNER.md. Usage:
+
+    python scripts/bench_designer.py --profile profiles/cpu-onnxruntime.json [--models wrn_40_2 resnet34]
+
+1. Staircase gain: pruned widths at 30/50/70% of each slot's channels, measured as they
+   are and snapped up to the staircase, interleaved; parameters and measured latency side
+   by side. The pruned widths come from the L1 ranking of the network's weights (random
+   initialisation here: no pretrained weights on this machine), which like Fisher's gives
+   every slot its own width.
+2. Target hit rate: 10 targets between 30% and 90% of the teacher's measured latency,
+   each designed, measured, and tightened on a miss.
+3. Time to design one student, and Fisher pruning throughput on digits (fast schedule).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from staircase._io import atomic_write_json, atomic_write_text  # noqa: E402
+from staircase._table import format_table  # noqa: E402
+from staircase.design.baselines import l1_scores, removal_order  # noqa: E402
+from staircase.design.designer import Designer, Saliency, backend_of  # noqa: E402
+from staircase.modelref import resolve_model  # noqa: E402
+from staircase.profile.network import measure_network  # noqa: E402
+from staircase.profile.store import Profile  # noqa: E402
+from staircase.slots import make_student  # noqa: E402
+
+
+def _pruned_share(full: dict[str, int], order: list[str], share: float) -> dict[str, int]:
+    """Remove channels in ranking order until ``share`` of all channels is left."""
+    widths = dict(full)
+    goal = round(share * sum(full.values()))
+    for name in order:
+        if sum(widths.values()) <= goal:
+            break
+        if widths[name] > 1:
+            widths[name] -= 1
+    return widths
+
+
+def _measure_interleaved(designer, models, input_size, passes=3):
+    backend = designer._backend()
+    times = {k: [] for k in models}
+    for p in range(passes):
+        for k in (list(models) if p % 2 == 0 else list(reversed(list(models)))):
+            times[k].append(measure_network(backend, models[k], input_size).median_ms)
+    return {k: (statistics.median(v), max(v) - min(v)) for k, v in times.items()}
+
+
+def staircase_gain(designer: Designer, model_name: str) -> list[dict]:
+    rows = []
+    full = {n: designer.graph[n].width for n in designer.slots}
+    order = removal_order(l1_scores(designer.graph, designer.slots))
+    teacher = designer.resolved.model
+    size = designer.arch.input_size
+    for share in (0.3, 0.5, 0.7):
+        pruned = _pruned_share(full, order, share)
+        snapped = designer.snapped(pruned, "up")
+        nets = {"pruned": make_student(teacher, pruned, size).eval(), "snapped": make_student(teacher, snapped, size).eval()}
+        measured = _measure_interleaved(designer, nets, size)
+        params = {k: sum(p.numel() for p in m.parameters()) for k, m in nets.items()}
+        rows.append({"model": model_name, "share": share, "params_pruned": params["pruned"],
+                     "params_snapped": params["snapped"], "ms_pruned": measured["pruned"][0],
+                     "ms_snapped": measured["snapped"][0], "range_pruned": measured["pruned"][1],
+                     "range_snapped": measured["snapped"][1],
+                     "param_gain": params["snapped"] / params["pruned"] - 1,
+                     "latency_change": measured["snapped"][0] / measured["pruned"][0] - 1})
+        r = rows[-1]
+        print(f"[1] {model_name} {share:.0%}: params +{r['param_gain']:.1%}, latency {r['latency_change']:+.1%}",
+              flush=True)
+    return rows
+
+
+def hit_rate(designer: Designer, model_name: str, n: int = 10) -> dict:
+    teacher_ms = measure_network(designer._backend(), designer.resolved.model.eval(), designer.arch.input_size).median_ms
+    saliency = Saliency.from_parameters(designer.graph, designer.slots)
+    rows = []
+    for i in range(n):
+        frac = 0.3 + 0.6 * i / (n - 1)
+        target = frac * teacher_ms
+        start = time.perf_counter()
+        try:
+            d = designer.design_for_target(target, saliency, f"t{i}", "bench")
+        except Exception as exc:  # noqa: BLE001 - an unreachable target is a result too
+            rows.append({"fraction": frac, "target_ms": target, "error": str(exc)})
+            print(f"[2] {model_name} {frac:.0%}: {exc}", flush=True)
+            continue
+        rows.append({"fraction": frac, "target_ms": target, "measured_ms": d.measured_ms,
+                     "predicted_ms": d.predicted_ms, "attempts": d.attempts, "met": d.met,
+                     "seconds": time.perf_counter() - start, "ratio": d.measured_ms / target})
+        print(f"[2] {model_name} {frac:.0%}: target {target:.3f} ms, measured {d.measured_ms:.3f} "
+              f"({d.measured_ms / target - 1:+.1%}) after {d.attempts} design(s)", flush=True)
+    ok = [r for r in rows if "ratio" in r]
+    return {"model": model_name, "teacher_ms": teacher_ms, "rows": rows,
+            "within_3pct": sum(r["ratio"] <= 1.03 for r in ok), "designed": len(ok),
+            "median_below": statistics.median(1 - r["ratio"] for r in ok) if ok else None,
+            "median_design_s": statistics.median(r["seconds"] for r in ok) if ok else None}
+
+
+def fisher_throughput(seconds_budget: int = 60) -> dict:
+    from staircase.design.fisher import SCHEDULES, fisher_prune
+    from staircase.models import create_model
+    from staircase.train.data import load_data
+
+    model = create_model("wrn_40_2", num_classes=10)
+    bundle = load_data("digits", model.input_size)
+    loader = torch.utils.data.DataLoader(bundle.train, batch_size=64, shuffle=True, drop_last=True)
+    start = time.perf_counter()
+    pruner, state = fisher_prune(model, model.input_size, loader,
+                                 lambda w, m: time.perf_counter() - start > seconds_budget,
+                                 SCHEDULES["fast"], log=lambda m: None)
+    minutes = state.seconds / 60
+    return {"model": "wrn_40_2", "data": "digits", "batch": 64, "steps": state.step,
+            "channels_removed": len(state.removed), "seconds": state.seconds,
+            "channels_per_minute": len(state.removed) / minutes, "threads": torch.get_num_threads()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default=str(ROOT / "profiles" / "cpu-onnxruntime.json"))
+    ap.add_argument("--models", nargs="+", default=["wrn_40_2", "resnet34"])
+    ap.add_argument("--parts", nargs="+", type=int, default=[1, 2, 3])
+    ap.add_argument("--out", default=str(ROOT / "docs"))
+    args = ap.parse_args()
+    prof = Profile.load(args.profile)
+    backend = backend_of(prof)
+    torch.set_num_threads(backend.threads)
+    report = {"profile": args.profile, "fingerprint": prof.fingerprint, "gain": [], "hits": [], "fisher": None}
+    started = time.perf_counter()
+    for model in args.models:
+        designer = Designer(prof, resolve_model(model), backend, log=lambda m: None)
+        if 1 in args.parts:
+            report["gain"] += staircase_gain(designer, model)
+        if 2 in args.parts:
+            report["hits"].append(hit_rate(designer, model))
+    if 3 in args.parts:
+        report["fisher"] = fisher_throughput()
+        print(f"[3] Fisher: {report['fisher']['channels_per_minute']:.0f} channels/minute", flush=True)
+    report["seconds"] = time.perf_counter() - started
+    out = Path(args.out)
+    atomic_write_json(out / "bench_designer.json", report)
+    atomic_write_text(out / "BENCH_DESIGNER.md", render(report))
+    print(f"wrote {out / 'BENCH_DESIGNER.md'}")
+    return 0
+
+
+def render(r: dict) -> str:
+    fp = r["fingerprint"]
+    lines = ["# Designer benchmark", "",
+             f"Written by `scripts/bench_designer.py` from `{r['profile']}` ({fp['backend']} {fp['backend_version']}, "
+             f"{fp['cpu']}, {fp['threads']} threads, {fp['precision']}). Total {r['seconds']:.0f} s.", ""]
+    if r["gain"]:
+        lines += ["## 1. Staircase gain (L1-pruned widths vs the same snapped up; median of 3 interleaved "
+                  "end-to-end measurements, range in brackets)", "",
+                  format_table(["model", "channels kept", "params pruned", "params snapped", "param gain",
+                                "ms pruned", "ms snapped", "latency change"],
+                               [[x["model"], f"{x['share']:.0%}", x["params_pruned"], x["params_snapped"],
+                                 f"{x['param_gain']:+.1%}", f"{x['ms_pruned']:.3f} ({x['range_pruned']:.3f})",
+                                 f"{x['ms_snapped']:.3f} ({x['range_snapped']:.3f})", f"{x['latency_change']:+.1%}"]
+                                for x in r["gain"]]), ""]
+    for h in r["hits"]:
+        lines += [f"## 2. Target hit rate: {h['model']} (teacher {h['teacher_ms']:.3f} ms measured)", "",
+                  format_table(["target", "target ms", "measured ms", "vs target", "designs", "seconds"],
+                               [[f"{x['fraction']:.0%}", f"{x['target_ms']:.3f}",
+                                 f"{x['measured_ms']:.3f}" if "measured_ms" in x else x.get("error", "-"),
+                                 f"{x['ratio'] - 1:+.1%}" if "ratio" in x else "-", x.get("attempts", "-"),
+                                 f"{x['seconds']:.1f}" if "seconds" in x else "-"] for x in h["rows"]]),
+                  "", f"{h['within_3pct']} of {h['designed']} within target + 3%; median "
+                  f"{h['median_below']:.1%} below the target; median design time {h['median_design_s']:.1f} s.", ""]
+    if r["fisher"]:
+        f = r["fisher"]
+        lines += ["## 3. Fisher pruning throughput (fast schedule: 4 channels every 10 steps)", "",
+                  f"{f['model']} on {f['data']}, batch {f['batch']}, {f['threads']} threads: {f['steps']} steps, "
+                  f"{f['channels_removed']} channels removed in {f['seconds']:.0f} s = "
+                  f"{f['channels_per_minute']:.0f} channels per minute.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from staircase.errors import StaircaseError
+from staircase.train.data import load_data
+
+
+def test_digits_are_upscaled_to_the_model_input():
+    data = load_data("digits", (3, 32, 32))
+    x, y = data.train[0]
+    assert x.shape == (3, 32, 32) and 0 <= y < 10 and data.num_classes == 10
+    assert len(data.train) + len(data.test) == 1797
+    split = load_data("digits", (1, 16, 16), val_split=0.25)
+    assert len(split.test) == int(0.25 * len(data.train)) and split.test[0][0].shape == (1, 16, 16)
+
+
+def _write_cifar(root, n=6):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), b"labels": list(range(n))}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    return folder
+
+
+def test_cifar_python_batches_are_read(tmp_path):
+    _write_cifar(tmp_path)
+    data = load_data(f"cifar10:{tmp_path}", (3, 32, 32), download=False)
+    assert len(data.train) == 30 and len(data.test) == 6
+    x, y = data.test[2]
+    assert x.shape == (3, 32, 32) and y == 2
+
+
+def test_unreadable_data_is_named(tmp_path):
+    folder = _write_cifar(tmp_path)
+    (folder / "data_batch_3").write_bytes(b"not a pickle")
+    with pytest.raises(StaircaseError, match="cannot read .*data_batch_3"):
+        load_data(f"cifar10:{tmp_path}", (3, 32, 32), download=False)
+    with pytest.raises(StaircaseError, match="holds no cifar-10-batches-py"):
+        load_data(f"cifar10:{tmp_path / 'empty'}", (3, 32, 32), download=False)
+    with pytest.raises(StaircaseError, match="is not one of: digits"):
+        load_data("mnist", (1, 28, 28))
+
+
+def test_class_folders(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for cls in ("cat", "dog"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(np.full((20, 24, 3), 40 * i, dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+    data = load_data(f"folder:{tmp_path}", (3, 16, 16))
+    assert data.num_classes == 2 and len(data.train) == 4 and len(data.test) == 4
+    assert data.test[3][0].shape == (3, 16, 16) and data.test[3][1] == 1
+    assert isinstance(data.train[0][0], torch.Tensor)
