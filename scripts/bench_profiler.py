@@ -13,6 +13,7 @@ of the first are kept there (cpu-onnxruntime.json, cpu-torch.json): the shipped 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import sys
@@ -42,18 +43,36 @@ def _sweep(model, backend, path, grid=None):
 
 
 def reproducibility(model, backend, paths):
-    """Profile twice from scratch; share of (slot, fraction) whose nearest snap agrees."""
+    """Profile twice from scratch; share of (slot, fraction) whose nearest snap agrees, and
+    how many slots found steps at all (agreement on full width alone would be trivial)."""
     runs = [_sweep(model, backend, p) for p in paths]
     agree = total = 0
+    with_steps = [0, 0]
     for slot in runs[0].profile.networks[runs[0].network]["slots"]:
         curves = [r.profile.slot_curve(r.network, slot) for r in runs]
+        optimal = [c.optimal() for c in curves]
+        for i, opt in enumerate(optimal):
+            with_steps[i] += len(opt) > 1
         full = curves[0].widths[-1]
         for frac in (0.3, 0.5, 0.7):
             w = max(1, round(full * frac))
-            agree += snap(w, curves[0].optimal()) == snap(w, curves[1].optimal())
+            agree += snap(w, optimal[0]) == snap(w, optimal[1])
             total += 1
-    return {"model": model, "agreement": agree / total, "comparisons": total,
+    return {"model": model, "agreement": agree / total, "comparisons": total, "slots_with_steps": with_steps,
+            "slots": len(runs[0].profile.networks[runs[0].network]["slots"]),
             "seconds": [round(r.seconds, 1) for r in runs]}, runs[0]
+
+
+def _keep(result, kept: Path):
+    """Copy one finished network (its ops and entry) into the kept profile file."""
+    from staircase.profile.store import Profile
+
+    prof = Profile.load(kept) if kept.exists() else Profile(kept, result.profile.fingerprint, result.profile.protocol)
+    prof.check_fingerprint(result.profile.fingerprint)
+    for key in {k for s in result.profile.networks[result.network]["slots"].values() for k in s["layers"].values()}:
+        prof.ops[key] = result.profile.ops[key]
+    prof.networks[result.network] = result.profile.networks[result.network]
+    prof.save()
 
 
 def naive_cost_seconds(result, repeats=100):
@@ -88,7 +107,8 @@ def prediction_error(model, backend, result, n=20, seed=0):
         p = predict(result.profile, result.network, widths).median_ms
         m = statistics.median(measured[i])
         errors.append(abs(p - m) / m)
-    return {"model": model, "students": n, "median_abs_error": statistics.median(errors), "max_abs_error": max(errors)}
+    return {"model": model, "students": n, "median_abs_error": statistics.median(errors), "max_abs_error": max(errors),
+            "calibration_scale": result.profile.networks[result.network].get("calibration", {}).get("scale")}
 
 
 def step_sizes(model, backends, tmp, keep, done):
@@ -105,6 +125,8 @@ def step_sizes(model, backends, tmp, keep, done):
         else:
             path = Path(keep or tmp) / "cpu-torch.json" if name == "torch" and keep else \
                 Path(tmp) / f"steps-{name}-{be.precision}.json"
+            for stale in (path, Path(str(path) + ".journal")):  # measured afresh
+                stale.unlink(missing_ok=True)
             r = _sweep(model, be, path)
         sizes = [step_size(r.profile.slot_curve(r.network, s).optimal())
                  for s in r.profile.networks[r.network]["slots"]]
@@ -112,6 +134,11 @@ def step_sizes(model, backends, tmp, keep, done):
         rows.append({"backend": f"{name} {be.precision}", "median_step": statistics.median(sizes) if sizes else None,
                      "slots_with_steps": len(sizes), "seconds": round(r.seconds, 1)})
     return rows
+
+
+def _earlier(out: Path) -> dict:
+    path = out / "bench_profiler.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def main() -> int:
@@ -129,11 +156,12 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         kept = Path(args.profiles or tmp) / "cpu-onnxruntime.json"
-        for stale in (kept, Path(str(kept) + ".journal")):
-            stale.unlink(missing_ok=True)
         first_model, first = args.models[0], None
-        if 1 in args.parts:
-            repro, first = reproducibility(first_model, backend, [kept, Path(tmp) / "repro-second.json"])
+        earlier = _earlier(Path(args.out))
+        if 1 in args.parts:  # from scratch, in temporary files; the first run replaces the kept network
+            repro, first = reproducibility(first_model, backend, [Path(tmp) / "repro-first.json",
+                                                                  Path(tmp) / "repro-second.json"])
+            _keep(first, kept)
             report["repro"].append(repro)
             print(f"[1] {first_model}: snapped widths agree {repro['agreement']:.1%} over {repro['comparisons']}",
                   flush=True)
@@ -143,7 +171,9 @@ def main() -> int:
                 results[model] = first
             elif 2 in args.parts or 3 in args.parts:
                 results[model] = _sweep(model, backend, kept)
-            if 2 in args.parts:
+            if 2 in args.parts and results[model].measured == 0:  # reused: keep the run that measured it
+                report["cost"] += [c for c in earlier.get("cost", []) if c["model"] == model]
+            elif 2 in args.parts:
                 r = results[model]
                 naive = naive_cost_seconds(r)
                 report["cost"].append({"model": model, "grid": GRIDS.get(model, 1), "profile_s": r.seconds,
@@ -166,6 +196,10 @@ def main() -> int:
                 print(f"[4] {row}", flush=True)
     report["seconds"] = time.perf_counter() - started
     out = Path(args.out)
+    if earlier:  # parts not run this time keep their earlier figures
+        for part, key in ((1, "repro"), (2, "cost"), (3, "prediction"), (4, "steps")):
+            if part not in args.parts and earlier.get(key):
+                report[key] = earlier[key]
     atomic_write_json(out / "bench_profiler.json", report)
     atomic_write_text(out / "BENCH_PROFILER.md", render(report))
     print(f"wrote {out / 'BENCH_PROFILER.md'}")
@@ -180,17 +214,22 @@ def render(r: dict) -> str:
              f"Total wall time {r['seconds']:.0f} s.", ""]
     if r["repro"]:
         lines += ["## 1. Reproducibility (two profiles from scratch; nearest snap of 0.3/0.5/0.7 x width)", "",
-                  format_table(["model", "agreement", "comparisons", "profile s (each)"],
-                               [[x["model"], f"{x['agreement']:.1%}", x["comparisons"], str(x["seconds"])] for x in r["repro"]]), ""]
+                  format_table(["model", "agreement", "comparisons", "slots with steps (each run)", "profile s (each)"],
+                               [[x["model"], f"{x['agreement']:.1%}", x["comparisons"],
+                                 f"{x.get('slots_with_steps')} of {x.get('slots')}", str(x["seconds"])]
+                                for x in r["repro"]]), ""]
     if r["cost"]:
         lines += ["## 2. Cost (naive = every slot separately, 100 fixed runs per width, no reuse; estimated from the measured medians, preparation excluded)", "",
                   format_table(["model", "grid", "measurements", "profile s", "naive s (est.)", "naive / ours"],
                                [[x["model"], x["grid"], x["measurements"], round(x["profile_s"], 1),
                                  round(x["naive_estimate_s"], 1), round(x["ratio"], 2)] for x in r["cost"]]), ""]
     if r["prediction"]:
-        lines += ["## 3. Prediction vs end-to-end measurement (random widths 25-100% per slot)", "",
-                  format_table(["model", "students", "median |error|", "worst |error|"],
-                               [[x["model"], x["students"], f"{x['median_abs_error']:.1%}", f"{x['max_abs_error']:.1%}"] for x in r["prediction"]]), ""]
+        lines += ["## 3. Prediction vs end-to-end measurement (random widths 25-100% per slot, "
+                  "other students than the profile's calibration ones; median of 3 interleaved measurements)", "",
+                  format_table(["model", "students", "calibration scale", "median |error|", "worst |error|"],
+                               [[x["model"], x["students"], x.get("calibration_scale") or "-",
+                                 f"{x['median_abs_error']:.1%}", f"{x['max_abs_error']:.1%}"]
+                                for x in r["prediction"]]), ""]
     if r["steps"]:
         lines += ["## 4. Step size per backend (median over slots of the gap between optimal widths)", "",
                   format_table(["backend", "median step", "slots with steps", "profile s"],

@@ -9,7 +9,7 @@ import pytest
 
 from staircase.errors import SpecError
 from staircase.profile.backends import get_backend
-from staircase.profile.network import predict
+from staircase.profile.network import predict, raw_delta
 from staircase.profile.store import Profile, ProfileMismatch
 from staircase.profile.sweep import grid_widths, profile_network
 
@@ -38,8 +38,12 @@ def test_sweep_shares_ops_and_predicts(tmp_path):
     assert r.measured >= sum(len(grid_widths(s["width"], 8)) for s in slots.values()) - 2 * 3
     full = predict(prof, r.network, {})
     assert full.median_ms == pytest.approx(prof.networks[r.network]["full"]["median_ms"])
-    smaller = predict(prof, r.network, {"block3.layer.0.conv1": 8, "block3.layer.1.conv1": 8})
+    narrow = {"block3.layer.0.conv1": 8, "block3.layer.1.conv1": 8}
+    smaller = predict(prof, r.network, narrow)
     assert smaller.median_ms != full.median_ms
+    calibration = prof.networks[r.network]["calibration"]
+    assert 0.2 <= calibration["scale"] <= 3.0 and len(calibration["students"]) == 4
+    assert smaller.median_ms == pytest.approx(full.median_ms + calibration["scale"] * raw_delta(prof, r.network, narrow))
     with pytest.raises(SpecError, match="lacks slot"):
         predict(prof, r.network, {"conv1": 3})
     again = _sweep(tmp_path / "p.json")

@@ -1,7 +1,8 @@
 """Whole-network latency: predicted from a profile, or measured end to end on a backend.
 
 Prediction = the full network's measured time + for every layer a slot touches, its
-time at the new widths minus its time at full width (from the op curves). Working in
+time at the new widths minus its time at full width (from the op curves), times the
+profile's calibration scale (fitted on a few whole students when the profile was made). Working in
 differences cancels the per-call overhead that one-op graphs pay and a whole network does
 not; a layer touched by two slots (its inputs and its outputs) adds both differences.
 """
@@ -19,7 +20,7 @@ from .backends import Backend
 from .store import Profile
 from .timing import Measurement, TimingProtocol
 
-__all__ = ["Prediction", "predict", "slot_delta", "measure_network"]
+__all__ = ["Prediction", "predict", "slot_delta", "raw_delta", "calibration_scale", "measure_network"]
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,24 @@ def predict(profile: Profile, network: str, widths: Mapping[str, int]) -> Predic
     if missing:
         raise SpecError(f"profile {profile.path} lacks slot(s) {missing[:4]} of {network}"
                         f"{' (and more)' if len(missing) > 4 else ''}; profile them with `staircase profile --all`")
+    scale = calibration_scale(profile, network)
     total = entry["full"]["median_ms"]
     var = entry["full"]["spread_ms"] ** 2
     for name, width in widths.items():
         delta, spread = slot_delta(profile, network, name, width)
-        total += delta
-        var += spread ** 2
+        total += scale * delta
+        var += (scale * spread) ** 2
     return Prediction(total, math.sqrt(var), entry["full"]["median_ms"])
+
+
+def calibration_scale(profile: Profile, network: str) -> float:
+    """How much of the summed op differences whole networks show (1 before calibration)."""
+    return float(profile.network(network).get("calibration", {}).get("scale", 1.0))
+
+
+def raw_delta(profile: Profile, network: str, widths: Mapping[str, int]) -> float:
+    """The summed op differences for ``widths``, before calibration."""
+    return sum(slot_delta(profile, network, n, w)[0] for n, w in widths.items())
 
 
 def slot_delta(profile: Profile, network: str, slot: str, width: int) -> tuple[float, float]:

@@ -6,8 +6,8 @@ and every point is timed block by block against its op at full width, so that wh
 remains cancels in the ratio (see ``timing.measure``).
 After the rounds, the widths where the staircase is uncertain (and the width just above
 each) get one to three more interleaved rounds with more samples (``TIMINGS``). Then the
-whole network is timed once, which gives the part
-of its latency that no slot changes.
+whole network is timed once, and a few students of random widths against it, which
+calibrates the prediction (see ``_calibrate``).
 """
 
 from __future__ import annotations
@@ -30,18 +30,31 @@ from .timing import TimingProtocol
 __all__ = ["SweepResult", "grid_widths", "network_key", "profile_network"]
 
 DEFAULT_PROTOCOL = TimingProtocol()
-# uncertain step edges get more samples, so their standard errors shrink
-EDGE_PROTOCOL = TimingProtocol(min_samples=15, max_samples=80, max_s=1.5, target_spread=0.03)
-# presets for ``--timing``: (protocol per point and round, protocol at uncertain edges, edge passes)
-TIMINGS: dict[str, tuple[TimingProtocol, TimingProtocol, int]] = {
-    "quick": (TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=5, max_samples=15, max_s=0.2,
-                             target_spread=0.1),
-              TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=9, max_samples=30, max_s=0.4), 1),
-    "standard": (DEFAULT_PROTOCOL, EDGE_PROTOCOL, 2),
-    "careful": (TimingProtocol(min_samples=15, max_samples=120, max_s=2.0, target_spread=0.03),
-                TimingProtocol(min_samples=31, max_samples=200, max_s=4.0, target_spread=0.02), 3),
-}
 FULL_NETWORK_PROTOCOL = TimingProtocol(min_samples=15, max_samples=200, max_s=4.0, target_spread=0.03)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A ``--timing`` preset: per point and round, at uncertain edges (with more samples, so
+    their standard errors shrink), how many edge passes, and for whole networks."""
+
+    point: TimingProtocol
+    edge: TimingProtocol
+    edge_passes: int
+    network: TimingProtocol
+
+
+TIMINGS: dict[str, Timing] = {
+    "quick": Timing(TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=5, max_samples=15, max_s=0.2,
+                                   target_spread=0.1),
+                    TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=9, max_samples=30, max_s=0.4), 1,
+                    TimingProtocol(warmup_s=0.01, min_samples=7, max_samples=30, max_s=0.5)),
+    "standard": Timing(DEFAULT_PROTOCOL, TimingProtocol(min_samples=15, max_samples=80, max_s=1.5, target_spread=0.03),
+                       2, FULL_NETWORK_PROTOCOL),
+    "careful": Timing(TimingProtocol(min_samples=15, max_samples=120, max_s=2.0, target_spread=0.03),
+                      TimingProtocol(min_samples=31, max_samples=200, max_s=4.0, target_spread=0.02), 3,
+                      TimingProtocol(min_samples=31, max_samples=400, max_s=8.0, target_spread=0.02)),
+}
 
 
 @dataclass
@@ -73,6 +86,7 @@ def profile_network(
     grid: int = 1,
     rounds: int = 2,
     timing: str = "standard",
+    calibration_students: int = 4,
     budget_minutes: float | None = None,
     seed: int = 0,
     allow_other_device: bool = False,
@@ -84,7 +98,8 @@ def profile_network(
         raise StaircaseError(f"--grid ({grid}) and --rounds ({rounds}) must be at least 1")
     if timing not in TIMINGS:
         raise StaircaseError(f"--timing {timing!r} is not one of {', '.join(TIMINGS)}")
-    protocol, edge_protocol, edge_passes = TIMINGS[timing]
+    preset = TIMINGS[timing]
+    protocol, edge_protocol, edge_passes = preset.point, preset.edge, preset.edge_passes
     start = time.perf_counter()
     deadline = start + budget_minutes * 60 if budget_minutes else None
     resolved = resolve_model(model_ref)
@@ -142,13 +157,16 @@ def profile_network(
         if complete:
             entry["edges_done"] = True
         if complete and "full" not in entry:
-            m = backend.time(backend.prepare_model(model, size), FULL_NETWORK_PROTOCOL)
+            m = backend.time(backend.prepare_model(model, size), preset.network)
             entry["full"] = {"median_ms": m.median_ms, "spread_ms": m.iqr_ms, "noisy": m.noisy}
             touched = {}
             for s in entry["slots"].values():
                 for layer, k in s["layers"].items():
                     touched[layer] = profile.curve(k).at(ops[k].full if k in ops else 10**9)
             entry["untouched_ms"] = m.median_ms - sum(touched.values())
+        if complete and calibration_students and "calibration" not in entry:
+            entry["calibration"] = _calibrate(profile, key, backend, model, size, calibration_students, seed,
+                                              preset.network, log)
     finally:
         runner.close()
         profile.save()
@@ -156,6 +174,43 @@ def profile_network(
     if not complete:
         log(f"budget reached: rerun the same command to continue ({out})")
     return SweepResult(profile, key, runner.measured, reused, complete, noisy, time.perf_counter() - start)
+
+
+def _calibrate(profile: Profile, network: str, backend: Backend, model, size, count: int, seed: int,
+               protocol: TimingProtocol, log: Callable[[str], None]) -> dict:
+    """Scale the summed op differences to what whole networks show.
+
+    One-op graphs see each width change in isolation (their own thread wake-ups, cold
+    caches, no fusion), so their differences overstate or understate what the same change
+    saves inside the network. A few students of random widths are timed end to end,
+    alternating with the full network (student, full, full, student: linear drift cancels),
+    and the least-squares scale through the origin between predicted and measured
+    differences is kept with the profile. Whole networks are not block-paired like ops:
+    with the runtimes' default thread spinning, two alternating sessions fight for the cores.
+    """
+    import statistics
+
+    from ..slots import make_student
+    from .network import raw_delta
+
+    slots = profile.networks[network]["slots"]
+    rng = random.Random(seed + 7919)
+    full_run = backend.prepare_model(model, size)
+    log(f"calibrating the prediction on {count} students of random widths")
+    points = []
+    for _ in range(count):
+        widths = {n: rng.randint(max(1, info["width"] // 4), info["width"]) for n, info in slots.items()}
+        run = backend.prepare_model(make_student(model, widths, size), size)
+        times: dict[str, list[float]] = {"student": [], "full": []}
+        for which in ("student", "full", "full", "student"):
+            times[which].append(backend.time(run if which == "student" else full_run, protocol).median_ms)
+        measured = statistics.median(times["student"]) - statistics.median(times["full"])
+        points.append({"widths": widths, "predicted_delta_ms": raw_delta(profile, network, widths),
+                       "measured_delta_ms": measured})
+    num = sum(p["predicted_delta_ms"] * p["measured_delta_ms"] for p in points)
+    den = sum(p["predicted_delta_ms"] ** 2 for p in points)
+    scale = min(max(num / den, 0.2), 3.0) if den > 0 else 1.0
+    return {"scale": scale, "students": points}
 
 
 class _Runner:
