@@ -106,24 +106,19 @@ def test_measure_settles_and_flags_noise():
 
 
 def test_timing_against_a_reference_cancels_drift():
-    # the machine slows down 1.5x every other block: raw medians scatter, the ratio does not
-    clock = {"t": 0.0, "blocks": 0}
+    # the machine is 1.5x slower for every other (op, reference) pair of blocks
+    state = {"t": 0.0, "calls": 0}
 
     def now():
-        return clock["t"]
+        return state["t"]
 
-    def slowdown():
-        return 1.5 if (clock["t"] * 1e3) % 2 < 1 else 1.0
+    def call(cost):
+        slowdown = 1.5 if (state["calls"] // 2) % 2 else 1.0
+        state["calls"] += 1
+        state["t"] += cost * slowdown
 
-    def run_op():
-        clock["t"] += 0.0006 * slowdown()
-
-    def run_ref():
-        clock["t"] += 0.001 * slowdown()
-
-    m = measure(run_op, TimingProtocol(warmup_s=0.0, min_block_s=0.0, max_samples=40, max_s=10), clock=now,
-                reference=run_ref)
-    assert m.ratio == pytest.approx(0.6, rel=0.02)
-    assert m.ratio_iqr < 0.02 * m.ratio and not m.noisy
-    assert m.ref_ms == pytest.approx(1.0, rel=0.6)
+    m = measure(lambda: call(0.0006), TimingProtocol(warmup_s=0.0, min_block_s=0.0, max_samples=40, max_s=10),
+                clock=now, reference=lambda: call(0.001))
+    assert m.ratio == pytest.approx(0.6) and m.ratio_iqr == pytest.approx(0.0) and not m.noisy
+    assert m.iqr_ms > 0.2  # the raw timings scatter with the slowdown
     assert set(m.to_dict()) >= {"ratio", "ratio_iqr", "ref_ms", "samples"}
