@@ -20,7 +20,7 @@ from .errors import SpecError, WidthError
 from .modelref import Architecture
 from .slots import shrink_in_place
 
-__all__ = ["SPEC_FORMAT", "SPEC_VERSION", "Provenance", "StudentSpec", "load_widths"]
+__all__ = ["SPEC_FORMAT", "SPEC_VERSION", "Provenance", "StudentSpec", "load_widths", "widths_from_data"]
 
 SPEC_FORMAT = "staircase-student"
 SPEC_VERSION = 1
@@ -181,7 +181,11 @@ def _num_classes(model: nn.Module, input_size: tuple[int, ...]) -> int:
 
 def load_widths(path: str | Path) -> dict[str, int]:
     """Read ``{slot: width}`` from a JSON file: a bare object, or any object with a ``widths`` object."""
-    data = read_json(path, "widths file")
+    return widths_from_data(read_json(path, "widths file"), path)
+
+
+def widths_from_data(data: Any, path: str | Path) -> dict[str, int]:
+    """The ``{slot: width}`` of a widths file's parsed JSON (``path`` names it in errors)."""
     if isinstance(data, dict) and isinstance(data.get("widths"), dict):
         data = data["widths"]
     if not isinstance(data, dict) or not data:

@@ -207,10 +207,10 @@ class WidthsFile:
     @classmethod
     def load(cls, path) -> WidthsFile:
         from .._io import read_json
-        from ..spec import load_widths
+        from ..spec import widths_from_data
 
-        widths = load_widths(path)
         data = read_json(path, "widths file")
+        widths = widths_from_data(data, path)
         saliency = data.get("saliency") if isinstance(data, dict) else None
         removed = data.get("removed") if isinstance(data, dict) else None
         if saliency is not None and not (isinstance(saliency, dict) and all(

@@ -19,8 +19,6 @@ The job checkpoints after every prune (atomically) and resumes from the last one
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._io import atomic_write
 from ..errors import StaircaseError
 from ..slots import SlotGraph
 
@@ -141,17 +140,10 @@ class PruneState:
 
 def _save_checkpoint(path: Path, model: nn.Module, widths: Mapping[str, int], state: PruneState,
                      last: Mapping[str, torch.Tensor]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({"format": "staircase-fisher-checkpoint", "model": model.state_dict(), "widths": dict(widths),
-                    "state": vars(state), "last": {k: v.tolist() for k, v in last.items()},
-                    "rng": torch.get_rng_state()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    checkpoint = {"format": "staircase-fisher-checkpoint", "model": model.state_dict(), "widths": dict(widths),
+                  "state": vars(state), "last": {k: v.tolist() for k, v in last.items()},
+                  "rng": torch.get_rng_state()}
+    atomic_write(path, lambda f: torch.save(checkpoint, f))
 
 
 def _forever(batches: Iterable):

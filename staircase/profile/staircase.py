@@ -74,8 +74,6 @@ def optimal_points(
     ``times`` are medians and ``stderrs`` their standard errors (same unit; zero when
     omitted). The widest measured width is always optimal.
     """
-    if not widths:
-        return []
     w, margins = _margins(widths, times, stderrs, rel_tol)
     return [x for x, m in zip(w, margins, strict=True) if m > z]
 
@@ -89,8 +87,6 @@ def ambiguous_points(
 ) -> list[int]:
     """Widths whose verdict would flip with half or twice the evidence (margin within
     [z/2, 2z]): more samples there settle the staircase where it is uncertain."""
-    if not widths:
-        return []
     w, margins = _margins(widths, times, stderrs, rel_tol)
     return [x for x, m in zip(w, margins, strict=True) if z / 2 <= m <= 2 * z]
 

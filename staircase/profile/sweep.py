@@ -170,7 +170,7 @@ def profile_network(
     finally:
         runner.close()
         profile.save()
-    noisy = sum(p["noisy"] for e in profile.to_dict()["ops"].values() for p in e["points"].values())
+    noisy = sum(sum(profile.curve(k).noisy) for k in profile.ops)  # cached per op
     if not complete:
         log(f"budget reached: rerun the same command to continue ({out})")
     return SweepResult(profile, key, runner.measured, reused, complete, noisy, time.perf_counter() - start)
