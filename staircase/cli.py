@@ -493,22 +493,158 @@ class Design(Command):
 
 def _load_teacher_weights(resolved, path: str):
     """The resolved model with weights from a checkpoint (a state dict, or a dict with 'model')."""
-    import torch
+    from .train.checkpoint import load_weights
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise StaircaseError(f"checkpoint {path} does not exist") from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets one message
-        raise StaircaseError(f"checkpoint {path} cannot be read as a torch checkpoint ({type(exc).__name__})") from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    try:
-        resolved.model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0][:200]
-        raise StaircaseError(f"checkpoint {path} does not fit {resolved.architecture.name}: {first}") from None
-    return resolved.model
+    return load_weights(resolved.model, path, resolved.architecture.name)
+
+
+class Train(Command):
+    """Train a teacher, or a student with attention transfer / distillation from its teacher."""
+
+    name = "train"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from .train.data import DATA_KINDS
+
+        parser.add_argument("role", choices=("teacher", "student"), help="what is trained")
+        parser.add_argument("model", metavar="MODEL_OR_SPEC",
+                            help="teacher: zoo name or package.module:factory; student: a student spec (or any model)")
+        parser.add_argument("--data", required=True, help=", ".join(DATA_KINDS))
+        parser.add_argument("--out", default=None, help="run directory (default: runs/<role>-<model>)")
+        parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+        g = parser.add_argument_group("distillation (student)")
+        g.add_argument("--teacher", default=None, metavar="CKPT", help="the teacher's checkpoint")
+        g.add_argument("--at-beta", type=float, default=None,
+                       help="attention-transfer weight (default 1e3 with --teacher, as the reference)")
+        g.add_argument("--kd-alpha", type=float, default=0.0, help="knowledge-distillation weight (0 = off)")
+        g.add_argument("--kd-T", type=float, default=4.0, help="distillation temperature")
+        g.add_argument("--student-points", default=None, metavar="A,B,..", help="attention points by module path")
+        g.add_argument("--teacher-points", default=None, metavar="A,B,..", help="the teacher's, paired in order")
+        g.add_argument("--allow-other-teacher", action="store_true",
+                       help="distil from a teacher other than the one the spec was designed from")
+        g = parser.add_argument_group("recipe (defaults: the attention-transfer reference)")
+        g.add_argument("--epochs", type=int, default=200)
+        g.add_argument("--batch-size", type=int, default=128)
+        g.add_argument("--lr", type=float, default=0.1)
+        g.add_argument("--momentum", type=float, default=0.9)
+        g.add_argument("--weight-decay", type=float, default=5e-4)
+        g.add_argument("--schedule", choices=("step", "cosine"), default="step",
+                       help="step: lr x0.2 at 30/60/80%% of the epochs; cosine: cosine annealing to 0")
+        g.add_argument("--train-images", type=int, default=None, help="train on this many images only")
+        g.add_argument("--val-split", type=float, default=0.0, help="hold out this share of train as the test set")
+        g.add_argument("--seed", type=int, default=0)
+        g.add_argument("--deterministic", action="store_true",
+                       help="deterministic algorithms: a killed and resumed run ends with the same weights")
+        g = parser.add_argument_group("hardware")
+        g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun: one GPU per process)")
+        g.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+        g.add_argument("--workers", type=int, default=0, help="data-loading processes")
+        g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                       help="mixed precision (default: on for CUDA)")
+        g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                       help="channels-last memory format (default: on for CUDA)")
+        g.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard")
+        g.add_argument("--no-progress", action="store_true", help="no progress bars")
+        parser.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the data's)")
+        parser.add_argument("--input-shape", default=None, metavar="C,H,W", help="input size for models without one")
+        parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .modelref import parse_input_shape
+        from .train.trainer import TrainConfig, train
+
+        points = {k: getattr(args, k).split(",") if getattr(args, k) else None
+                  for k in ("student_points", "teacher_points")}
+        shape = parse_input_shape(args.input_shape)
+        stem = Path(args.model).stem if args.model.endswith(".json") else args.model.replace(":", "-").replace(".", "_")
+        config = TrainConfig(
+            model=args.model, data=args.data, out=args.out or f"runs/{args.role}-{stem}", role=args.role,
+            teacher=args.teacher, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+            weight_decay=args.weight_decay, schedule=args.schedule,
+            at_beta=(1e3 if args.teacher else 0.0) if args.at_beta is None else args.at_beta,
+            kd_alpha=args.kd_alpha, kd_T=args.kd_T, allow_other_teacher=args.allow_other_teacher,
+            num_classes=args.num_classes, input_shape=list(shape) if shape else None,
+            train_images=args.train_images, val_split=args.val_split, seed=args.seed,
+            deterministic=args.deterministic, device=args.device, threads=args.threads, workers=args.workers,
+            amp=args.amp, channels_last=args.channels_last, tensorboard=args.tensorboard,
+            progress=not args.no_progress, **points)
+        log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        summary = train(config, resume=args.resume, log=log)
+        if args.json:
+            _print_json(summary)
+        elif summary:
+            print(f"done: final top-1 {summary['final_top1']:.2f}%, best {summary['best_top1']:.2f}%; "
+                  f"checkpoints in {summary['run']}/last.pt and best.pt")
+        return 0
+
+
+class Evaluate(Command):
+    """Top-1 / top-5 accuracy and loss of a checkpoint on a dataset's test split."""
+
+    name = "evaluate"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by `staircase train`")
+        parser.add_argument("--data", required=True, help="digits, cifar10:PATH, cifar100:PATH or folder:PATH")
+        parser.add_argument("--val-split", type=float, default=0.0, help="evaluate on this held-out share of train")
+        parser.add_argument("--seed", type=int, default=0, help="the seed of the held-out split")
+        parser.add_argument("--batch-size", type=int, default=256)
+        parser.add_argument("--threads", type=int, default=None)
+        parser.add_argument("--json", action="store_true")
+
+    def run(self, args: argparse.Namespace) -> int:
+        import torch
+
+        from .train.checkpoint import model_from_checkpoint
+        from .train.data import load_data
+        from .train.evaluate import evaluate
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        model, arch, spec = model_from_checkpoint(args.checkpoint)
+        data = load_data(args.data, arch.input_size, val_split=args.val_split, seed=args.seed, augment=False)
+        result = {"checkpoint": args.checkpoint, "data": data.name,
+                  **evaluate(model, data.test, args.batch_size, "cuda" if torch.cuda.is_available() else "cpu")}
+        if args.json:
+            _print_json(result)
+        else:
+            print(f"{args.checkpoint} on {data.name} ({result['images']} images): top-1 {result['top1']:.2f}%, "
+                  f"top-5 {result['top5']:.2f}%, loss {result['loss']:.4f}")
+        return 0
+
+
+class Export(Command):
+    """Export a checkpoint for deployment: ONNX (checked with ONNX Runtime) or OpenVINO IR."""
+
+    name = "export"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from .train.export import FORMATS
+
+        parser.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by `staircase train`")
+        parser.add_argument("--format", choices=FORMATS, default="onnx")
+        parser.add_argument("--out", default=None, help="file to write (default: beside CKPT, .onnx or .xml)")
+        parser.add_argument("--half", action="store_true", help="OpenVINO: store the weights as f16")
+        parser.add_argument("--no-check", action="store_true", help="skip running the export against torch")
+        parser.add_argument("--json", action="store_true")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .train.checkpoint import model_from_checkpoint
+        from .train.export import export_onnx, export_openvino
+
+        model, arch, _ = model_from_checkpoint(args.checkpoint)
+        out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx" if args.format == "onnx" else ".xml")
+        if args.format == "onnx":
+            result = export_onnx(model, arch.input_size, out, check=not args.no_check)
+        else:
+            result = export_openvino(model, arch.input_size, out, check=not args.no_check, half=args.half)
+        if args.json:
+            _print_json(result)
+        else:
+            check = (f"; {result['checked_with']}: max |torch - export| = {result['max_abs_diff']:.2e}"
+                     if "max_abs_diff" in result else "")
+            print(f"wrote {result['path']}{check}")
+        return 0
 
 
 class Demo(Command):
@@ -528,7 +664,7 @@ class Demo(Command):
 
 
 COMMANDS: tuple[type[Command], ...] = (Models, Slots, Student, Profile, Steps, Predict, Measure, Prune, Design,
-                                      Demo)
+                                      Train, Evaluate, Export, Demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from staircase.design.baselines import prune_until, removal_order, uniform_for_latency, uniform_widths
+from staircase.design.baselines import applied_removals, prune_until, removal_order, uniform_for_latency, uniform_widths
 from staircase.design.designer import Saliency
 from staircase.design.knapsack import Choice, solve
 from staircase.errors import StaircaseError
@@ -60,6 +60,13 @@ def test_removal_order_and_prune_until_meet_a_target():
     assert predicted(widths) <= 8.0
     assert widths == {"a": 4, "b": 2}  # the two weak channels of b go first, and that is enough
     assert prune_until(full, order, predicted, 100.0) == full
+
+
+def test_applied_removals_skip_slots_already_at_one_channel():
+    full = {"a": 2, "b": 3}
+    order = ["a", "a", "a", "b", "b", "a"]  # a's second and third removals cannot happen
+    assert applied_removals(full, order, 3) == ["a", "b", "b"]
+    assert applied_removals(full, order, 1) == ["a"]
 
 
 def test_uniform_for_latency_is_the_widest_that_fits():

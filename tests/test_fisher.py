@@ -1,4 +1,5 @@
 import json
+from collections import Counter
 
 import pytest
 import torch
@@ -91,6 +92,8 @@ def test_prune_command_l1_to_parameters(tmp_path, run_cli):
     assert r.returncode == 0, r.stderr
     doc = json.loads(out.read_text())
     assert doc["reached"] and doc["method"] == "l1-pruned"
+    removed = Counter(doc["removed"])  # the recorded order replays to the widths
+    assert all(len(doc["saliency"][n]) - w == removed[n] for n, w in doc["widths"].items())
     r = run_cli("prune", "wrn_16_1", "--method", "l1", "--target-params", "1e5", "--target-channels", "3",
                 "--out", str(out))
     assert r.returncode == 1 and "exactly one of" in r.stderr

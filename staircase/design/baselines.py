@@ -11,7 +11,7 @@ import torch
 from ..errors import WidthError
 from ..slots import Slot, SlotGraph
 
-__all__ = ["uniform_widths", "uniform_for_latency", "l1_scores", "removal_order", "prune_until"]
+__all__ = ["uniform_widths", "uniform_for_latency", "l1_scores", "removal_order", "prune_until", "applied_removals"]
 
 Predictor = Callable[[Mapping[str, int]], float]
 
@@ -58,6 +58,19 @@ def removal_order(scores: Mapping[str, Sequence[float]]) -> list[str]:
     """Slots named once per channel, least salient channel first (global ranking)."""
     ranked = sorted((float(v), name) for name, values in scores.items() for v in values)
     return [name for _, name in ranked]
+
+
+def applied_removals(full: Mapping[str, int], order: Sequence[str], count: int) -> list[str]:
+    """The first ``count`` removals that ``order`` really makes: a slot already down to one
+    channel is skipped, as :func:`prune_until` skips it."""
+    widths, removed = dict(full), []
+    for name in order:
+        if len(removed) >= count:
+            break
+        if widths.get(name, 0) > 1:
+            widths[name] -= 1
+            removed.append(name)
+    return removed
 
 
 def prune_until(full: Mapping[str, int], order: Sequence[str], predicted: Predictor,

@@ -14,7 +14,7 @@ from ..complexity import count_params
 from ..errors import StaircaseError
 from ..modelref import ResolvedModel
 from ..slots import SlotGraph
-from .baselines import l1_scores, prune_until, removal_order
+from .baselines import applied_removals, l1_scores, prune_until, removal_order
 from .fisher import SCHEDULES, fisher_prune
 
 __all__ = ["WIDTHS_FORMAT", "Target", "run_prune"]
@@ -72,7 +72,7 @@ def run_prune(resolved: ResolvedModel, method: str, target: Target, out: Path, d
         goal = target.channels if target.channels is not None else (
             target.params if target.params is not None else target.ms)
         widths = prune_until(full, order, size_of, goal)
-        removed = [n for n in order][: sum(full.values()) - sum(widths.values())]
+        removed = applied_removals(full, order, sum(full.values()) - sum(widths.values()))
         result = {"widths": widths, "saliency": scores, "removed": removed, "steps": 0, "seconds": 0.0}
     elif method == "fisher":
         if data is None:

@@ -52,8 +52,9 @@ def op_model(op: OpSpec, width: int, batch: int, opset: int = 17):
     return model, x_shape
 
 
-def export_model(model, input_size, batch: int) -> bytes:
-    """A whole torch network as ONNX bytes (eval mode: BatchNorm folded into convolutions)."""
+def export_model(model, input_size, batch: int, dynamic_batch: bool = False) -> bytes:
+    """A whole torch network as ONNX bytes (eval mode: BatchNorm folded into convolutions);
+    input ``x``, output ``y``; with ``dynamic_batch`` the batch dimension is left free."""
     import io
     import warnings
 
@@ -67,7 +68,8 @@ def export_model(model, input_size, batch: int) -> bytes:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(model, (torch.zeros(batch, *input_size),), buf, input_names=["x"],
-                              output_names=["y"], dynamo=False, opset_version=17)
+                              output_names=["y"], dynamo=False, opset_version=17,
+                              dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}} if dynamic_batch else None)
     finally:
         model.train(was_training)
     return buf.getvalue()

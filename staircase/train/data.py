@@ -61,9 +61,10 @@ class TensorImages(Dataset):
         if self.augment:
             pad = max(1, round(4 * h / 32))
             x = F.pad(x, (pad, pad, pad, pad))
-            top, left = np.random.randint(0, 2 * pad + 1, size=2)
+            # torch's generator, not numpy's: a run's seed and its saved RNG state cover augmentation too
+            top, left = torch.randint(0, 2 * pad + 1, (2,)).tolist()
             x = x[:, top:top + h, left:left + w]
-            if self.flip and np.random.rand() < 0.5:
+            if self.flip and torch.rand(()) < 0.5:
                 x = x.flip(2)
         return (x - self.mean) / self.std, int(self.labels[i])
 

@@ -1,0 +1,103 @@
+"""Training checkpoints: one file holds the weights, the optimiser, the scheduler, the RNG
+states and what network it is (architecture, or the whole student spec), so that
+``evaluate``, ``export`` and a student's ``--teacher`` can rebuild the model from the file
+alone. Plain state dicts (and dicts with a ``model`` entry) are read too.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._io import atomic_write
+from ..errors import StaircaseError
+
+__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "read_checkpoint", "load_weights", "model_from_checkpoint",
+           "rng_state", "set_rng_state"]
+
+CHECKPOINT_FORMAT = "staircase-checkpoint"
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` (plus the format tag) atomically: a kill mid-write keeps the old file."""
+    state = {"format": CHECKPOINT_FORMAT, **state}
+    return atomic_write(path, lambda f: torch.save(state, f))
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's contents; a plain state dict comes back as ``{"model": state_dict}``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise StaircaseError(f"checkpoint {path} does not exist") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets one message
+        raise StaircaseError(f"checkpoint {path} cannot be read as a torch checkpoint ({type(exc).__name__}); "
+                             "is it complete?") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        return state
+    if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
+        return {"model": state}
+    raise StaircaseError(f"checkpoint {path} holds neither a state dict nor a dict with 'model'")
+
+
+def load_weights(model: nn.Module, path: str | Path, name: str, state: dict[str, Any] | None = None) -> nn.Module:
+    """Load the checkpoint's weights into ``model`` (called ``name`` in errors)."""
+    state = read_checkpoint(path) if state is None else state
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise StaircaseError(f"checkpoint {path} does not fit {name}: {first}") from None
+    return model
+
+
+def model_from_checkpoint(path: str | Path):
+    """(model with the checkpoint's weights, its Architecture, its StudentSpec or None) from a
+    staircase checkpoint alone."""
+    from ..modelref import Architecture
+    from ..spec import StudentSpec
+
+    state = read_checkpoint(path)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise StaircaseError(f"checkpoint {path} does not say which network it is (a bare state dict); "
+                             "load it into a model built by hand, or train with `staircase train`")
+    spec = StudentSpec.from_dict(state["spec"], f"checkpoint {path}") if state.get("spec") else None
+    if spec is not None:
+        model, arch = spec.build(), spec.teacher
+    else:
+        arch = Architecture.from_dict(state["architecture"], f"checkpoint {path}")
+        model = arch.build()
+    model.input_size = tuple(arch.input_size)
+    return load_weights(model, path, spec.name if spec else arch.name, state), arch, spec
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random generator a run draws from, in a form ``torch.load(weights_only=True)`` reads."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": _tuples_to_lists(random.getstate()),
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached]}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_lists_to_tuples(state["python"]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuples_to_lists(x):
+    return [_tuples_to_lists(v) for v in x] if isinstance(x, tuple | list) else x
+
+
+def _lists_to_tuples(x):
+    return tuple(_lists_to_tuples(v) for v in x) if isinstance(x, list) else x

@@ -1,0 +1,44 @@
+"""Top-1 / top-5 accuracy and cross-entropy of a network over a dataset."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = ["evaluate", "topk_correct"]
+
+
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[int]:
+    """How many samples have their label among the top k logits, for each k (k capped at the classes)."""
+    top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
+    hits = top == labels[:, None]
+    return [int(hits[:, :k].any(dim=1).sum()) for k in ks]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, device: str | torch.device = "cpu",
+             workers: int = 0, channels_last: bool = False) -> dict[str, float]:
+    """``{"loss", "top1", "top5", "images"}`` of ``model`` (in eval mode) over ``data``; accuracies in %."""
+    was_training = model.training
+    model.eval()
+    loss = 0.0
+    correct = [0, 0]
+    count = 0
+    try:
+        for x, y in DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            logits = model(x).float()
+            loss += float(F.cross_entropy(logits, y, reduction="sum"))
+            for i, c in enumerate(topk_correct(logits, y)):
+                correct[i] += c
+            count += len(y)
+    finally:
+        model.train(was_training)
+    if count == 0:
+        return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "images": 0}
+    return {"loss": loss / count, "top1": 100.0 * correct[0] / count, "top5": 100.0 * correct[1] / count,
+            "images": count}

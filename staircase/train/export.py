@@ -1,0 +1,81 @@
+"""Exporting a trained network for deployment: ONNX (checked against torch with ONNX
+Runtime) and OpenVINO IR (converted with the openvino package, checked the same way on its
+CPU plugin at f32)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._io import atomic_write
+from ..errors import StaircaseError, require
+
+__all__ = ["export_onnx", "export_openvino", "FORMATS"]
+
+FORMATS = ("onnx", "openvino")
+
+
+def _reference(model: nn.Module, input_size, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    x = torch.randn(batch, *input_size, generator=torch.Generator().manual_seed(seed))
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        y = model(x)
+    model.train(was)
+    return x.numpy(), y.numpy()
+
+
+def export_onnx(model: nn.Module, input_size, path: str | Path, check: bool = True, batch: int = 2) -> dict:
+    """Write ``model`` as ONNX (opset 17, dynamic batch, input ``x``, output ``y``) to ``path``.
+    With ``check``, run it in ONNX Runtime on a random batch and report the largest absolute
+    difference from torch's outputs."""
+    from ..profile.onnx_graph import export_model
+
+    data = export_model(model, tuple(input_size), batch, dynamic_batch=True)
+    path = atomic_write(path, lambda f: f.write(data))
+    result = {"format": "onnx", "path": str(path), "bytes": len(data)}
+    if check:
+        ort = require("onnxruntime", "checking the ONNX export", "onnx")
+        x, y = _reference(model, input_size, batch)
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        got = session.run(None, {"x": x})[0]
+        result.update(checked_with=f"onnxruntime {ort.__version__}", max_abs_diff=float(np.abs(got - y).max()))
+    return result
+
+
+def export_openvino(model: nn.Module, input_size, path: str | Path, check: bool = True, batch: int = 2,
+                    half: bool = False) -> dict:
+    """Write OpenVINO IR (``path`` = the .xml; the weights go beside it as .bin). The model is
+    converted from its ONNX export; ``half`` compresses the weights to f16. With ``check``, the
+    IR runs on OpenVINO's CPU plugin at f32 inference precision against torch's outputs."""
+    from ..profile.onnx_graph import export_model
+
+    ov = require("openvino", "exporting to OpenVINO", "openvino")
+    path = Path(path)
+    if path.suffix != ".xml":
+        raise StaircaseError(f"OpenVINO IR is an .xml file (with a .bin beside it); got --out {path}")
+    import tempfile
+
+    onnx_bytes = export_model(model, tuple(input_size), batch, dynamic_batch=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        onnx_path.write_bytes(onnx_bytes)
+        converted = ov.convert_model(str(onnx_path))
+        # write into a temporary folder, then move both files: never a half-written pair
+        staged = Path(tmp) / path.name
+        ov.save_model(converted, str(staged), compress_to_fp16=half)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        bin_path = path.with_suffix(".bin")
+        atomic_write(bin_path, lambda f: f.write(staged.with_suffix(".bin").read_bytes()))
+        atomic_write(path, lambda f: f.write(staged.read_bytes()))
+    result = {"format": "openvino", "path": str(path), "weights": str(bin_path), "f16_weights": half}
+    if check:
+        x, y = _reference(model, input_size, batch)
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        got = compiled({0: x})[compiled.output(0)]
+        result.update(checked_with=f"openvino {ov.__version__} CPU f32", max_abs_diff=float(np.abs(got - y).max()))
+    return result
