@@ -87,28 +87,60 @@ def naive_cost_seconds(result, repeats=100):
     return total
 
 
-def prediction_error(model, backend, result, n=20, seed=0):
-    """Predicted vs measured end to end for n random-width students, measured interleaved."""
+def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=2):
+    """Predicted vs measured end to end for n random-width students and n_snapped students
+    snapped up to the staircase (what the designer builds), measured in interleaved passes,
+    each student beside the full network (student, full, full, student).
+
+    Two errors per student: of the latency itself (predicted ms vs the median measured ms),
+    and of its ratio to the full network measured in the same pass (what is left once the
+    machine's drift since the profile was made cancels)."""
     rng = random.Random(seed)
     resolved = resolve_model(model)
-    slots = result.profile.networks[result.network]["slots"]
+    size = resolved.architecture.input_size
+    prof, net = result.profile, result.network
+    slots = prof.networks[net]["slots"]
     students = []
-    for _ in range(n):
+    for i in range(n + n_snapped):
         widths = {s: rng.randint(max(1, info["width"] // 4), info["width"]) for s, info in slots.items()}
-        students.append((widths, make_student(resolved.model, widths).eval()))
-    measured = {i: [] for i in range(n)}
-    for _ in range(3):  # interleave: three passes over all students in shuffled order
-        order = list(range(n))
+        kind = "random"
+        if i >= n:
+            kind = "snapped"
+            widths = {s: snap(w, prof.slot_curve(net, s).optimal(), "up") for s, w in widths.items()}
+        students.append((kind, widths, make_student(resolved.model, widths).eval()))
+    full_model = resolved.model.eval()
+    measured = {i: [] for i in range(len(students))}
+    ratios = {i: [] for i in range(len(students))}
+    for _ in range(passes):  # each pass visits every student in a fresh order, each next to the full network
+        order = list(range(len(students)))
         rng.shuffle(order)
         for i in order:
-            measured[i].append(measure_network(backend, students[i][1], resolved.architecture.input_size).median_ms)
-    errors = []
-    for i, (widths, _) in enumerate(students):
-        p = predict(result.profile, result.network, widths).median_ms
+            times = {"s": [], "f": []}
+            for which in ("s", "f", "f", "s"):  # linear drift cancels in the ratio
+                times[which].append(measure_network(backend, students[i][2] if which == "s" else full_model,
+                                                    size).median_ms)
+            measured[i] += times["s"]
+            ratios[i].append(statistics.median(times["s"]) / statistics.median(times["f"]))
+    full_pred = predict(prof, net, {}).median_ms
+    errors = {"random": [], "snapped": []}
+    ratio_errors = {"random": [], "snapped": []}
+    for i, (kind, widths, _) in enumerate(students):
+        p = predict(prof, net, widths).median_ms
         m = statistics.median(measured[i])
-        errors.append(abs(p - m) / m)
-    return {"model": model, "students": n, "median_abs_error": statistics.median(errors), "max_abs_error": max(errors),
-            "calibration_scale": result.profile.networks[result.network].get("calibration", {}).get("scale")}
+        errors[kind].append(abs(p - m) / m)
+        r = statistics.median(ratios[i])
+        ratio_errors[kind].append(abs(p / full_pred - r) / r)
+    calibration = prof.networks[net].get("calibration", {})
+    return {"model": model, "students": n, "snapped_students": n_snapped,
+            "median_abs_error": statistics.median(errors["random"]), "max_abs_error": max(errors["random"]),
+            "median_ratio_error": statistics.median(ratio_errors["random"]),
+            "max_ratio_error": max(ratio_errors["random"]),
+            "snapped_median_abs_error": statistics.median(errors["snapped"]) if n_snapped else None,
+            "snapped_max_abs_error": max(errors["snapped"]) if n_snapped else None,
+            "snapped_median_ratio_error": statistics.median(ratio_errors["snapped"]) if n_snapped else None,
+            "snapped_max_ratio_error": max(ratio_errors["snapped"]) if n_snapped else None,
+            "calibration_scale": calibration.get("scale"), "misalignment": calibration.get("misalignment"),
+            "block": calibration.get("block")}
 
 
 def step_sizes(model, backends, tmp, keep, done):
@@ -185,7 +217,9 @@ def main() -> int:
                 r = results[model]
                 pred = prediction_error(model, backend, r, args.students)
                 report["prediction"].append(pred)
-                print(f"[3] {model}: median |error| {pred['median_abs_error']:.1%}, worst {pred['max_abs_error']:.1%}",
+                print(f"[3] {model}: median |error| {pred['median_abs_error']:.1%}, worst {pred['max_abs_error']:.1%}; "
+                      f"ratio {pred['median_ratio_error']:.1%} / {pred['max_ratio_error']:.1%}; snapped "
+                      f"{pred['snapped_median_abs_error']:.1%} / {pred['snapped_max_abs_error']:.1%}",
                       flush=True)
         if 4 in args.parts:
             backends = [("torch", {"threads": args.threads}), ("onnxruntime", {"threads": args.threads}),
@@ -224,17 +258,35 @@ def render(r: dict) -> str:
                                [[x["model"], x["grid"], x["measurements"], round(x["profile_s"], 1),
                                  round(x["naive_estimate_s"], 1), round(x["ratio"], 2)] for x in r["cost"]]), ""]
     if r["prediction"]:
-        lines += ["## 3. Prediction vs end-to-end measurement (random widths 25-100% per slot, "
-                  "other students than the profile's calibration ones; median of 3 interleaved measurements)", "",
-                  format_table(["model", "students", "calibration scale", "median |error|", "worst |error|"],
-                               [[x["model"], x["students"], x.get("calibration_scale") or "-",
-                                 f"{x['median_abs_error']:.1%}", f"{x['max_abs_error']:.1%}"]
-                                for x in r["prediction"]]), ""]
+        lines += ["## 3. Prediction vs end-to-end measurement", "",
+                  "Random widths: 25-100% of each slot, drawn independently. Snapped: such widths snapped up to "
+                  "the staircase (what the designer builds). Other students than the profile's calibration ones; "
+                  "2 interleaved passes, each student timed beside the full network (student, full, full, "
+                  "student). |error| compares milliseconds; |ratio error| compares the latency relative to the "
+                  "full network timed beside it (the machine's drift since profiling cancels).", "",
+                  format_table(["model", "widths", "students", "median |error|", "worst |error|",
+                                "median |ratio error|", "worst |ratio error|", "calibration (scale, misalignment, block)"],
+                               [row for x in r["prediction"] for row in _prediction_rows(x)]), ""]
     if r["steps"]:
         lines += ["## 4. Step size per backend (median over slots of the gap between optimal widths)", "",
                   format_table(["backend", "median step", "slots with steps", "profile s"],
                                [[x["backend"], x.get("median_step", "-"), x.get("slots_with_steps", "-"), x.get("seconds", x.get("error"))] for x in r["steps"]]), ""]
     return "\n".join(lines)
+
+
+def _prediction_rows(x: dict) -> list[list]:
+    def pct(v):
+        return "-" if v is None else f"{v:.1%}"
+
+    cal = (f"{x['calibration_scale']:.2f}, {x.get('misalignment') or 0:.3f}, {x.get('block')}"
+           if x.get("calibration_scale") is not None else "-")
+    rows = [[x["model"], "random", x["students"], pct(x["median_abs_error"]), pct(x["max_abs_error"]),
+             pct(x.get("median_ratio_error")), pct(x.get("max_ratio_error")), cal]]
+    if x.get("snapped_students"):
+        rows.append([x["model"], "snapped", x["snapped_students"], pct(x["snapped_median_abs_error"]),
+                     pct(x["snapped_max_abs_error"]), pct(x["snapped_median_ratio_error"]),
+                     pct(x["snapped_max_ratio_error"]), cal])
+    return rows
 
 
 if __name__ == "__main__":

@@ -648,19 +648,31 @@ class Export(Command):
 
 
 class Demo(Command):
-    """Run the main job end to end on the built-in default (what `make demo` runs)."""
+    """Run the three jobs end to end on the built-in default (what `make demo` runs)."""
 
     name = "demo"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--model", default="wrn_40_2", help="teacher (default: wrn_40_2)")
+        from .demo import DemoSettings
+
+        d = DemoSettings()
+        parser.add_argument("--model", default=d.model, help=f"teacher (default: {d.model})")
         parser.add_argument("--out", default="runs/demo", help="results folder (default: runs/demo)")
         parser.add_argument("--fresh", action="store_true", help="start over instead of reusing earlier results")
+        parser.add_argument("--teacher-epochs", type=int, default=d.teacher_epochs)
+        parser.add_argument("--student-epochs", type=int, default=d.student_epochs)
+        parser.add_argument("--target", type=float, default=d.target,
+                            help=f"latency target as a share of the teacher's (default: {d.target})")
+        parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .demo import run_demo
+        from .demo import DemoSettings, run_demo
 
-        return run_demo(args.model, Path(args.out), fresh=args.fresh)
+        if not 0 < args.target < 1:
+            raise StaircaseError(f"--target {args.target} must be a share of the teacher's latency, in (0, 1)")
+        settings = DemoSettings(model=args.model, teacher_epochs=args.teacher_epochs,
+                                student_epochs=args.student_epochs, target=args.target, threads=args.threads)
+        return run_demo(Path(args.out), settings, fresh=args.fresh)
 
 
 COMMANDS: tuple[type[Command], ...] = (Models, Slots, Student, Profile, Steps, Predict, Measure, Prune, Design,

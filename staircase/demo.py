@@ -1,94 +1,220 @@
-"""`staircase demo`: the main job on the built-in default, for a newcomer's first run.
+"""`staircase demo`: the three jobs end to end on the built-in default, for a newcomer's first run.
 
-Today it runs what exists end to end: profiles this CPU for the teacher (coarse grid,
-ONNX Runtime), shows its steps, designs uniform-width students at three scales and the
-same snapped up to the staircase, writes their specs, rebuilds each from its file alone,
-and predicts each one's latency from the profile. Results that already exist (the
-profile, the specs) are reused unless ``fresh``.
+1. profile this CPU (ONNX Runtime) for a small teacher and show its staircase;
+2. train the teacher briefly on the built-in digits;
+3. Fisher-prune it (fast schedule) and design the staircase student for a latency target
+   below the teacher's, with the baselines at the same latency;
+4. train the staircase student with attention transfer, the Fisher-pruned widths unsnapped
+   with attention transfer, and uniform width scaling without it;
+5. print one table (params, MACs, measured latency with spread, top-1) and write the plots:
+   the staircase with the chosen widths marked, and top-1 vs measured latency.
+
+Everything lands in one results folder; a rerun reuses what is there (profile, checkpoints,
+widths, specs) and says so, ``fresh`` starts over.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from ._table import format_table
-from .complexity import count_macs, count_params
-from .design import uniform_widths
-from .modelref import resolve_model
-from .slots import SlotGraph
-from .spec import Provenance, StudentSpec
 
-SCALES = (0.3, 0.5, 0.7)
+__all__ = ["DemoSettings", "run_demo"]
 
 
-def _profile(model_name: str, out: Path, grid: int, timing: str):
-    from .profile.backends import get_backend
-    from .profile.plots import plot_profile
-    from .profile.sweep import profile_network
+@dataclass
+class DemoSettings:
+    """What the demo does; the defaults fit ~10 minutes on 2 CPU cores."""
 
-    backend = get_backend("onnxruntime", threads=None)
-    path = out / "profile.json"
-    if path.exists():
-        print(f"      reusing {path} (--fresh to measure again)")
-    result = profile_network(model_name, backend, path, grid=grid, rounds=2, timing=timing, progress=True, log=lambda m: print("      " + m))
-    plots = plot_profile(result.profile, result.network, out / "plots", per_slot=False)
-    print(f"      staircase plot: {plots[-1]}")
-    return result
+    model: str = "wrn_16_2"
+    grid: int = 4
+    timing: str = "standard"
+    teacher_epochs: int = 8
+    student_epochs: int = 8
+    target: float = 0.6  # of the teacher's measured latency
+    prune_share: float = 0.5  # of the inner channels the Fisher pruning keeps
+    train_images: int | None = None  # all of digits' 1,437 training images
+    threads: int | None = None
 
 
-def run_demo(model_name: str, out: Path, fresh: bool = False, grid: int = 4, timing: str = "standard") -> int:
+def _say(step: str, text: str) -> None:
+    print(f"[{step}] {text}", flush=True)
+
+
+def _note(text: str) -> None:
+    print(f"      {text}", flush=True)
+
+
+def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = False) -> int:
+    import torch
+
+    s = settings or DemoSettings()
     start = time.perf_counter()
     if fresh and out.exists():
         shutil.rmtree(out)
-    resolved = resolve_model(model_name)
-    teacher, arch = resolved.model, resolved.architecture
-    graph = SlotGraph(teacher, arch.input_size)
-    inner = graph.selected()
-    print(f"[1/4] {model_name}: {len(graph.slots)} slots, {len(inner)} in the default prunable set "
-          f"(input {'x'.join(map(str, arch.input_size))})")
+    out.mkdir(parents=True, exist_ok=True)
+    if s.threads:
+        torch.set_num_threads(s.threads)
 
-    print(f"[2/4] profiling this CPU for {model_name} (every {grid}th width, onnxruntime)")
-    from .profile.network import predict
-    from .profile.staircase import snap
-
-    result = _profile(model_name, out, grid, timing)
+    _say("1/5", f"profiling this CPU for {s.model} (onnxruntime, every {s.grid}th width, refined at the steps)")
+    result = _profile(s, out)
     prof, net = result.profile, result.network
-    optimal = {s: prof.slot_curve(net, s).optimal() for s in prof.networks[net]["slots"]}
-    first = next(iter(optimal))
-    print(f"      e.g. {first}: optimal widths {optimal[first]}")
+    first = next(iter(prof.networks[net]["slots"]))
+    _note(f"e.g. {first}: optimal widths {prof.slot_curve(net, first).optimal()}")
 
-    print(f"[3/4] uniform students at {', '.join(f'{s:.0%}' for s in SCALES)} of the inner widths -> {out}/students")
-    rows = [["teacher", count_params(teacher), count_macs(teacher, arch.input_size), predict(prof, net, {}).median_ms, "-"]]
-    for scale in SCALES:
-        uniform = uniform_widths(inner, scale)
-        snapped = {n: snap(w, optimal[n], "up") for n, w in uniform.items()}
-        for tag, widths in (("uniform", uniform), ("snapped", snapped)):
-            path = out / "students" / f"{model_name}-{tag}{int(scale * 100)}.json"
-            if path.exists():
-                spec = StudentSpec.load(path)
-                print(f"      reusing {path}")
-            else:
-                method = f"uniform x{scale}" + (", snapped up to the staircase" if tag == "snapped" else "")
-                p = predict(prof, net, widths)
-                spec, _ = StudentSpec.create(arch, widths, path.stem, Provenance(
-                    method=method, profile=str(out / "profile.json"), backend="onnxruntime", predicted_ms=p.median_ms))
-                spec.save(path)
-                print(f"      wrote {path}")
-            rows.append([spec.name, spec.params, spec.macs, spec.provenance.predicted_ms, str(path)])
+    _say("2/5", f"training the teacher {s.model} on digits ({s.teacher_epochs} epochs)")
+    teacher = _train(s, out / "teacher", s.model, s.teacher_epochs, role="teacher")
 
-    print("[4/4] rebuilding every student from its spec file alone")
-    for row in rows[1:]:
-        spec = StudentSpec.load(row[4])
-        student = spec.build().eval()
-        with torch.no_grad():
-            logits = student(torch.randn(2, *arch.input_size))
-        if logits.shape != (2, spec.num_classes):
-            raise RuntimeError(f"{spec.name}: rebuilt student gives logits {tuple(logits.shape)}")
-    print()
-    print(format_table(["network", "params", "MACs", "predicted ms", "spec"], rows))
-    print(f"\ndone in {time.perf_counter() - start:.1f} s; specs in {out}/students")
+    _say("3/5", f"Fisher-pruning the teacher to {s.prune_share:.0%} of its channels, then designing for "
+                f"{s.target:.0%} of its latency")
+    designed, teacher_ms = _design(s, out, prof)
+
+    _say("4/5", "training the students from scratch")
+    recipes = {designed[0].spec.name: True, f"{designed[0].spec.name}-unsnapped": True,
+               f"{designed[0].spec.name}-uniform": False}  # name -> with attention transfer
+    trained = {}
+    for d in designed:
+        if d.spec.name not in recipes:
+            continue  # the L1 baseline is written but not trained here
+        at = recipes[d.spec.name]
+        _note(f"{d.spec.name}: {d.spec.provenance.method}; {'with attention transfer' if at else 'alone'}")
+        trained[d.spec.name] = _train(s, out / "train" / d.spec.name, str(out / "students" / f"{d.spec.name}.json"),
+                                      s.student_epochs, teacher=str(out / "teacher" / "last.pt") if at else None)
+
+    _say("5/5", "results")
+    rows = [[f"{s.model} (teacher)", teacher["params"], _teacher_macs(s.model),
+             f"{teacher_ms[0]:.3f} +- {teacher_ms[1]:.3f}", f"{teacher['final_top1']:.1f}", "-"]]
+    points = [("teacher", teacher_ms[0], teacher["final_top1"])]
+    for d in designed:
+        if d.spec.name not in trained:
+            continue
+        top1 = trained[d.spec.name]["final_top1"]
+        rows.append([d.spec.name, d.spec.params, d.spec.macs, f"{d.measured_ms:.3f} +- {d.measured_spread_ms:.3f}",
+                     f"{top1:.1f}", "AT" if recipes[d.spec.name] else "alone"])
+        points.append((d.spec.name, d.measured_ms, top1))
+    table = format_table(["network", "params", "MACs", "measured ms (IQR)", "top-1 %", "training"], rows)
+    print(table)
+    plots = _plots(out, prof, net, designed[0].spec.widths, points, s)
+    (out / "results.md").write_text(f"# staircase demo\n\n```\n{table}\n```\n")
+    _note(f"plots: {', '.join(str(p) for p in plots)}")
+    _note(f"done in {time.perf_counter() - start:.0f} s; everything is in {out} (rerun to reuse, --fresh to redo)")
     return 0
+
+
+def _profile(s: DemoSettings, out: Path):
+    from .profile.backends import get_backend
+    from .profile.sweep import profile_network
+
+    backend = get_backend("onnxruntime", threads=s.threads)
+    path = out / "profile.json"
+    if path.exists():
+        _note(f"reusing {path}")
+    return profile_network(s.model, backend, path, grid=s.grid, rounds=2, timing=s.timing, progress=True,
+                           log=_note)
+
+
+def _train(s: DemoSettings, run_dir: Path, model: str, epochs: int, teacher: str | None = None,
+           role: str = "student") -> dict:
+    from .train.trainer import TrainConfig, train
+
+    summary = run_dir / "summary.json"
+    if summary.exists():
+        done = json.loads(summary.read_text())
+        if done.get("epochs") == epochs:
+            _note(f"reusing {run_dir} (top-1 {done['final_top1']:.1f}%)")
+            return done
+    config = TrainConfig(model=model, data="digits", out=str(run_dir), role=role,
+                         teacher=teacher, at_beta=1e3 if teacher else 0.0, epochs=epochs, batch_size=64, lr=0.05,
+                         train_images=s.train_images, threads=s.threads, seed=0)
+    return train(config, resume=(run_dir / "config.json").exists(), log=_note)
+
+
+def _design(s: DemoSettings, out: Path, prof):
+    from .design.designer import Designer, WidthsFile, backend_of, design_students
+    from .design.prune import Target, run_prune
+    from .modelref import resolve_model
+    from .profile.network import measure_network
+    from .slots import SlotGraph
+    from .spec import StudentSpec
+    from .train.checkpoint import load_weights
+
+    resolved = resolve_model(s.model)
+    load_weights(resolved.model, out / "teacher" / "last.pt", s.model)
+    size = resolved.architecture.input_size
+    widths_path = out / "fisher-widths.json"
+    if widths_path.exists():
+        _note(f"reusing {widths_path}")
+    else:
+        pruned = resolve_model(s.model)  # pruning shrinks its model: a copy of the trained teacher
+        load_weights(pruned.model, out / "teacher" / "last.pt", s.model)
+        inner = sum(slot.width for slot in SlotGraph(pruned.model, size).selected())
+        doc = run_prune(pruned, "fisher", Target(channels=round(s.prune_share * inner)), widths_path, data="digits",
+                        threads=s.threads, log=_note)
+        _note(f"Fisher pruning: {len(doc['removed'])} channels removed in {doc['steps']} steps "
+              f"({doc['seconds']:.0f} s) -> {widths_path}")
+    backend = backend_of(prof)
+    teacher_m = measure_network(backend, resolved.model.eval(), size)
+    designer = Designer(prof, resolved, backend, log=_note)
+    target = round(s.target * teacher_m.median_ms, 4)
+    _note(f"teacher measured {teacher_m.median_ms:.3f} ms -> target {target:.3f} ms")
+    lowest = designer.smallest_ms() * 1.02
+    if target < lowest:  # a tiny network whose steps end above the target: the nearest reachable instead
+        target = round(lowest, 4)
+        _note(f"that is below what this profile's steps reach; designing for {target:.3f} ms instead")
+    name = f"{s.model}-staircase"
+    main_spec = out / "students" / f"{name}.json"
+    if main_spec.exists():
+        _note(f"reusing the specs in {out / 'students'}")
+        designed = [_designed_from(StudentSpec.load(p)) for p in
+                    [main_spec] + [out / "students" / f"{name}-{t}.json" for t in ("unsnapped", "l1", "uniform")]]
+    else:
+        designed = design_students(designer, name, WidthsFile.load(widths_path), target_ms=target, baselines=True,
+                                   measure=True, l1_model=resolved.model)
+        for d in designed:
+            d.spec.save(out / "students" / f"{d.spec.name}.json")
+            _note(f"wrote {out / 'students' / (d.spec.name + '.json')}: {d.spec.provenance.method}, "
+                  f"measured {d.measured_ms:.3f} ms")
+    return designed, (teacher_m.median_ms, teacher_m.iqr_ms)
+
+
+def _designed_from(spec):
+    from .design.designer import Designed
+
+    p = spec.provenance
+    return Designed(spec, p.predicted_ms, p.measured_ms, p.measured_spread_ms, p.retained_saliency)
+
+
+def _teacher_macs(model: str) -> int:
+    from .complexity import count_macs
+    from .modelref import resolve_model
+
+    r = resolve_model(model)
+    return count_macs(r.model, r.architecture.input_size)
+
+
+def _plots(out: Path, prof, net: str, chosen: dict[str, int], points, s: DemoSettings) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .profile.plots import plot_profile
+
+    written = [plot_profile(prof, net, out / "plots", chosen=chosen, per_slot=False)[-1]]
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name, ms, top1 in points:
+        ax.scatter(ms, top1, s=30)
+        ax.annotate(name.replace(f"{s.model}-", ""), (ms, top1), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set_xlabel("measured latency (ms, onnxruntime, this CPU)")
+    ax.set_ylabel("test top-1 (%), digits")
+    ax.set_title(f"{s.model}: accuracy vs latency ({s.student_epochs} student epochs)", fontsize=9)
+    fig.tight_layout()
+    path = out / "plots" / "accuracy_vs_latency.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return written + [path]

@@ -1,18 +1,24 @@
-from staircase.demo import run_demo
+import json
+
+from staircase.demo import DemoSettings, run_demo
 from staircase.spec import StudentSpec
 
+TINY = DemoSettings(model="wrn_16_1", grid=8, timing="quick", teacher_epochs=1, student_epochs=1, train_images=128,
+                    prune_share=0.92, threads=2)
 
-def test_demo_writes_specs_and_reuses_them(tmp_path, capsys):
-    assert run_demo("wrn_16_1", tmp_path, grid=8, timing="quick") == 0
-    specs = sorted(p.name for p in (tmp_path / "students").glob("*.json"))
-    assert specs == [f"wrn_16_1-{tag}{s}.json" for tag in ("snapped", "uniform") for s in (30, 50, 70)]
-    assert (tmp_path / "plots" / "overview.png").exists()
-    snapped = StudentSpec.load(tmp_path / "students" / "wrn_16_1-snapped50.json")
-    assert snapped.provenance.predicted_ms > 0
-    uniform = StudentSpec.load(tmp_path / "students" / "wrn_16_1-uniform50.json")
-    assert all(snapped.widths[n] >= w for n, w in uniform.widths.items())  # snapping up never removes channels
-    half = StudentSpec.load(tmp_path / "students" / "wrn_16_1-uniform50.json")
-    assert set(half.widths.values()) >= {8, 16, 32}  # inner widths 16/32/64 halved, streams kept
-    assert "wrote" in capsys.readouterr().out
-    assert run_demo("wrn_16_1", tmp_path, grid=8, timing="quick") == 0
-    assert "reusing" in capsys.readouterr().out
+
+def test_demo_runs_the_three_jobs_and_reuses_its_results(tmp_path, capsys):
+    assert run_demo(tmp_path, TINY) == 0
+    out = capsys.readouterr().out
+    names = ["wrn_16_1-staircase", "wrn_16_1-staircase-unsnapped", "wrn_16_1-staircase-uniform"]
+    for name in names:
+        assert name in out
+        assert json.loads((tmp_path / "train" / name / "summary.json").read_text())["epochs"] == 1
+    main = StudentSpec.load(tmp_path / "students" / "wrn_16_1-staircase.json")
+    assert main.provenance.measured_ms > 0 and main.params < StudentSpec.load(
+        tmp_path / "students" / "wrn_16_1-staircase-l1.json").params * 10
+    assert (tmp_path / "plots" / "overview.png").exists() and (tmp_path / "plots" / "accuracy_vs_latency.png").exists()
+    assert "top-1 %" in (tmp_path / "results.md").read_text()
+    assert run_demo(tmp_path, TINY) == 0
+    again = capsys.readouterr().out
+    assert again.count("reusing") >= 5  # profile, teacher, widths, specs, every student run

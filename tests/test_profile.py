@@ -9,7 +9,7 @@ import pytest
 
 from staircase.errors import SpecError
 from staircase.profile.backends import get_backend
-from staircase.profile.network import predict, raw_delta
+from staircase.profile.network import misaligned_ms, predict, raw_delta
 from staircase.profile.store import Profile, ProfileMismatch
 from staircase.profile.sweep import grid_widths, profile_network
 
@@ -42,8 +42,11 @@ def test_sweep_shares_ops_and_predicts(tmp_path):
     smaller = predict(prof, r.network, narrow)
     assert smaller.median_ms != full.median_ms
     calibration = prof.networks[r.network]["calibration"]
-    assert 0.2 <= calibration["scale"] <= 3.0 and len(calibration["students"]) == 4
-    assert smaller.median_ms == pytest.approx(full.median_ms + calibration["scale"] * raw_delta(prof, r.network, narrow))
+    assert 0.2 <= calibration["scale"] <= 3.0 and len(calibration["students"]) == 10
+    assert calibration["misalignment"] >= 0 and calibration["version"] == 2
+    penalty = calibration["misalignment"] * misaligned_ms(prof, r.network, narrow, calibration["block"])
+    assert smaller.median_ms == pytest.approx(full.median_ms + calibration["scale"] * raw_delta(prof, r.network, narrow)
+                                              + penalty)
     with pytest.raises(SpecError, match="lacks slot"):
         predict(prof, r.network, {"conv1": 3})
     again = _sweep(tmp_path / "p.json")
@@ -148,3 +151,28 @@ def test_a_coarse_grid_is_refined_between_a_step_corner_and_the_next_grid_width(
     assert prof.slot_curve("n@1", "s").optimal() == [8, 24, 32, 40]
     refined = sorted(w for _, w in _refine_points(prof, "n@1", 8))
     assert refined == [*range(9, 16), *range(25, 32), *range(33, 40)]
+
+
+def test_calibration_fit_separates_misalignment_from_scale():
+    from staircase.profile.sweep import _fit_calibration
+
+    # measured = 0.9 * predicted + 0.3 * misaligned, exactly: both come back
+    points = [{"predicted_delta_ms": a, "misaligned_ms": b, "measured_delta_ms": 0.9 * a + 0.3 * b}
+              for a, b in ((-1.0, 0.0), (-0.5, 2.0), (-0.8, 1.0), (-0.2, 0.0))]
+    assert _fit_calibration(points) == (pytest.approx(0.9), pytest.approx(0.3))
+    # a negative misalignment cost is not physical: the scale alone is fitted
+    points = [{"predicted_delta_ms": a, "misaligned_ms": b, "measured_delta_ms": a - 0.1 * b}
+              for a, b in ((-1.0, 0.0), (-0.5, 2.0))]
+    scale, misalignment = _fit_calibration(points)
+    assert misalignment == 0.0 and scale == pytest.approx((1.0 + 0.5 * 0.7) / 1.25)
+
+
+def test_misaligned_ms_counts_slots_off_the_block(tmp_path):
+    r = _sweep(tmp_path / "p.json")
+    prof = Profile.load(tmp_path / "p.json")
+    slots = prof.networks[r.network]["slots"]
+    name = "block3.layer.0.conv1"
+    full_time = sum(prof.curve(k).at(slots[name]["width"]) for k in slots[name]["layers"].values())
+    assert misaligned_ms(prof, r.network, {name: 40}, 16) == pytest.approx(full_time)
+    assert misaligned_ms(prof, r.network, {name: 48}, 16) == 0.0
+    assert misaligned_ms(prof, r.network, {name: 40}, None) == 0.0

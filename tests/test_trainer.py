@@ -118,7 +118,7 @@ def test_distillation_inputs_are_checked(tmp_path, teacher_run):
                       teacher_points=["block1", "block2", "block9"]), log=lambda m: None)
     spec, _ = StudentSpec.create(Architecture("wrn_16_2", {"num_classes": 10}, (3, 32, 32)), {"block1.layer.0.conv1": 8})
     path = spec.save(tmp_path / "of_16_2.json")
-    with pytest.raises(StaircaseError, match="is a wrn_16_1 .*designed from wrn_16_2"):
+    with pytest.raises(StaircaseError, match="holds a wrn_16_1 but .*designed from wrn_16_2"):
         train(_config(tmp_path / "c", model=str(path), role="student", teacher=ckpt), log=lambda m: None)
     torch.save(read_checkpoint(ckpt)["model"], tmp_path / "bare.pt")  # wrn_16_1 weights, no description
     with pytest.raises(StaircaseError, match="does not fit wrn_16_2"):

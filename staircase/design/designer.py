@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..errors import StaircaseError
 from ..modelref import ResolvedModel
 from ..profile.backends import Backend, get_backend
-from ..profile.network import calibration_scale, measure_network, predict, slot_delta
+from ..profile.network import measure_network, predict, slot_cost
 from ..profile.staircase import snap
 from ..profile.store import Profile
 from ..profile.sweep import network_key
@@ -106,7 +106,6 @@ class Designer:
         self.full_ms = entry["full"]["median_ms"]
         self.graph = SlotGraph(resolved.model, self.arch.input_size)
         self.optimal = {n: profile.slot_curve(self.network, n).optimal() for n in self.slots}
-        self.scale = calibration_scale(profile, self.network)
         self.backend = backend
         self.log = log
 
@@ -135,7 +134,7 @@ class Designer:
         return solve(choices, target_ms - self.full_ms).widths
 
     def _choices(self, saliency: Saliency) -> dict[str, list[Choice]]:
-        return {n: [Choice(w, self.scale * slot_delta(self.profile, self.network, n, w)[0],
+        return {n: [Choice(w, slot_cost(self.profile, self.network, n, w),
                            saliency.kept(n, w) if n in saliency.prefix else 0.0) for w in self.optimal[n]]
                 for n in self.slots}
 

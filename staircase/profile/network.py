@@ -1,10 +1,14 @@
 """Whole-network latency: predicted from a profile, or measured end to end on a backend.
 
-Prediction = the full network's measured time + for every layer a slot touches, its
-time at the new widths minus its time at full width (from the op curves), times the
-profile's calibration scale (fitted on a few whole students when the profile was made). Working in
-differences cancels the per-call overhead that one-op graphs pay and a whole network does
-not; a layer touched by two slots (its inputs and its outputs) adds both differences.
+Prediction = the full network's measured time
+           + scale x (for every layer a slot touches, its time at the new widths minus its
+                      time at full width, from the op curves)
+           + misalignment x (the full-width time of the layers of slots whose width is not a
+                             multiple of the vector block),
+with scale and misalignment fitted on a few whole students when the profile was made (see
+``sweep._calibrate``). Working in differences cancels the per-call overhead that one-op
+graphs pay and a whole network does not; a layer touched by two slots (its inputs and its
+outputs) adds both differences.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from .backends import Backend
 from .store import Profile
 from .timing import Measurement, TimingProtocol
 
-__all__ = ["Prediction", "predict", "slot_delta", "raw_delta", "calibration_scale", "measure_network"]
+__all__ = ["Prediction", "predict", "slot_cost", "slot_delta", "raw_delta", "calibration_scale", "misaligned_ms", "vector_block",
+           "measure_network"]
 
 
 @dataclass(frozen=True)
@@ -45,15 +50,50 @@ def predict(profile: Profile, network: str, widths: Mapping[str, int]) -> Predic
     total = entry["full"]["median_ms"]
     var = entry["full"]["spread_ms"] ** 2
     for name, width in widths.items():
-        delta, spread = slot_delta(profile, network, name, width)
-        total += scale * delta
+        _, spread = slot_delta(profile, network, name, width)
+        total += slot_cost(profile, network, name, width)
         var += (scale * spread) ** 2
     return Prediction(total, math.sqrt(var), entry["full"]["median_ms"])
+
+
+def slot_cost(profile: Profile, network: str, slot: str, width: int) -> float:
+    """What ``slot`` at ``width`` adds to the full network's predicted time, calibrated: the
+    terms of the prediction are per slot, so a design can add them up slot by slot."""
+    calibration = profile.network(network).get("calibration", {})
+    cost = calibration_scale(profile, network) * slot_delta(profile, network, slot, width)[0]
+    misalignment = float(calibration.get("misalignment", 0.0))
+    if misalignment:
+        cost += misalignment * misaligned_ms(profile, network, {slot: width}, calibration.get("block"))
+    return cost
 
 
 def calibration_scale(profile: Profile, network: str) -> float:
     """How much of the summed op differences whole networks show (1 before calibration)."""
     return float(profile.network(network).get("calibration", {}).get("scale", 1.0))
+
+
+def vector_block(profile: Profile, network: str) -> int | None:
+    """The backend's channel block as the profile saw it: the median step of the slots'
+    staircases (None when no slot shows a step)."""
+    from .staircase import step_size
+
+    steps = sorted(s for s in (step_size(profile.slot_curve(network, n).optimal())
+                               for n in profile.network(network)["slots"]) if s)
+    return steps[len(steps) // 2] if steps else None
+
+
+def misaligned_ms(profile: Profile, network: str, widths: Mapping[str, int], block: int | None) -> float:
+    """The full-width time of the layers of every slot whose width is off the block (not a
+    multiple of ``block``, and not its full width): what layout conversions scale with."""
+    if not block:
+        return 0.0
+    slots = profile.network(network)["slots"]
+    total = 0.0
+    for name, width in widths.items():
+        full = slots[name]["width"]
+        if width != full and width % block:
+            total += sum(profile.curve(key).at(full) for key in slots[name]["layers"].values())
+    return total
 
 
 def raw_delta(profile: Profile, network: str, widths: Mapping[str, int]) -> float:

@@ -86,7 +86,7 @@ def profile_network(
     grid: int = 1,
     rounds: int = 2,
     timing: str = "standard",
-    calibration_students: int = 4,
+    calibration_students: int = 10,
     budget_minutes: float | None = None,
     seed: int = 0,
     allow_other_device: bool = False,
@@ -164,7 +164,8 @@ def profile_network(
                 for layer, k in s["layers"].items():
                     touched[layer] = profile.curve(k).at(ops[k].full if k in ops else 10**9)
             entry["untouched_ms"] = m.median_ms - sum(touched.values())
-        if complete and calibration_students and "calibration" not in entry:
+        if complete and calibration_students and \
+                entry.get("calibration", {}).get("version") != CALIBRATION_VERSION:
             entry["calibration"] = _calibrate(profile, key, backend, model, size, calibration_students, seed,
                                               preset.network, log)
     finally:
@@ -176,41 +177,78 @@ def profile_network(
     return SweepResult(profile, key, runner.measured, reused, complete, noisy, time.perf_counter() - start)
 
 
+CALIBRATION_VERSION = 2  # older calibrations (a scale only) are redone when the profile is rerun
+
+
 def _calibrate(profile: Profile, network: str, backend: Backend, model, size, count: int, seed: int,
                protocol: TimingProtocol, log: Callable[[str], None]) -> dict:
-    """Scale the summed op differences to what whole networks show.
+    """Fit how whole networks differ from the summed op differences.
 
-    One-op graphs see each width change in isolation (their own thread wake-ups, cold
-    caches, no fusion), so their differences overstate or understate what the same change
-    saves inside the network. A few students of random widths are timed end to end,
-    alternating with the full network (student, full, full, student: linear drift cancels),
-    and the least-squares scale through the origin between predicted and measured
-    differences is kept with the profile. Whole networks are not block-paired like ops:
-    with the runtimes' default thread spinning, two alternating sessions fight for the cores.
+    One-op graphs see each width change in isolation, so their differences miss what the
+    change does to its neighbours. The largest such effect is memory layout: runtimes keep
+    activations in blocked layouts (ONNX Runtime's NCHWc) only where channel counts are
+    multiples of the vector block, and a slot off the block converts layouts on its way in
+    and out, which a lone op does not show. So a few students are timed end to end,
+    alternating with the full network (student, full, full, student, student, full: linear
+    drift cancels),
+    half with random widths and half with random multiples of the block (the profile's
+    typical step), and two coefficients are fitted by least squares through the origin:
+
+        measured difference = scale * summed op differences + misalignment * misaligned ms
+
+    where ``misaligned ms`` is the full-width time of the layers of slots whose width is off
+    the block. Measured differences are taken as ratios to the full network measured
+    alongside, times the profile's full-network time: drift since the sweep cancels.
+    Whole networks are not block-paired like ops: with the runtimes' default thread
+    spinning, two alternating sessions fight for the cores.
     """
     import statistics
 
     from ..slots import make_student
-    from .network import raw_delta
+    from .network import misaligned_ms, raw_delta, vector_block
 
     slots = profile.networks[network]["slots"]
+    full_ms = profile.networks[network]["full"]["median_ms"]
+    block = vector_block(profile, network)
     rng = random.Random(seed + 7919)
     full_run = backend.prepare_model(model, size)
-    log(f"calibrating the prediction on {count} students of random widths")
+    log(f"calibrating the prediction on {count} students (half of them on multiples of {block} channels)")
     points = []
-    for _ in range(count):
+    for i in range(count):
         widths = {n: rng.randint(max(1, info["width"] // 4), info["width"]) for n, info in slots.items()}
+        if i % 2 and block:
+            widths = {n: min(slots[n]["width"], max(block, block * round(w / block))) for n, w in widths.items()}
         run = backend.prepare_model(make_student(model, widths, size), size)
         times: dict[str, list[float]] = {"student": [], "full": []}
-        for which in ("student", "full", "full", "student"):
+        for which in ("student", "full", "full", "student", "student", "full"):
             times[which].append(backend.time(run if which == "student" else full_run, protocol).median_ms)
-        measured = statistics.median(times["student"]) - statistics.median(times["full"])
+        ratio = statistics.median(times["student"]) / statistics.median(times["full"])
         points.append({"widths": widths, "predicted_delta_ms": raw_delta(profile, network, widths),
-                       "measured_delta_ms": measured})
-    num = sum(p["predicted_delta_ms"] * p["measured_delta_ms"] for p in points)
-    den = sum(p["predicted_delta_ms"] ** 2 for p in points)
-    scale = min(max(num / den, 0.2), 3.0) if den > 0 else 1.0
-    return {"scale": scale, "students": points}
+                       "misaligned_ms": misaligned_ms(profile, network, widths, block),
+                       "measured_delta_ms": (ratio - 1) * full_ms})
+    scale, misalignment = _fit_calibration(points)
+    return {"version": CALIBRATION_VERSION, "scale": scale, "misalignment": misalignment, "block": block,
+            "students": points}
+
+
+def _fit_calibration(points: list[dict]) -> tuple[float, float]:
+    """Least squares through the origin for (scale, misalignment); misalignment is a cost, so
+    never negative (then the scale alone is fitted); the scale is clamped to 0.2..3."""
+    xs = [(p["predicted_delta_ms"], p["misaligned_ms"]) for p in points]
+    ys = [p["measured_delta_ms"] for p in points]
+    s_aa = sum(a * a for a, _ in xs)
+    s_bb = sum(b * b for _, b in xs)
+    s_ab = sum(a * b for a, b in xs)
+    s_ay = sum(a * y for (a, _), y in zip(xs, ys, strict=True))
+    s_by = sum(b * y for (_, b), y in zip(xs, ys, strict=True))
+    det = s_aa * s_bb - s_ab * s_ab
+    scale, misalignment = 1.0, 0.0
+    if det > 1e-12 * max(s_aa * s_bb, 1e-300):
+        scale, misalignment = (s_ay * s_bb - s_by * s_ab) / det, (s_aa * s_by - s_ab * s_ay) / det
+    if misalignment <= 0 or not det:
+        misalignment = 0.0
+        scale = s_ay / s_aa if s_aa > 0 else 1.0
+    return min(max(scale, 0.2), 3.0), misalignment
 
 
 class _Runner:

@@ -367,26 +367,23 @@ def _build(config: TrainConfig, out: Path, device: torch.device, rank: int, worl
 def _teacher(config: TrainConfig, student, size, log) -> nn.Module:
     """The frozen teacher from its checkpoint: the network the checkpoint names, checked
     against the student spec's teacher."""
-    from ..modelref import Architecture
     from .checkpoint import CHECKPOINT_FORMAT, load_weights, model_from_checkpoint
 
     state = read_checkpoint(config.teacher)
     if state.get("format") == CHECKPOINT_FORMAT:
         teacher, arch, _spec = model_from_checkpoint(config.teacher)
         designed_from = student.spec.teacher if student.spec is not None else None
-        if designed_from is not None and not config.allow_other_teacher and \
-                (arch.name, arch.kwargs) != (designed_from.name, designed_from.kwargs):
-            raise StaircaseError(f"teacher checkpoint {config.teacher} is a {arch.name} {arch.kwargs or ''}but "
-                                 f"{config.model} was designed from {designed_from.name} {designed_from.kwargs or ''}; "
-                                 "pass that teacher's checkpoint, or --allow-other-teacher to distil from another")
+        if designed_from is not None and not config.allow_other_teacher and not _same_network(designed_from, state):
+            raise StaircaseError(f"teacher checkpoint {config.teacher} holds a {arch.name}{' (pruned)' if _spec else ''}"
+                                 f" but {config.model} was designed from {designed_from.name}; pass that teacher's "
+                                 "checkpoint, or --allow-other-teacher to distil from another network")
     else:  # a bare state dict: the teacher the spec was designed from
         if student.spec is None:
             raise StaircaseError(f"teacher checkpoint {config.teacher} is a bare state dict and {config.model} "
                                  "is not a student spec, so nothing says which network it is; train the "
                                  "teacher with `staircase train teacher` or give a student spec")
         arch = student.spec.teacher
-        teacher = load_weights(Architecture(arch.name, dict(arch.kwargs), arch.input_size).build(),
-                               config.teacher, arch.name, state)
+        teacher = load_weights(arch.build(), config.teacher, arch.name, state)
     if tuple(arch.input_size) and tuple(arch.input_size) != tuple(size):
         raise StaircaseError(f"teacher {arch.name} takes {list(arch.input_size)} inputs, the student {list(size)}")
     teacher.eval()
@@ -394,6 +391,15 @@ def _teacher(config: TrainConfig, student, size, log) -> nn.Module:
         p.requires_grad_(False)
     log(f"teacher {arch.name} from {config.teacher} ({sum(p.numel() for p in teacher.parameters()):,} params), frozen")
     return teacher
+
+
+def _same_network(arch, state) -> bool:
+    """Whether a checkpoint's weights fit ``arch`` exactly (same layers, same shapes)."""
+    if state.get("spec") or state.get("architecture", {}).get("name") != arch.name:
+        return False
+    expected = arch.build().state_dict()
+    weights = state["model"]
+    return set(weights) == set(expected) and all(weights[k].shape == v.shape for k, v in expected.items())
 
 
 def _first(dataset, count: int, seed: int):
