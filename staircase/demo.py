@@ -185,7 +185,8 @@ def _designed_from(spec):
     from .design.designer import Designed
 
     p = spec.provenance
-    return Designed(spec, p.predicted_ms, p.measured_ms, p.measured_spread_ms, p.retained_saliency)
+    return Designed(spec, p.predicted_ms, p.measured_ms, p.measured_spread_ms, p.retained_saliency,
+                    at_profile_ms=p.notes.get("at_profile_speed_ms"))
 
 
 def _teacher_macs(model: str) -> int:

@@ -120,6 +120,9 @@ def test_design_for_a_target_writes_a_measured_student_and_baselines(profiled, t
     spec = StudentSpec.load(out)
     assert spec.provenance.predicted_ms <= target + 1e-9 or r.returncode == 3
     assert spec.provenance.measured_ms > 0
+    notes = spec.provenance.notes  # timed beside the teacher, scaled to the profile's speed
+    assert notes["at_profile_speed_ms"] == pytest.approx(
+        spec.provenance.measured_ms / notes["teacher_measured_beside_ms"] * designer.full_ms)
     optimal = {n: prof.slot_curve("wrn_16_1@3x32x32", n).optimal() for n in prof.networks["wrn_16_1@3x32x32"]["slots"]}
     assert all(spec.widths[n] in optimal[n] for n in optimal)
     for s in result["students"][1:]:
