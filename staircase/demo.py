@@ -6,8 +6,9 @@
    below the teacher's, with the baselines at the same latency;
 4. train the staircase student with attention transfer, the Fisher-pruned widths unsnapped
    with attention transfer, and uniform width scaling without it;
-5. print one table (params, MACs, measured latency with spread, top-1) and write the plots:
-   the staircase with the chosen widths marked, and top-1 vs measured latency.
+5. print one table (params, MACs, measured latency with spread, top-1), write the plots
+   (the staircase with the chosen widths marked, top-1 vs measured latency) and export the
+   staircase student to ONNX, checked against torch.
 
 Everything lands in one results folder; a rerun reuses what is there (profile, checkpoints,
 widths, specs) and says so, ``fresh`` starts over.
@@ -99,6 +100,14 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
     table = format_table(["network", "params", "MACs", "measured ms (IQR)", "top-1 %", "training"], rows)
     print(table)
     plots = _plots(out, prof, net, designed[0].spec.widths, points, s)
+    onnx_path = out / "train" / designed[0].spec.name / "best.onnx"
+    from .train.checkpoint import model_from_checkpoint
+    from .train.export import export_onnx
+
+    model, arch, _ = model_from_checkpoint(onnx_path.with_suffix(".pt"))
+    exported = export_onnx(model, arch.input_size, onnx_path)
+    _note(f"exported the staircase student to {onnx_path} (onnxruntime vs torch: max |difference| "
+          f"{exported['max_abs_diff']:.1e})")
     (out / "results.md").write_text(f"# staircase demo\n\n```\n{table}\n```\n")
     _note(f"plots: {', '.join(str(p) for p in plots)}")
     _note(f"done in {time.perf_counter() - start:.0f} s; everything is in {out} (rerun to reuse, --fresh to redo)")

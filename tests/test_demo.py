@@ -19,6 +19,7 @@ def test_demo_runs_the_three_jobs_and_reuses_its_results(tmp_path, capsys):
         tmp_path / "students" / "wrn_16_1-staircase-l1.json").params * 10
     assert (tmp_path / "plots" / "overview.png").exists() and (tmp_path / "plots" / "accuracy_vs_latency.png").exists()
     assert "top-1 %" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "train" / "wrn_16_1-staircase" / "best.onnx").exists()
     assert run_demo(tmp_path, TINY) == 0
     again = capsys.readouterr().out
     assert again.count("reusing") >= 5  # profile, teacher, widths, specs, every student run
