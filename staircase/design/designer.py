@@ -3,9 +3,11 @@ widths that keep the most saliency under a latency target, then measure the resu
 
 The target-latency design is a multiple-choice knapsack (``knapsack.solve``): each slot
 picks one of its optimal widths; its cost is the latency that width adds to the full
-network (``profile.network.slot_delta``, additive across slots) and its value the
-saliency its kept channels carry (Fisher, L1), or the parameters it keeps when no
-saliency is given. Every design is then measured end to end on the profile's backend; a
+network (``profile.network.slot_cost``, calibrated and additive across slots) and its
+value the saliency its kept channels carry (Fisher, L1), or the parameters it keeps when
+no saliency is given. Every design is then measured end to end on the profile's backend,
+beside the teacher, and judged at the speed the machine had when the profile was made
+(its time over the teacher's, times the teacher's time in the profile: drift cancels); a
 miss tightens the budget by the miss and designs again.
 """
 
@@ -159,7 +161,8 @@ class Designer:
 
     def student(self, widths: Mapping[str, int], name: str, method: str, saliency: Saliency | None = None,
                 measure: bool = True, notes: dict | None = None) -> Designed:
-        """Write the spec for ``widths``, predicted and (on the profile's backend) measured."""
+        """Write the spec for ``widths``, predicted and (on the profile's backend) measured
+        beside the teacher."""
         predicted = self.predicted(widths)
         retained = saliency.total(widths) / saliency.full() if saliency is not None and saliency.full() > 0 else None
         prov = Provenance(method=method, profile=str(self.profile.path), backend=self.profile.fingerprint["backend"],

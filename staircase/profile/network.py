@@ -24,8 +24,8 @@ from .backends import Backend
 from .store import Profile
 from .timing import Measurement, TimingProtocol
 
-__all__ = ["Prediction", "predict", "slot_cost", "slot_delta", "raw_delta", "calibration_scale", "misaligned_ms", "vector_block",
-           "measure_network"]
+__all__ = ["Prediction", "predict", "slot_cost", "slot_delta", "raw_delta", "calibration_scale", "misaligned_ms",
+           "vector_block", "measure_network"]
 
 
 @dataclass(frozen=True)
