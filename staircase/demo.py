@@ -34,8 +34,8 @@ class DemoSettings:
     model: str = "wrn_16_2"
     grid: int = 4
     timing: str = "standard"
-    teacher_epochs: int = 8
-    student_epochs: int = 8
+    teacher_epochs: int = 6
+    student_epochs: int = 6
     target: float = 0.6  # of the teacher's measured latency
     prune_share: float = 0.5  # of the inner channels the Fisher pruning keeps
     train_images: int | None = None  # all of digits' 1,437 training images
@@ -162,7 +162,7 @@ def _design(s: DemoSettings, out: Path, prof):
         load_weights(pruned.model, out / "teacher" / "last.pt", s.model)
         inner = sum(slot.width for slot in SlotGraph(pruned.model, size).selected())
         doc = run_prune(pruned, "fisher", Target(channels=round(s.prune_share * inner)), widths_path, data="digits",
-                        threads=s.threads, log=_note)
+                        batch_size=32, threads=s.threads, log=_note)
         _note(f"Fisher pruning: {len(doc['removed'])} channels removed in {doc['steps']} steps "
               f"({doc['seconds']:.0f} s) -> {widths_path}")
     backend = backend_of(prof)
