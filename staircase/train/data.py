@@ -48,6 +48,11 @@ class TensorImages(Dataset):
         self.std = torch.tensor((list(std) * c)[:c]).view(c, 1, 1)
         self.augment, self.flip = augment, flip
 
+    def subset(self, indices: torch.Tensor, augment: bool | None = None) -> TensorImages:
+        """The images at ``indices``, prepared the same way (``augment`` overrides)."""
+        return TensorImages(self.images[indices], self.labels[indices], self.size, self.mean.flatten().tolist(),
+                            self.std.flatten().tolist(), self.augment if augment is None else augment, self.flip)
+
     def __len__(self) -> int:
         return len(self.labels)
 
@@ -101,11 +106,7 @@ def _hold_out(bundle: DataBundle, share: float, seed: int) -> DataBundle:
     train = bundle.train
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
     cut = int(len(order) * share)
-    held, kept = order[:cut], order[cut:]
-    val = TensorImages(train.images[held], train.labels[held], train.size, train.mean.flatten().tolist(),
-                       train.std.flatten().tolist(), augment=False)
-    rest = TensorImages(train.images[kept], train.labels[kept], train.size, train.mean.flatten().tolist(),
-                        train.std.flatten().tolist(), augment=train.augment, flip=train.flip)
+    val, rest = train.subset(order[:cut], augment=False), train.subset(order[cut:])
     return DataBundle(bundle.name + f" (validation {share:.0%} of train)", rest, val, bundle.num_classes)
 
 

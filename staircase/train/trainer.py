@@ -404,11 +404,7 @@ def _same_network(arch, state) -> bool:
 
 def _first(dataset, count: int, seed: int):
     """The first ``count`` images of a seeded shuffle (the same subset for every run with the seed)."""
-    from .data import TensorImages
-
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed + 1))[:count]
-    return TensorImages(dataset.images[order], dataset.labels[order], dataset.size, dataset.mean.flatten().tolist(),
-                        dataset.std.flatten().tolist(), dataset.augment, dataset.flip)
+    return dataset.subset(torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed + 1))[:count])
 
 
 def _scheduler(optimizer, config: TrainConfig):
