@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._progress import NoBar, progress_bar
 from ..errors import StaircaseError
 from ..modelref import resolve_model
 from ..slots import SlotGraph
@@ -260,7 +261,7 @@ class _Runner:
         self.profile, self.backend, self.ops, self.deadline, self.seed = profile, backend, ops, deadline, seed
         self.references = _References(backend)
         self.progress = progress
-        self.bar = _NoBar()
+        self.bar = NoBar()
         self.measured = 0
         self.last_save = time.perf_counter()
         self.phase = 0
@@ -271,7 +272,7 @@ class _Runner:
         self.phase += 1
         todo = sum(max(0, upto - self.profile.rounds_done(k, w)) for k, w in points) if total is None else total
         self.bar.close()
-        self.bar = _progress(todo, self.progress)
+        self.bar = progress_bar(todo, "profiling", "pt", self.progress)
         for r in range(first_round, upto):
             order = [(k, w) for k, w in points if self.profile.rounds_done(k, w) <= r]
             random.Random(self.seed * 1000 + self.phase * 100 + r).shuffle(order)
@@ -340,19 +341,3 @@ def _edge_points(profile: Profile, network: str, rounds_done: int) -> list[tuple
                     if profile.rounds_done(k, edge_w) <= rounds_done:
                         points.add((k, edge_w))
     return sorted(points)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled or total == 0:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="pt", desc="profiling", dynamic_ncols=True)

@@ -40,6 +40,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .._io import atomic_write_json, atomic_write_text
+from .._progress import progress_bar
 from ..errors import StaircaseError, require
 from .attention import FeatureTaps, attention_points, check_pairing
 from .checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -253,7 +254,8 @@ def _train_epoch(run: _Run, model: nn.Module, optimizer, scaler, epoch: int, amp
     model.train()
     sums = {"loss": 0.0, "ce": 0.0, "at": 0.0, "kd": 0.0}
     correct = seen = 0
-    bar = _bar(len(loader), f"epoch {epoch + 1}/{config.epochs}", config.progress and run.main)
+    bar = progress_bar(len(loader), f"epoch {epoch + 1}/{config.epochs}", "batch", config.progress and run.main,
+                       leave=False)
     t0 = time.perf_counter()
     for step, (x, y) in enumerate(loader):
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
@@ -498,22 +500,3 @@ def _tensorboard(out: Path):
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(str(out / "tensorboard"))
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **_kw) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=False)
