@@ -39,7 +39,7 @@ from staircase._table import format_table  # noqa: E402
 from staircase.models import create_model  # noqa: E402
 from staircase.train.attention import FeatureTaps  # noqa: E402
 from staircase.train.losses import at_loss  # noqa: E402
-from staircase.train.trainer import TrainConfig, train  # noqa: E402
+from staircase.train.trainer import TrainConfig, train_or_reuse  # noqa: E402
 
 STUDENT, TEACHER = "wrn_16_1", "wrn_16_2"
 
@@ -126,9 +126,13 @@ def resume_check(tmp: Path, threads: int) -> dict:
 
 
 def quality(data: str, runs: Path, seeds: list[int], teacher_epochs: int, student_epochs: int, threads: int) -> dict:
+    def quiet(_message: str) -> None:  # finished runs under --runs are reused, unfinished ones resumed
+        pass
+
     base = dict(data=data, threads=threads, progress=False, batch_size=128)
     teacher_dir = runs / f"teacher-{TEACHER}-e{teacher_epochs}"
-    teacher = _run(TrainConfig(model=TEACHER, out=str(teacher_dir), epochs=teacher_epochs, seed=0, **base))
+    teacher = train_or_reuse(TrainConfig(model=TEACHER, out=str(teacher_dir), epochs=teacher_epochs, seed=0, **base),
+                             log=quiet)
     print(f"[3] teacher {TEACHER}: top-1 {teacher['final_top1']:.2f}%")
     variants = {"alone": {}, "AT": {"at_beta": 1e3}, "KD": {"kd_alpha": 0.9}, "AT+KD": {"at_beta": 1e3, "kd_alpha": 0.9}}
     results = {}
@@ -137,8 +141,8 @@ def quality(data: str, runs: Path, seeds: list[int], teacher_epochs: int, studen
         for seed in seeds:
             out = runs / f"student-{STUDENT}-{name.replace('+', '_')}-e{student_epochs}-s{seed}"
             kw = dict(extra, teacher=str(teacher_dir / "last.pt")) if extra else {}
-            s = _run(TrainConfig(model=STUDENT, out=str(out), role="student", epochs=student_epochs, seed=seed,
-                                 allow_other_teacher=True, **kw, **base))
+            s = train_or_reuse(TrainConfig(model=STUDENT, out=str(out), role="student", epochs=student_epochs,
+                                           seed=seed, allow_other_teacher=True, **kw, **base), log=quiet)
             tops.append(s["final_top1"])
             print(f"[3] {name} seed {seed}: top-1 {s['final_top1']:.2f}%")
         results[name] = {"top1": tops, "mean": statistics.mean(tops),
@@ -146,15 +150,6 @@ def quality(data: str, runs: Path, seeds: list[int], teacher_epochs: int, studen
     return {"data": data, "teacher": TEACHER, "student": STUDENT, "teacher_epochs": teacher_epochs,
             "student_epochs": student_epochs, "teacher_top1": teacher["final_top1"], "seeds": seeds,
             "variants": results, "kd": {"alpha": 0.9, "T": 4.0}, "at_beta": 1e3}
-
-
-def _run(config: TrainConfig) -> dict:
-    summary = Path(config.out) / "summary.json"
-    if summary.exists():
-        done = json.loads(summary.read_text())
-        if done["epochs"] == config.epochs:
-            return done
-    return train(config, resume=Path(config.out, "config.json").exists(), log=lambda m: None)
 
 
 def render(r: dict) -> str:

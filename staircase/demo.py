@@ -16,7 +16,6 @@ widths, specs) and says so, ``fresh`` starts over.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -132,18 +131,12 @@ def _profile(s: DemoSettings, out: Path):
 
 def _train(s: DemoSettings, run_dir: Path, model: str, epochs: int, teacher: str | None = None,
            role: str = "student") -> dict:
-    from .train.trainer import TrainConfig, train
+    from .train.trainer import TrainConfig, train_or_reuse
 
-    summary = run_dir / "summary.json"
-    if summary.exists():
-        done = json.loads(summary.read_text())
-        if done.get("epochs") == epochs:
-            _note(f"reusing {run_dir} (top-1 {done['final_top1']:.1f}%)")
-            return done
     config = TrainConfig(model=model, data="digits", out=str(run_dir), role=role,
                          teacher=teacher, at_beta=1e3 if teacher else 0.0, epochs=epochs, batch_size=64, lr=0.05,
                          train_images=s.train_images, threads=s.threads, seed=0)
-    return train(config, resume=(run_dir / "config.json").exists(), log=_note)
+    return train_or_reuse(config, log=_note)
 
 
 def _design(s: DemoSettings, out: Path, prof):

@@ -47,7 +47,7 @@ from .checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from .evaluate import evaluate, topk_correct
 from .losses import at_loss, kd_loss
 
-__all__ = ["TrainConfig", "TrainingDiverged", "train", "RESUME_FREE"]
+__all__ = ["TrainConfig", "TrainingDiverged", "train", "train_or_reuse", "RESUME_FREE"]
 
 # settings that may change between a run and its resume (they do not change the result)
 RESUME_FREE = ("workers", "tensorboard", "progress", "eval_batch_size")
@@ -147,6 +147,19 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     finally:
         if world > 1:
             torch.distributed.destroy_process_group()
+
+
+def train_or_reuse(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The summary of ``config``'s run: a finished run in its directory is reused (and said
+    so), an unfinished one resumed, otherwise a new one trained."""
+    out = Path(config.out)
+    summary = out / "summary.json"
+    if summary.exists():
+        done = json.loads(summary.read_text())
+        if done.get("epochs") == config.epochs:
+            log(f"reusing {out} (top-1 {done['final_top1']:.1f}%)")
+            return done
+    return train(config, resume=(out / "config.json").exists(), log=log)
 
 
 def _train(config: TrainConfig, resume: bool, log, rank: int, world: int) -> dict[str, Any]:
