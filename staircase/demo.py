@@ -16,6 +16,7 @@ widths, specs) and says so, ``fresh`` starts over.
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
 from dataclasses import dataclass
@@ -142,7 +143,7 @@ def _train(s: DemoSettings, run_dir: Path, model: str, epochs: int, teacher: str
 def _design(s: DemoSettings, out: Path, prof):
     from .design.designer import Designer, WidthsFile, backend_of, design_students
     from .design.prune import Target, run_prune
-    from .modelref import resolve_model
+    from .modelref import ResolvedModel, resolve_model
     from .profile.network import measure_network
     from .slots import SlotGraph
     from .spec import StudentSpec
@@ -155,8 +156,7 @@ def _design(s: DemoSettings, out: Path, prof):
     if widths_path.exists():
         _note(f"reusing {widths_path}")
     else:
-        pruned = resolve_model(s.model)  # pruning shrinks its model: a copy of the trained teacher
-        load_weights(pruned.model, out / "teacher" / "last.pt", s.model)
+        pruned = ResolvedModel(copy.deepcopy(resolved.model), resolved.architecture)  # pruning shrinks its model
         inner = sum(slot.width for slot in SlotGraph(pruned.model, size).selected())
         doc = run_prune(pruned, "fisher", Target(channels=round(s.prune_share * inner)), widths_path, data="digits",
                         batch_size=32, threads=s.threads, log=_note)

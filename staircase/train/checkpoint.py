@@ -56,13 +56,13 @@ def load_weights(model: nn.Module, path: str | Path, name: str, state: dict[str,
     return model
 
 
-def model_from_checkpoint(path: str | Path):
+def model_from_checkpoint(path: str | Path, state: dict[str, Any] | None = None):
     """(model with the checkpoint's weights, its Architecture, its StudentSpec or None) from a
-    staircase checkpoint alone."""
+    staircase checkpoint alone (``state``: its contents, when already read)."""
     from ..modelref import Architecture
     from ..spec import StudentSpec
 
-    state = read_checkpoint(path)
+    state = read_checkpoint(path) if state is None else state
     if state.get("format") != CHECKPOINT_FORMAT:
         raise StaircaseError(f"checkpoint {path} does not say which network it is (a bare state dict); "
                              "load it into a model built by hand, or train with `staircase train`")

@@ -132,6 +132,7 @@ class _Run:
     data: Any
     rank: int = 0
     world: int = 1
+    points: tuple[list[str], list[str]] | None = None  # (student, teacher) attention points, checked to pair
 
     @property
     def main(self) -> bool:
@@ -207,10 +208,8 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int) -> dic
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_cuda else None)
 
     s_taps = t_taps = None
-    if run.teacher is not None and config.at_beta:
-        s_points = attention_points(model, config.student_points, "student")
-        t_points = attention_points(run.teacher, config.teacher_points, "teacher")
-        s_taps, t_taps = FeatureTaps(model, s_points), FeatureTaps(run.teacher, t_points)
+    if run.points is not None:
+        s_taps, t_taps = FeatureTaps(model, run.points[0]), FeatureTaps(run.teacher, run.points[1])
     writer = _tensorboard(out) if (config.tensorboard and run.main) else None
     started = time.perf_counter()
     last_row: dict[str, Any] = {}
@@ -361,6 +360,7 @@ def _build(config: TrainConfig, out: Path, device: torch.device, rank: int, worl
         f"data {data.name}: {len(data.train)} train / {len(data.test)} test images; device {device}"
         + (f", {world} processes" if world > 1 else f", {torch.get_num_threads()} threads"))
     teacher = _teacher(config, resolved, size, log) if config.teacher else None
+    points = None
     if teacher is not None:
         teacher.to(device)
         if config.at_beta:
@@ -373,10 +373,11 @@ def _build(config: TrainConfig, out: Path, device: torch.device, rank: int, worl
                         f"{t_hw}; the larger is pooled to the smaller")
             log(f"attention transfer (beta {config.at_beta:g}) over {len(s_points)} point pairs: "
                 + ", ".join(f"{s}~{t}" for s, t in zip(s_points, t_points, strict=True)))
+            points = (s_points, t_points)
         if config.kd_alpha:
             log(f"knowledge distillation: alpha {config.kd_alpha:g}, T {config.kd_T:g}")
     return _Run(config, out, device, resolved.model, resolved.architecture, resolved.spec, teacher, data,
-                rank, world)
+                rank, world, points)
 
 
 def _teacher(config: TrainConfig, student, size, log) -> nn.Module:
@@ -386,7 +387,7 @@ def _teacher(config: TrainConfig, student, size, log) -> nn.Module:
 
     state = read_checkpoint(config.teacher)
     if state.get("format") == CHECKPOINT_FORMAT:
-        teacher, arch, _spec = model_from_checkpoint(config.teacher)
+        teacher, arch, _spec = model_from_checkpoint(config.teacher, state)
         designed_from = student.spec.teacher if student.spec is not None else None
         if designed_from is not None and not config.allow_other_teacher and not _same_network(designed_from, state):
             raise StaircaseError(f"teacher checkpoint {config.teacher} holds a {arch.name}{' (pruned)' if _spec else ''}"
