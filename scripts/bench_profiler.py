@@ -28,7 +28,7 @@ from staircase._io import atomic_write_json, atomic_write_text  # noqa: E402
 from staircase._table import format_table  # noqa: E402
 from staircase.modelref import resolve_model  # noqa: E402
 from staircase.profile.backends import get_backend  # noqa: E402
-from staircase.profile.network import measure_network, predict  # noqa: E402
+from staircase.profile.network import predict, time_alternating  # noqa: E402
 from staircase.profile.staircase import snap, step_size  # noqa: E402
 from staircase.profile.sweep import profile_network  # noqa: E402
 from staircase.slots import make_student  # noqa: E402
@@ -108,19 +108,18 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
             kind = "snapped"
             widths = {s: snap(w, prof.slot_curve(net, s).optimal(), "up") for s, w in widths.items()}
         students.append((kind, widths, make_student(resolved.model, widths).eval()))
-    full_model = resolved.model.eval()
+    full_run = backend.prepare_model(resolved.model.eval(), size)
+    runs = [backend.prepare_model(model, size) for _, _, model in students]
     measured = {i: [] for i in range(len(students))}
     ratios = {i: [] for i in range(len(students))}
     for _ in range(passes):  # each pass visits every student in a fresh order, each next to the full network
         order = list(range(len(students)))
         rng.shuffle(order)
         for i in order:
-            times = {"s": [], "f": []}
-            for which in ("s", "f", "f", "s"):  # linear drift cancels in the ratio
-                times[which].append(measure_network(backend, students[i][2] if which == "s" else full_model,
-                                                    size).median_ms)
-            measured[i] += times["s"]
-            ratios[i].append(statistics.median(times["s"]) / statistics.median(times["f"]))
+            student, full = time_alternating(backend, runs[i], full_run)  # linear drift cancels in the ratio
+            measured[i] += [m.median_ms for m in student]
+            ratios[i].append(statistics.median(m.median_ms for m in student)
+                             / statistics.median(m.median_ms for m in full))
     full_pred = predict(prof, net, {}).median_ms
     errors = {"random": [], "snapped": []}
     ratio_errors = {"random": [], "snapped": []}

@@ -20,10 +20,10 @@ from dataclasses import dataclass, replace
 from ..errors import StaircaseError
 from ..modelref import ResolvedModel
 from ..profile.backends import Backend, get_backend
-from ..profile.network import predict, slot_cost
+from ..profile.network import predict, slot_cost, time_alternating
 from ..profile.staircase import snap
 from ..profile.store import Profile
-from ..profile.sweep import FULL_NETWORK_PROTOCOL, network_key
+from ..profile.sweep import network_key
 from ..profile.timing import Measurement
 from ..slots import SlotGraph
 from ..spec import Provenance, StudentSpec
@@ -183,14 +183,9 @@ class Designer:
         backend = self._backend()
         if self._teacher_run is None:
             self._teacher_run = backend.prepare_model(self.resolved.model.eval(), self.arch.input_size)
-        student_run = backend.prepare_model(model, self.arch.input_size)
-        times: dict[str, list[Measurement]] = {"student": [], "teacher": []}
-        for which in ("student", "teacher", "teacher", "student"):
-            run = student_run if which == "student" else self._teacher_run
-            times[which].append(backend.time(run, FULL_NETWORK_PROTOCOL))
-        s = times["student"]
+        s, teacher = time_alternating(backend, backend.prepare_model(model, self.arch.input_size), self._teacher_run)
         student = replace(min(s, key=lambda m: m.iqr_ms), median_ms=statistics.median(m.median_ms for m in s))
-        return student, statistics.median(m.median_ms for m in times["teacher"])
+        return student, statistics.median(m.median_ms for m in teacher)
 
     def design_for_target(self, target_ms: float, saliency: Saliency, name: str, method: str,
                           attempts: int = 4) -> Designed:

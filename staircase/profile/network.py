@@ -14,7 +14,7 @@ outputs) adds both differences.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from torch import nn
@@ -25,7 +25,7 @@ from .store import Profile
 from .timing import Measurement, TimingProtocol
 
 __all__ = ["Prediction", "predict", "slot_cost", "slot_delta", "raw_delta", "calibration_scale", "misaligned_ms",
-           "vector_block", "measure_network"]
+           "vector_block", "measure_network", "time_alternating"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,20 @@ def slot_delta(profile: Profile, network: str, slot: str, width: int) -> tuple[f
         delta += curve.at(width) - curve.at(full)
         var += curve.spread_ms[i] ** 2
     return delta, math.sqrt(var)
+
+
+def time_alternating(backend: Backend, run: Callable[[], object], reference: Callable[[], object], pairs: int = 2,
+                     protocol: TimingProtocol | None = None) -> tuple[list[Measurement], list[Measurement]]:
+    """Time two prepared networks alternately, ``pairs`` times each, in the order run,
+    reference, reference, run, run, reference, ...: drift that is linear in time cancels in the
+    ratio of their medians. Returns the measurements of ``run`` and of ``reference``."""
+    from .sweep import FULL_NETWORK_PROTOCOL
+
+    times: tuple[list[Measurement], list[Measurement]] = ([], [])
+    for i in range(2 * pairs):
+        first = i % 4 in (0, 3)
+        times[0 if first else 1].append(backend.time(run if first else reference, protocol or FULL_NETWORK_PROTOCOL))
+    return times
 
 
 def measure_network(backend: Backend, model: nn.Module, input_size, protocol: TimingProtocol | None = None) -> Measurement:

@@ -206,7 +206,7 @@ def _calibrate(profile: Profile, network: str, backend: Backend, model, size, co
     import statistics
 
     from ..slots import make_student
-    from .network import misaligned_ms, raw_delta, vector_block
+    from .network import misaligned_ms, raw_delta, time_alternating, vector_block
 
     slots = profile.networks[network]["slots"]
     full_ms = profile.networks[network]["full"]["median_ms"]
@@ -220,10 +220,8 @@ def _calibrate(profile: Profile, network: str, backend: Backend, model, size, co
         if i % 2 and block:
             widths = {n: min(slots[n]["width"], max(block, block * round(w / block))) for n, w in widths.items()}
         run = backend.prepare_model(make_student(model, widths, size), size)
-        times: dict[str, list[float]] = {"student": [], "full": []}
-        for which in ("student", "full", "full", "student", "student", "full"):
-            times[which].append(backend.time(run if which == "student" else full_run, protocol).median_ms)
-        ratio = statistics.median(times["student"]) / statistics.median(times["full"])
+        student, full = time_alternating(backend, run, full_run, pairs=3, protocol=protocol)
+        ratio = statistics.median(m.median_ms for m in student) / statistics.median(m.median_ms for m in full)
         points.append({"widths": widths, "predicted_delta_ms": raw_delta(profile, network, widths),
                        "misaligned_ms": misaligned_ms(profile, network, widths, block),
                        "measured_delta_ms": (ratio - 1) * full_ms})
