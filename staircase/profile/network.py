@@ -46,12 +46,13 @@ def predict(profile: Profile, network: str, widths: Mapping[str, int]) -> Predic
     if missing:
         raise SpecError(f"profile {profile.path} lacks slot(s) {missing[:4]} of {network}"
                         f"{' (and more)' if len(missing) > 4 else ''}; profile them with `staircase profile --all`")
-    scale = calibration_scale(profile, network)
+    calibration = _calibration(profile, network)
+    scale = calibration[0]
     total = entry["full"]["median_ms"]
     var = entry["full"]["spread_ms"] ** 2
     for name, width in widths.items():
-        _, spread = slot_delta(profile, network, name, width)
-        total += slot_cost(profile, network, name, width)
+        delta, spread = slot_delta(profile, network, name, width)
+        total += _calibrated(profile, network, name, width, delta, calibration)
         var += (scale * spread) ** 2
     return Prediction(total, math.sqrt(var), entry["full"]["median_ms"])
 
@@ -59,17 +60,29 @@ def predict(profile: Profile, network: str, widths: Mapping[str, int]) -> Predic
 def slot_cost(profile: Profile, network: str, slot: str, width: int) -> float:
     """What ``slot`` at ``width`` adds to the full network's predicted time, calibrated: the
     terms of the prediction are per slot, so a design can add them up slot by slot."""
-    calibration = profile.network(network).get("calibration", {})
-    cost = calibration_scale(profile, network) * slot_delta(profile, network, slot, width)[0]
-    misalignment = float(calibration.get("misalignment", 0.0))
-    if misalignment:
-        cost += misalignment * misaligned_ms(profile, network, {slot: width}, calibration.get("block"))
-    return cost
+    return _calibrated(profile, network, slot, width, slot_delta(profile, network, slot, width)[0],
+                       _calibration(profile, network))
 
 
 def calibration_scale(profile: Profile, network: str) -> float:
     """How much of the summed op differences whole networks show (1 before calibration)."""
-    return float(profile.network(network).get("calibration", {}).get("scale", 1.0))
+    return _calibration(profile, network)[0]
+
+
+def _calibration(profile: Profile, network: str) -> tuple[float, float, int | None]:
+    """(scale, misalignment cost, block) of the profile's calibration; (1, 0, None) without one."""
+    calibration = profile.network(network).get("calibration", {})
+    return (float(calibration.get("scale", 1.0)), float(calibration.get("misalignment", 0.0)),
+            calibration.get("block"))
+
+
+def _calibrated(profile: Profile, network: str, slot: str, width: int, delta: float,
+                calibration: tuple[float, float, int | None]) -> float:
+    scale, misalignment, block = calibration
+    cost = scale * delta
+    if misalignment:
+        cost += misalignment * misaligned_ms(profile, network, {slot: width}, block)
+    return cost
 
 
 def vector_block(profile: Profile, network: str) -> int | None:
