@@ -604,7 +604,7 @@ class Evaluate(Command):
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        model, arch, spec = model_from_checkpoint(args.checkpoint)
+        model, arch, _ = model_from_checkpoint(args.checkpoint)
         data = load_data(args.data, arch.input_size, val_split=args.val_split, seed=args.seed, augment=False)
         result = {"checkpoint": args.checkpoint, "data": data.name,
                   **evaluate(model, data.test, args.batch_size, "cuda" if torch.cuda.is_available() else "cpu")}
