@@ -15,8 +15,11 @@ def test_demo_runs_the_three_jobs_and_reuses_its_results(tmp_path, capsys):
         assert name in out
         assert json.loads((tmp_path / "train" / name / "summary.json").read_text())["epochs"] == 1
     main = StudentSpec.load(tmp_path / "students" / "wrn_16_1-staircase.json")
-    assert main.provenance.measured_ms > 0 and main.params < StudentSpec.load(
-        tmp_path / "students" / "wrn_16_1-staircase-l1.json").params * 10
+    judged = main.provenance.notes["at_profile_speed_ms"]
+    for baseline in ("unsnapped", "l1", "uniform"):  # matched to the student's measured latency, not its prediction
+        notes = StudentSpec.load(tmp_path / "students" / f"wrn_16_1-staircase-{baseline}.json").provenance.notes
+        assert notes["matched_to_ms"] == judged
+        assert 0.6 * judged < notes["at_profile_speed_ms"] < 1.6 * judged, (baseline, notes)
     assert (tmp_path / "plots" / "overview.png").exists() and (tmp_path / "plots" / "accuracy_vs_latency.png").exists()
     assert "top-1 %" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "train" / "wrn_16_1-staircase" / "best.onnx").exists()

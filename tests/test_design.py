@@ -4,7 +4,8 @@ import random
 
 import pytest
 
-from staircase.design.baselines import applied_removals, prune_until, removal_order, uniform_for_latency, uniform_widths
+from staircase.design.baselines import (applied_removals, match_measured, pruned_family, prune_until, removal_order,
+                                       uniform_family, uniform_for_latency, uniform_widths)
 from staircase.design.designer import Saliency
 from staircase.design.knapsack import Choice, solve
 from staircase.errors import StaircaseError
@@ -82,6 +83,58 @@ def test_uniform_for_latency_is_the_widest_that_fits():
     assert predicted(uniform_widths(slots, min(1.0, scale + 0.05))) > target
 
 
+def _staircase_ms(widths):
+    """A 'device': latency rises in 8-channel steps, misaligned widths cost extra."""
+    return sum(1.0 + (w + 7) // 8 + (0.5 if w % 8 else 0.0) for w in widths.values())
+
+
+@pytest.mark.parametrize("bias", [0.55, 1.0, 1.8])
+def test_match_measured_reaches_the_measured_latency_whatever_the_prediction_bias(bias):
+    full = {f"s{i}": 64 for i in range(6)}
+    rng = random.Random(1)
+    order = [n for n in full for _ in range(63)]
+    rng.shuffle(order)
+    calls = []
+
+    def measure(widths):
+        calls.append(widths)
+        return "result", _staircase_ms(widths)
+
+    for family in (pruned_family(full, order), uniform_family([type("S", (), {"name": n, "width": w})()
+                                                               for n, w in full.items()])):
+        for target in (20.0, 35.0, 50.0):
+            calls.clear()
+            found = match_measured(family, lambda w: bias * _staircase_ms(w), measure, target, tolerance=0.03)
+            assert abs(found.measured_ms - target) <= 0.03 * target + 1.5  # within one step of the staircase
+            assert found.result == "result" and found.widths == family(found.t)
+            assert len(calls) == len(found.tried) <= 5
+            assert found.measured_ms == min((ms for _, ms in found.tried), key=lambda ms: abs(ms - target))
+
+
+def test_match_measured_needs_one_measurement_when_the_prediction_is_right():
+    full = {"a": 500, "b": 500}
+    family = pruned_family(full, ["a", "b"] * 499)
+
+    def smooth(widths):
+        return float(sum(widths.values()))
+
+    found = match_measured(family, smooth, lambda w: (None, smooth(w)), 600.0)
+    assert len(found.tried) == 1 and found.measured_ms == pytest.approx(600.0, abs=1.0)
+
+
+def test_match_measured_stops_at_the_ends_of_the_family():
+    full = {"a": 16, "b": 16}
+    family = pruned_family(full, ["a"] * 15 + ["b"] * 15)
+
+    def measure(widths):
+        return None, _staircase_ms(widths)
+
+    above = match_measured(family, _staircase_ms, measure, 100.0)
+    assert above.widths == full and len(above.tried) == 1
+    below = match_measured(family, lambda w: 0.5 * _staircase_ms(w), measure, 1.0)
+    assert below.widths == {"a": 1, "b": 1} and len(below.tried) <= 5
+
+
 def test_parameter_saliency_counts_the_weights_of_a_channel():
     graph = SlotGraph(create_model("wrn_16_1"), (3, 32, 32))
     name = graph.selected()[0].name  # conv 16->16 3x3, bn 16, conv 16->16 3x3
@@ -125,8 +178,12 @@ def test_design_for_a_target_writes_a_measured_student_and_baselines(profiled, t
         spec.provenance.measured_ms / notes["teacher_measured_beside_ms"] * designer.full_ms)
     optimal = {n: prof.slot_curve("wrn_16_1@3x32x32", n).optimal() for n in prof.networks["wrn_16_1@3x32x32"]["slots"]}
     assert all(spec.widths[n] in optimal[n] for n in optimal)
-    for s in result["students"][1:]:
-        assert s["predicted_ms"] <= result["students"][0]["measured_ms"] + 1e-9 or s["predicted_ms"] > 0
+    for s in ("s-l1", "s-uniform"):  # matched by measurement to the student's judged latency
+        notes = StudentSpec.load(out.parent / f"{s}.json").provenance.notes
+        assert notes["matched_to_ms"] == pytest.approx(spec.provenance.notes["at_profile_speed_ms"])
+        assert 1 <= len(notes["match_tries"]) <= 5
+        assert notes["at_profile_speed_ms"] == min((ms for _, ms in notes["match_tries"]),
+                                                   key=lambda ms: abs(ms - notes["matched_to_ms"]))
     assert predict(prof, "wrn_16_1@3x32x32", {n: spec.widths[n] for n in optimal}).median_ms == pytest.approx(
         spec.provenance.predicted_ms)
 

@@ -1,17 +1,21 @@
 """Baseline width choices a staircase student is compared against: uniform scaling, and
 pruning by a channel ranking (L1 norms, or the order Fisher pruning removed channels in)
-until a predicted latency is met."""
+until a predicted latency is met, or until a *measured* latency is matched
+(:func:`match_measured`: the prediction's first guess corrected by measurements)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from ..errors import WidthError
 from ..slots import Slot, SlotGraph
 
-__all__ = ["uniform_widths", "uniform_for_latency", "l1_scores", "removal_order", "prune_until", "applied_removals"]
+__all__ = ["uniform_widths", "uniform_for_latency", "l1_scores", "removal_order", "prune_until", "applied_removals",
+           "uniform_family", "pruned_family", "widest_under", "Matched", "match_measured"]
 
 Predictor = Callable[[Mapping[str, int]], float]
 
@@ -100,3 +104,85 @@ def prune_until(full: Mapping[str, int], order: Sequence[str], predicted: Predic
         else:
             lo = mid
     return widths_after(hi)
+
+
+# -- matching a measured latency -------------------------------------------------------------
+
+Family = Callable[[float], dict[str, int]]  # t in [0, 1] -> widths; latency rises with t, t = 1 is the full network
+
+
+def uniform_family(slots: Sequence[Slot]) -> Family:
+    """Uniform scaling by ``t`` (at least one channel per slot)."""
+    return lambda t: uniform_widths(slots, max(t, 1e-6))
+
+
+def pruned_family(full: Mapping[str, int], order: Sequence[str]) -> Family:
+    """Pruning in ``order``: ``t`` is the share of the order's removals *not* made."""
+    steps = [n for n in order if n in full]
+
+    def widths(t: float) -> dict[str, int]:
+        w = dict(full)
+        for name in steps[: round((1 - t) * len(steps))]:
+            if w[name] > 1:
+                w[name] -= 1
+        return w
+
+    return widths
+
+
+def widest_under(family: Family, cost: Predictor, limit: float, lo: float = 0.0, hi: float = 1.0,
+                 iterations: int = 30) -> float:
+    """The largest ``t`` in [lo, hi] whose widths cost at most ``limit`` (bisection; ``lo`` when none does)."""
+    if cost(family(hi)) <= limit:
+        return hi
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        if cost(family(mid)) <= limit:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@dataclass
+class Matched:
+    t: float
+    widths: dict[str, int]
+    measured_ms: float
+    result: Any  # what ``measure`` returned for these widths
+    tried: list[tuple[float, float]] = field(default_factory=list)  # (t, measured ms) in the order measured
+
+
+def match_measured(family: Family, predicted: Predictor, measure: Callable[[dict[str, int]], tuple[Any, float]],
+                   target_ms: float, tolerance: float = 0.03, rounds: int = 5) -> Matched:
+    """The member of ``family`` whose *measured* latency is nearest ``target_ms``.
+
+    The prediction gives the first guess. Each measurement narrows a bracket on ``t`` and
+    rescales the predicted goal by target/measured for the next guess, so a prediction that is
+    biased either way (misaligned widths are hard to predict) still converges; a guess outside
+    the bracket, or a network already measured, falls back to the bracket's middle. Stops
+    within ``tolerance`` of the target or after ``rounds`` measurements."""
+    lo, hi = 0.0, 1.0
+    t = widest_under(family, predicted, target_ms)
+    tried: list[Matched] = []
+    for _ in range(rounds):
+        widths = family(t)
+        result, ms = measure(widths)
+        tried.append(Matched(t, widths, ms, result))
+        if abs(ms - target_ms) <= tolerance * target_ms or (t >= 1.0 and ms <= target_ms):
+            break
+        if ms > target_ms:
+            hi = min(hi, t)
+        else:
+            lo = max(lo, t)
+        if hi - lo < 1e-6:
+            break
+        goal = predicted(widths) * target_ms / ms
+        t = widest_under(family, predicted, goal, lo, hi)
+        if not lo < t < hi or any(family(t) == m.widths for m in tried):
+            t = (lo + hi) / 2
+            if any(family(t) == m.widths for m in tried):
+                break  # the bracket holds no other network
+    best = min(tried, key=lambda m: abs(m.measured_ms - target_ms))
+    best.tried = [(m.t, m.measured_ms) for m in tried]
+    return best

@@ -27,6 +27,7 @@ from ..profile.sweep import network_key
 from ..profile.timing import Measurement
 from ..slots import SlotGraph
 from ..spec import Provenance, StudentSpec
+from .baselines import widest_under
 from .knapsack import Choice, min_cost, solve
 
 __all__ = ["Designed", "Saliency", "Designer", "WidthsFile", "backend_of", "design_students"]
@@ -250,8 +251,9 @@ class WidthsFile:
 def design_students(designer: Designer, name: str, widths_file: WidthsFile | None = None, snap_mode: str = "nearest",
                     target_ms: float | None = None, baselines: bool = False, measure: bool = True,
                     l1_model=None) -> list[Designed]:
-    """The staircase student (first), then the baselines at its latency when asked."""
-    from .baselines import l1_scores, prune_until, removal_order, uniform_for_latency
+    """The staircase student (first), then the baselines at its latency when asked: at its
+    measured latency (judged at the profile's speed) when measuring, else at its prediction."""
+    from .baselines import l1_scores, match_measured, pruned_family, removal_order, uniform_family
 
     slots = [designer.graph[n] for n in designer.slots]
     if widths_file is not None:
@@ -276,23 +278,54 @@ def design_students(designer: Designer, name: str, widths_file: WidthsFile | Non
     designed = [main]
     if not baselines:
         return designed
-    # predictions are in the profile's time: match the baselines to the student's time at that speed
-    match = main.judged_ms if main.judged_ms is not None else main.predicted_ms
+    measured = main.judged_ms is not None
+    match = main.judged_ms if measured else main.predicted_ms
+    kind = "measured" if measured else "predicted"
+
+    def matched(family, suffix: str, describe: Callable[[float], str]) -> Designed:
+        """The family's member at the student's latency: measured when measuring, else predicted."""
+        label = f"{name}-{suffix}"
+        if not measured:
+            t = widest_under(family, designer.predicted, match)
+            return designer.student(family(t), label, describe(t), saliency, measure=False)
+
+        def measure_one(widths):
+            d = designer.student(widths, label, "", saliency, notes={"matched_to_ms": match})
+            return d, d.judged_ms
+
+        found = match_measured(family, designer.predicted, measure_one, match)
+        d = found.result
+        d.spec.provenance.method = describe(found.t)
+        d.spec.provenance.notes["match_tries"] = [[round(t, 6), ms] for t, ms in found.tried]
+        designer.log(f"  {label}: {d.judged_ms:.3f} ms at the profile's speed after {len(found.tried)} "
+                     f"measurement(s), for {match:.3f} ms")
+        if found.t <= 0 and d.judged_ms > match:
+            d.spec.provenance.notes["floor_ms"] = d.judged_ms
+            designer.log(f"  {label} cannot get faster than that: its smallest member is slower than the student")
+        return d
+
     full = {s.name: s.width for s in slots}
     if widths_file is not None:
         if widths_file.removed:
-            w = prune_until(full, widths_file.removed, designer.predicted, match)
-            how = f"{widths_file.method}, unsnapped, pruned to {match:.3f} ms"
+            order = list(widths_file.removed)
+            if widths_file.saliency:  # past the pruning run: the kept channels by their last saliency, one shot
+                order += removal_order({n: v[: widths_file.widths[n]] for n, v in widths_file.saliency.items()
+                                        if n in full and n in widths_file.widths})
+
+            def describe(t: float) -> str:
+                extra = round((1 - t) * len(order)) - len(widths_file.removed)
+                more = f", {extra} more channels by their last saliency" if extra > 0 else ""
+                return f"{widths_file.method}, unsnapped{more}, pruned to the student's {kind} {match:.3f} ms"
+
+            designed.append(matched(pruned_family(full, order), "unsnapped", describe))
         else:
-            w = dict(widths_file.widths)
-            how = f"{widths_file.method}, unsnapped (no removal order in the file: at its own latency)"
-        designed.append(designer.student(w, f"{name}-unsnapped", how, saliency, measure))
+            designed.append(designer.student(
+                dict(widths_file.widths), f"{name}-unsnapped",
+                f"{widths_file.method}, unsnapped (no removal order in the file: at its own latency)", saliency, measure))
     l1 = l1_scores(SlotGraph(l1_model, designer.arch.input_size) if l1_model is not None else designer.graph,
                    designer.slots)
-    w = prune_until(full, removal_order(l1), designer.predicted, match)
-    designed.append(designer.student(w, f"{name}-l1", f"L1-norm filter ranking, pruned to {match:.3f} ms",
-                                     saliency, measure))
-    w, scale = uniform_for_latency(slots, designer.predicted, match)
-    designed.append(designer.student(w, f"{name}-uniform", f"uniform width x{scale:.3f} for {match:.3f} ms",
-                                     saliency, measure))
+    designed.append(matched(pruned_family(full, removal_order(l1)), "l1",
+                            lambda t: f"L1-norm filter ranking, pruned to the student's {kind} {match:.3f} ms"))
+    designed.append(matched(uniform_family(slots), "uniform",
+                            lambda t: f"uniform width x{t:.3f} at the student's {kind} {match:.3f} ms"))
     return designed
