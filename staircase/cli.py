@@ -525,6 +525,8 @@ class Train(Command):
         g.add_argument("--teacher-points", default=None, metavar="A,B,..", help="the teacher's, paired in order")
         g.add_argument("--allow-other-teacher", action="store_true",
                        help="distil from a teacher other than the one the spec was designed from")
+        g.add_argument("--init", default=None, metavar="CKPT",
+                       help="start from these weights instead of at random (fine-tuning, e.g. a pruned network)")
         g = parser.add_argument_group("recipe (defaults: the attention-transfer reference)")
         g.add_argument("--epochs", type=int, default=200)
         g.add_argument("--batch-size", type=int, default=128)
@@ -562,7 +564,7 @@ class Train(Command):
         stem = Path(args.model).stem if args.model.endswith(".json") else args.model.replace(":", "-").replace(".", "_")
         config = TrainConfig(
             model=args.model, data=args.data, out=args.out or f"runs/{args.role}-{stem}", role=args.role,
-            teacher=args.teacher, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+            teacher=args.teacher, init=args.init, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
             weight_decay=args.weight_decay, schedule=args.schedule,
             at_beta=(1e3 if args.teacher else 0.0) if args.at_beta is None else args.at_beta,
             kd_alpha=args.kd_alpha, kd_T=args.kd_T, allow_other_teacher=args.allow_other_teacher,

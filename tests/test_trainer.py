@@ -162,3 +162,15 @@ def test_train_command_trains_and_refuses_a_teacher_flag_for_teachers(tmp_path, 
     assert json.loads(capsys.readouterr().out)["epochs"] == 1
     assert main(args[:-2] + ["--out", str(tmp_path / "u"), "--teacher", "x.pt"]) == 1
     assert "are for `staircase train student`" in capsys.readouterr().err
+
+
+def test_init_starts_from_given_weights_and_refuses_weights_that_do_not_fit(tmp_path, teacher_run):
+    ckpt = teacher_run[0] / "last.pt"
+    # one epoch at a negligible learning rate: the weights stay the teacher's, and so does its accuracy
+    summary = train(_config(tmp_path / "ft", epochs=1, lr=1e-9, init=str(ckpt)), log=lambda m: None)
+    assert summary["final_top1"] == pytest.approx(teacher_run[1]["final_top1"], abs=1.0)
+    weights, start = _weights(tmp_path / "ft" / "last.pt"), _weights(ckpt)
+    learned = [k for k in start if not any(b in k for b in ("running_", "num_batches"))]  # BN statistics move
+    assert learned and all(torch.allclose(weights[k], start[k], atol=1e-5) for k in learned)
+    with pytest.raises(StaircaseError, match="does not fit wrn_16_2"):
+        train(_config(tmp_path / "bad", model="wrn_16_2", epochs=1, init=str(ckpt)), log=lambda m: None)

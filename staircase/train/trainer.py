@@ -43,7 +43,7 @@ from .._io import atomic_write_json, atomic_write_text
 from .._progress import progress_bar
 from ..errors import StaircaseError, require
 from .attention import FeatureTaps, attention_points, check_pairing
-from .checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import load_weights, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .evaluate import evaluate, topk_correct
 from .losses import at_loss, kd_loss
 
@@ -64,6 +64,7 @@ class TrainConfig:
     out: str
     role: str = "teacher"  # "teacher" or "student" (a student may distil from a teacher)
     teacher: str | None = None  # the teacher's checkpoint
+    init: str | None = None  # start from these weights (e.g. a pruned network to fine-tune), not at random
     epochs: int = 200
     batch_size: int = 128
     lr: float = 0.1
@@ -184,6 +185,9 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int) -> dic
     torch.manual_seed(config.seed)
 
     run = _build(config, out, device, rank, world, log)
+    if config.init:  # a resumed run then loads last.pt over it
+        load_weights(run.model, config.init, config.model)
+        log(f"starting from the weights in {config.init}")
     model = run.model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -383,7 +387,7 @@ def _build(config: TrainConfig, out: Path, device: torch.device, rank: int, worl
 def _teacher(config: TrainConfig, student, size, log) -> nn.Module:
     """The frozen teacher from its checkpoint: the network the checkpoint names, checked
     against the student spec's teacher."""
-    from .checkpoint import CHECKPOINT_FORMAT, load_weights, model_from_checkpoint
+    from .checkpoint import CHECKPOINT_FORMAT, model_from_checkpoint
 
     state = read_checkpoint(config.teacher)
     if state.get("format") == CHECKPOINT_FORMAT:
