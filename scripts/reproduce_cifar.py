@@ -101,14 +101,21 @@ def main() -> int:
     say(f"      {teacher_ckpt}: top-1 {teacher_summary['final_top1']:.2f}%")
 
     say(f"[3/5] Fisher saliency: pruning a copy to {args.prune_share:.0%} of its inner channels")
-    saliency_file = _fisher(resolved, args, runs / "fisher-saliency.json", share=args.prune_share)
+    saliency_file = args.runs / "fisher-saliency.json"
+    _fisher(resolved, args, saliency_file, Target(channels=round(args.prune_share * _inner_channels(resolved))))
 
-    say("[4/5] designing each target's students, every one measured beside the teacher")
+    say("[4/5] designing each target's students, every one measured beside the teacher; the pruning route")
     designer = Designer(prof, resolved, backend_of(prof), log=lambda m: say(f"      {m}"))
     teacher_ms = designer.full_ms
-    nets = {}  # (target, method) -> description
-    for target in args.targets:
-        nets.update(_design_target(designer, resolved, args, saliency_file, target))
+    designs = {t: _design_target(designer, args, saliency_file, t) for t in args.targets}
+    routes = _pruning_route(designer, resolved, args, designs, saliency_file)
+    nets = {}  # (target, method) -> network
+    for t in args.targets:
+        for method, net in (("staircase", designs[t]["staircase"]), ("pruned", routes[t]), ("copycat", routes[t]),
+                            ("uniform", designs[t]["uniform"])):
+            nets[(t, method)] = net
+            say(f"      {t:.0%} {METHODS[method][0]:30s} {net['params']:>8,} params, {net['at_profile_ms']:.3f} ms "
+                f"at the profile's speed ({net['measured_ms']:.3f} measured)")
 
     say(f"[5/5] training: {len(nets)} networks x {len(args.seeds)} seeds, {args.epochs} epochs each")
     results = []
@@ -171,62 +178,90 @@ def _teacher(args) -> tuple[Path, dict]:
     return out / "last.pt", train_or_reuse(config, log=lambda m: say(f"      {m}"))
 
 
-def _fisher(resolved: ResolvedModel, args, out: Path, share: float | None = None, channels: int | None = None,
-            weights: Path | None = None) -> Path:
-    """Fisher-prune a copy of the teacher (seeded, so that a shallower run repeats a deeper
-    one's first removals) to ``share`` of its inner channels or to ``channels``; with
-    ``weights``, the pruned network is saved there too."""
-    if out.exists() and (weights is None or weights.exists()):
+def _fisher(resolved: ResolvedModel, args, out: Path, target: Target) -> dict:
+    """Fisher-prune a copy of the teacher to ``target``, seeded (a shallower run repeats a
+    deeper one's first removals); reused when ``out`` exists, resumed when killed."""
+    if out.exists():
         say(f"      reusing {out}")
-        return out
-    copy_ = ResolvedModel(copy.deepcopy(resolved.model), resolved.architecture)
-    names = [s.name for s in SlotGraph(copy_.model, resolved.architecture.input_size).selected()]
-    if channels is None:
-        channels = round(share * sum(SlotGraph(copy_.model, resolved.architecture.input_size)[n].width
-                                     for n in names))
+        return json.loads(out.read_text())
+    pruning = ResolvedModel(copy.deepcopy(resolved.model), resolved.architecture)
     torch.manual_seed(0)
-    doc = run_prune(copy_, "fisher", Target(channels=channels), out, data=args.data, batch_size=64,
-                    threads=args.threads, log=lambda m: say(f"      {m}"))
-    if weights is not None:
-        save_checkpoint(weights, {"model": copy_.model.state_dict(), "widths": doc["widths"]})
+    doc = run_prune(pruning, "fisher", target, out, data=args.data, batch_size=64, threads=args.threads,
+                    log=lambda m: say(f"      {m}"))
     say(f"      {len(doc['removed'])} channels removed in {doc['steps']} steps ({doc['seconds']:.0f} s) -> {out}")
-    return out
+    return doc
 
 
-def _design_target(designer: Designer, resolved: ResolvedModel, args, saliency_file: Path, target: float) -> dict:
-    """The four networks of one target: specs written (or reused) with their measurements."""
+def _inner_channels(resolved: ResolvedModel) -> int:
+    return sum(s.width for s in SlotGraph(resolved.model, resolved.architecture.input_size).selected())
+
+
+class Snapshots(Target):
+    """Prune until the smallest of ``counts`` inner channels, saving the pruned network
+    (weights and widths) the first time the count falls to each of them: one pruning run
+    serves every target."""
+
+    def __init__(self, counts: dict[int, Path]):
+        super().__init__(channels=min(counts))
+        self.counts = counts
+
+    def reached(self, widths, model) -> bool:
+        total = sum(widths.values())
+        for count, path in self.counts.items():
+            if total <= count and not path.exists():
+                save_checkpoint(path, {"model": model.state_dict(), "widths": dict(widths)})
+        return total <= self.channels
+
+
+def _design_target(designer: Designer, args, saliency_file: Path, target: float) -> dict:
+    """The staircase student and the baselines of one target, measured (or reused)."""
     folder = args.runs / f"t{round(target * 100)}"
-    record = folder / "networks.json"
+    record = folder / "design.json"
     if record.exists():
         say(f"      reusing {record}")
-        return {(target, k): v for k, v in json.loads(record.read_text()).items()}
+        return json.loads(record.read_text())
     target_ms = target * designer.full_ms
     say(f"      target {target:.0%}: {target_ms:.3f} ms at the profile's speed")
     name = f"{args.model}-t{round(target * 100)}"
     designed = {d.spec.name: d for d in design_students(designer, name, WidthsFile.load(saliency_file),
                                                         target_ms=target_ms, baselines=True, measure=True)}
-    staircase, unsnapped, uniform = designed[name], designed[f"{name}-unsnapped"], designed[f"{name}-uniform"]
-    # the pruning route: Fisher-prune the teacher to the channels the matched unsnapped widths keep
-    widths_file = WidthsFile.load(saliency_file)
-    channels = sum(unsnapped.spec.widths[n] for n in widths_file.widths)
-    pruned_weights = folder / "fisher-route.pt"
-    route = _fisher(resolved, args, folder / "fisher-route.json", channels=channels, weights=pruned_weights)
-    route_widths = WidthsFile.load(route).widths
-    pruned = designer.student(route_widths, f"{name}-fisher", "Fisher-pruned to the staircase student's measured "
-                                                                f"latency ({channels} channels)")
-    nets = {}
-    for method, d in (("staircase", staircase), ("pruned", pruned), ("copycat", pruned), ("uniform", uniform)):
-        spec_path = folder / f"{d.spec.name}.json"
-        d.spec.save(spec_path)
-        nets[method] = {"spec": str(spec_path), "params": d.spec.params, "macs": d.spec.macs,
-                        "measured_ms": d.measured_ms, "at_profile_ms": d.judged_ms, "widths": d.spec.widths}
-        say(f"      {METHODS[method][0]:30s} {d.spec.params:>8,} params, {d.judged_ms:.3f} ms at the profile's "
-            f"speed ({d.measured_ms:.3f} measured)")
-    nets["pruned"]["init"] = str(pruned_weights)
-    StudentSpec.load(nets["pruned"]["spec"]).build().load_state_dict(
-        torch.load(pruned_weights, weights_only=True)["model"])  # the pruned weights fit the spec
-    atomic_write_json(record, nets)
-    return {(target, k): v for k, v in nets.items()}
+    doc = {method: _network(designed[f"{name}{suffix}"], folder)
+           for method, suffix in (("staircase", ""), ("unsnapped", "-unsnapped"), ("uniform", "-uniform"))}
+    atomic_write_json(record, doc)
+    return doc
+
+
+def _network(d, folder: Path) -> dict:
+    spec_path = d.spec.save(folder / f"{d.spec.name}.json")
+    return {"spec": str(spec_path), "params": d.spec.params, "macs": d.spec.macs, "measured_ms": d.measured_ms,
+            "at_profile_ms": d.judged_ms, "widths": d.spec.widths}
+
+
+def _pruning_route(designer: Designer, resolved: ResolvedModel, args, designs: dict[float, dict],
+                   saliency_file: Path) -> dict:
+    """Fisher-prune the teacher (one run) to the channels each target's matched unsnapped
+    widths keep, snapshotting the pruned network at each; every snapshot measured."""
+    names = WidthsFile.load(saliency_file).widths
+    folder = {t: args.runs / f"t{round(t * 100)}" for t in designs}
+    counts = {sum(designs[t]["unsnapped"]["widths"][n] for n in names): folder[t] / "fisher-route.pt"
+              for t in designs}
+    _fisher(resolved, args, args.runs / "fisher-route.json", Snapshots(counts))
+    routes = {}
+    for t in designs:
+        record = folder[t] / "route.json"
+        if record.exists():
+            routes[t] = json.loads(record.read_text())
+            continue
+        weights = folder[t] / "fisher-route.pt"
+        state = torch.load(weights, weights_only=True)
+        name = f"{args.model}-t{round(t * 100)}-fisher"
+        d = designer.student(state["widths"], name, "Fisher-pruned (one run, snapshot at "
+                                                    f"{sum(state['widths'].values())} inner channels) to the "
+                                                    "staircase student's measured latency")
+        routes[t] = {**_network(d, folder[t]), "init": str(weights)}
+        StudentSpec.load(routes[t]["spec"]).build().load_state_dict(state["model"])  # the weights fit the spec
+        atomic_write_json(record, routes[t])
+    return routes
 
 
 def _train_size(data: str, resolved: ResolvedModel) -> int:

@@ -4,8 +4,16 @@ import random
 
 import pytest
 
-from staircase.design.baselines import (applied_removals, match_measured, pruned_family, prune_until, removal_order,
-                                       uniform_family, uniform_for_latency, uniform_widths)
+from staircase.design.baselines import (
+    applied_removals,
+    match_measured,
+    prune_until,
+    pruned_family,
+    removal_order,
+    uniform_family,
+    uniform_for_latency,
+    uniform_widths,
+)
 from staircase.design.designer import Saliency
 from staircase.design.knapsack import Choice, solve
 from staircase.errors import StaircaseError
