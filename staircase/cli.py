@@ -652,6 +652,60 @@ class Export(Command):
         return 0
 
 
+class Search(Command):
+    """Search a pruning schedule's sparsities with Optuna: latency and top-1 together (a Pareto front)."""
+
+    name = "search"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("schedule", metavar="SCHEDULE", help="a Distiller-style YAML schedule, or a shipped "
+                                                                 "one's name (resnet56_cifar10)")
+        parser.add_argument("--checkpoint", required=True, help="the trained, unpruned network (`staircase train`)")
+        parser.add_argument("--data", required=True, help="digits, cifar10:PATH, cifar100:PATH or folder:PATH")
+        parser.add_argument("--trials", type=int, default=20, help="finished trials the study should hold")
+        parser.add_argument("--out", default="runs/search", help="folder for the study, trials and front")
+        parser.add_argument("--backend", default="onnxruntime", help="where latency is measured")
+        parser.add_argument("--backend-device", default=None, help="the backend's device (e.g. CPU, GPU for OpenVINO)")
+        parser.add_argument("--threads", type=int, default=None, help="CPU threads (shared out among --workers)")
+        parser.add_argument("--timing", choices=("quick", "standard", "careful"), default="standard",
+                            help="how long each latency measurement takes")
+        parser.add_argument("--epochs", type=int, default=None, help="retraining epochs (default: the schedule's)")
+        parser.add_argument("--lr", type=float, default=None, help="retraining learning rate (default: the schedule's)")
+        parser.add_argument("--batch-size", type=int, default=None)
+        parser.add_argument("--train-images", type=int, default=None, help="retrain on this many images only")
+        parser.add_argument("--device", default="auto", help="where trials retrain: auto, cpu, cuda")
+        parser.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite in --out)")
+        parser.add_argument("--study-name", default="staircase-search")
+        parser.add_argument("--workers", type=int, default=1, help="trials at once, each in its own process")
+        parser.add_argument("--ray", default=None, metavar="ADDRESS",
+                            help="run trials as Ray tasks on this cluster (auto, ray://host:10001, or local)")
+        parser.add_argument("--profile", default=None, help="snap each trial's widths to this profile's optimal widths")
+        parser.add_argument("--snap", choices=("nearest", "up", "down"), default="up")
+        parser.add_argument("--no-early-stop", action="store_true", help="retrain every trial for all its epochs")
+        parser.add_argument("--margin", type=float, default=1.0,
+                            help="stop a trial when a faster finished trial led by this many top-1 points at the "
+                                 "same epoch")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--json", action="store_true")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .search.study import SearchSettings, run_search
+
+        settings = SearchSettings(
+            schedule=args.schedule, checkpoint=args.checkpoint, data=args.data, out=args.out, trials=args.trials,
+            backend=args.backend, backend_device=args.backend_device, threads=args.threads, timing=args.timing,
+            epochs=args.epochs,
+            lr=args.lr, batch_size=args.batch_size, train_images=args.train_images, train_device=args.device,
+            storage=args.storage, study_name=args.study_name, workers=args.workers, ray_address=args.ray,
+            profile=args.profile, snap=args.snap, early_stop=not args.no_early_stop, margin=args.margin,
+            seed=args.seed)
+        log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        summary = run_search(settings, log=log)
+        if args.json:
+            _print_json(summary)
+        return 0
+
+
 class Demo(Command):
     """Run the three jobs end to end on the built-in default (what `make demo` runs)."""
 
@@ -681,7 +735,7 @@ class Demo(Command):
 
 
 COMMANDS: tuple[type[Command], ...] = (Models, Slots, Student, Profile, Steps, Predict, Measure, Prune, Design,
-                                      Train, Evaluate, Export, Demo)
+                                      Train, Evaluate, Export, Search, Demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

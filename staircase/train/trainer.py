@@ -140,12 +140,20 @@ class _Run:
         return self.rank == 0
 
 
-def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train as ``config`` says; returns the summary (also written to RUN/summary.json)."""
+EpochCallback = Callable[[int, dict[str, Any]], bool]
+
+
+def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print,
+          on_epoch: EpochCallback | None = None) -> dict[str, Any]:
+    """Train as ``config`` says; returns the summary (also written to RUN/summary.json).
+    ``on_epoch(epoch, metrics)`` is called after each epoch; returning False stops the run
+    there (early stopping: the summary says ``stopped_after``)."""
     config.check()
     rank, world = _init_distributed()
+    if on_epoch is not None and world > 1:
+        raise StaircaseError("early stopping (on_epoch) runs in one process; it is not supported under torchrun")
     try:
-        return _train(config, resume, log if rank == 0 else (lambda _m: None), rank, world)
+        return _train(config, resume, log if rank == 0 else (lambda _m: None), rank, world, on_epoch)
     finally:
         if world > 1:
             torch.distributed.destroy_process_group()
@@ -164,7 +172,8 @@ def train_or_reuse(config: TrainConfig, log: Callable[[str], None] = print) -> d
     return train(config, resume=(out / "config.json").exists(), log=log)
 
 
-def _train(config: TrainConfig, resume: bool, log, rank: int, world: int) -> dict[str, Any]:
+def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
+           on_epoch: EpochCallback | None = None) -> dict[str, Any]:
     out = Path(config.out)
     if rank == 0:
         _claim_run_dir(out, config, resume)
@@ -217,6 +226,7 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int) -> dic
     writer = _tensorboard(out) if (config.tensorboard and run.main) else None
     started = time.perf_counter()
     last_row: dict[str, Any] = {}
+    stopped_after = None
     try:
         for epoch in range(start_epoch, config.epochs):
             row = _train_epoch(run, wrapped, optimizer, scaler, epoch, amp, channels_last, s_taps, t_taps, log)
@@ -242,6 +252,10 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int) -> dic
                 log(f"epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.4f}, test top-1 "
                     f"{row['test_top1']:.2f}% (best {best:.2f}%), {row['images_per_s']:.0f} img/s")
                 last_row = row
+                if on_epoch is not None and on_epoch(epoch + 1, row) is False:
+                    stopped_after = epoch + 1
+                    log(f"stopped after epoch {epoch + 1} of {config.epochs}")
+                    break
             if world > 1:
                 torch.distributed.barrier()
     finally:
@@ -259,6 +273,8 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int) -> dic
                "best_top1": best, "params": sum(p.numel() for p in model.parameters()),
                "seconds_this_session": time.perf_counter() - started, "data": run.data.name,
                "device": str(device), "threads": torch.get_num_threads(), "world_size": world}
+    if stopped_after is not None:
+        summary["stopped_after"] = stopped_after
     atomic_write_json(out / "summary.json", summary)
     return summary
 
