@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_CONSTRAINTS ?= constraints-cpu.txt
 PIP := $(BIN)/python -m pip install --quiet $(if $(TORCH_CONSTRAINTS),-c $(TORCH_CONSTRAINTS))
-EXTRAS ?= dev,onnx,openvino,vision
+EXTRAS ?= dev,onnx,openvino,vision,search,ray
 
 .PHONY: install demo test lint clean
 

@@ -1,0 +1,187 @@
+"""Benchmark of the schedule search (issue 7): the unpruned ResNet-56, the off-the-shelf
+schedule retrained, and the search's front after N trials, plain, with widths snapped to
+the staircase, and without early stopping; the trials and wall time needed to first beat
+the off-the-shelf schedule on both latency and top-1.
+
+Every figure is measured by this script and written to docs/bench_search.json,
+docs/BENCH_SEARCH.md and docs/bench_search.png. Usage:
+
+    python scripts/bench_search.py --data cifar10:../shared/data --threads 2 \
+        [--teacher-epochs 15] [--epochs 3] [--trials 20] [--variants plain snapped no-early-stop]
+
+Every run lives under --runs and is reused or resumed when the script runs again (the
+studies are SQLite files: a killed benchmark continues where it stopped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from staircase._io import atomic_write_json, atomic_write_text  # noqa: E402
+from staircase._table import format_table  # noqa: E402
+from staircase.profile.backends import get_backend  # noqa: E402
+from staircase.profile.network import measure_network  # noqa: E402
+from staircase.profile.sweep import profile_network  # noqa: E402
+from staircase.search.study import SearchSettings, run_search  # noqa: E402
+from staircase.train.checkpoint import model_from_checkpoint  # noqa: E402
+from staircase.train.trainer import TrainConfig, train_or_reuse  # noqa: E402
+
+VARIANTS = {  # name -> (snapped, early stopping)
+    "plain": (False, True),
+    "snapped": (True, True),
+    "no-early-stop": (False, False),
+}
+# the seed's reference points: full CIFAR-10, Intel Neural Compute Stick
+SEED = {"unpruned": (92.58, 4.375), "off-the-shelf retrained": (87.72, 3.88), "best tuned": (88.08, 3.557)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default="cifar10:../shared/data")
+    ap.add_argument("--schedule", default="resnet56_cifar10")
+    ap.add_argument("--teacher-epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=3, help="retraining epochs per trial")
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="auto", help="where networks train (latency: this CPU, onnxruntime)")
+    ap.add_argument("--train-images", type=int, default=None)
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_search")
+    ap.add_argument("--docs", type=Path, default=ROOT / "docs")
+    args = ap.parse_args()
+    args.runs.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    print("[1] the unpruned ResNet-56", flush=True)
+    config = TrainConfig(model="resnet56", data=args.data, out=str(args.runs / "resnet56"), epochs=args.teacher_epochs,
+                         batch_size=128, lr=0.1, schedule="cosine", train_images=args.train_images,
+                         threads=args.threads, device=args.device, progress=False)
+    unpruned = train_or_reuse(config, log=lambda m: print(f"    {m}", flush=True))
+    checkpoint = args.runs / "resnet56" / "last.pt"
+    model, arch, _ = model_from_checkpoint(checkpoint)
+    backend = get_backend("onnxruntime", threads=args.threads)
+    unpruned_ms = measure_network(backend, model.eval(), arch.input_size).median_ms
+    print(f"    top-1 {unpruned['final_top1']:.2f}%, {unpruned_ms:.3f} ms", flush=True)
+
+    profile = None
+    if "snapped" in args.variants:
+        print("[2] profiling ResNet-56 on this CPU (onnxruntime) for the snapped variant", flush=True)
+        profile = args.runs / "profile.json"
+        profile_network("resnet56", backend, profile, grid=4, rounds=2, progress=False,
+                        log=lambda m: print(f"    {m}", flush=True))
+
+    variants = {}
+    for name in args.variants:
+        snapped, early = VARIANTS[name]
+        print(f"[3] search: {name} ({args.trials} trials, {args.epochs} retraining epochs each)", flush=True)
+        settings = SearchSettings(schedule=args.schedule, checkpoint=str(checkpoint), data=args.data,
+                                  out=str(args.runs / name), trials=args.trials, threads=args.threads,
+                                  epochs=args.epochs, train_images=args.train_images, train_device=args.device,
+                                  profile=str(profile) if snapped else None, early_stop=early)
+        summary = run_search(settings, log=lambda m: print(f"    {m}", flush=True))
+        variants[name] = _digest(summary, json.loads((args.runs / name / "front.json").read_text())["all"])
+
+    result = {"settings": {"data": args.data, "schedule": args.schedule, "teacher_epochs": args.teacher_epochs,
+                           "retrain_epochs": args.epochs, "trials": args.trials, "threads": args.threads,
+                           "train_device": args.device, "train_images": args.train_images or "all",
+                           "backend": "onnxruntime CPU, batch 1, f32"},
+              "unpruned": {"top1": unpruned["final_top1"], "ms": unpruned_ms, "epochs": args.teacher_epochs},
+              "variants": variants, "seed_reference": SEED, "wall_minutes": (time.perf_counter() - started) / 60}
+    _report(result, args.docs)
+    return 0
+
+
+def _digest(summary: dict, trials: list[dict]) -> dict:
+    """The off-the-shelf point, the front, and what it took to beat the schedule."""
+    by_number = sorted(trials, key=lambda r: r["number"])
+    first = summary["first_to_beat_baseline"]
+    until = [r for r in by_number if first is not None and r["number"] <= first]
+    return {"baseline": summary["baseline"], "front": summary["front"], "trials": summary["trials"],
+            "stopped_early": summary["stopped_early"], "epochs_saved": summary["epochs_saved"],
+            "epochs_run": summary["epochs_run"], "first_to_beat": first,
+            "trials_to_beat": len(until) if first is not None else None,
+            "minutes_to_beat": sum(r["seconds"] for r in until) / 60 if first is not None else None,
+            "minutes_total": sum(r["seconds"] for r in by_number) / 60,
+            "points": [(r["latency_ms"], r["top1"], r["state"]) for r in by_number]}
+
+
+def _report(result: dict, docs: Path) -> None:
+    docs.mkdir(parents=True, exist_ok=True)
+    rows = [["unpruned ResNet-56", f"{result['unpruned']['ms']:.3f}", f"{result['unpruned']['top1']:.2f}", "-", "-"]]
+    for name, v in result["variants"].items():
+        b = v["baseline"]
+        if b is not None and name == next(iter(result["variants"])):
+            rows.append(["off-the-shelf schedule, retrained", f"{b['latency_ms']:.3f}", f"{b['top1']:.2f}", "-", "-"])
+        best = max((p for p in v["front"] if b is None or p["latency_ms"] < b["latency_ms"]),
+                   key=lambda p: p["top1"], default=None)
+        beat = (f"trial {v['first_to_beat']} ({v['trials_to_beat']} trials, {v['minutes_to_beat']:.0f} min)"
+                if v["first_to_beat"] is not None else "not within the trials")
+        rows.append([f"search, {name}: best front point faster than the schedule",
+                     f"{best['latency_ms']:.3f}" if best else "-", f"{best['top1']:.2f}" if best else "-", beat,
+                     f"{v['stopped_early']} stopped, {v['epochs_saved']} of {v['epochs_run'] + v['epochs_saved']} "
+                     "epochs saved"])
+    table = format_table(["network", "latency ms", "top-1 %", "first to beat the schedule on both", "early stopping"],
+                         rows)
+    print(table)
+    atomic_write_json(docs / "bench_search.json", result)
+    _plot(result, docs / "bench_search.png")
+    lines = "\n".join(f"| {k} | {v} |" for k, v in result["settings"].items())
+    seed = "\n".join(f"| {k} | {t:.2f} | {ms:.3f} |" for k, (t, ms) in result["seed_reference"].items())
+    atomic_write_text(docs / "BENCH_SEARCH.md", f"""# Benchmark: searching the ResNet-56 pruning schedule
+
+Written by `scripts/bench_search.py` ({result['wall_minutes']:.0f} min); raw data in `bench_search.json`.
+
+```
+{table}
+```
+
+![fronts](bench_search.png)
+
+Settings:
+
+| setting | value |
+|---|---|
+{lines}
+
+The seed's reference points (full CIFAR-10, 200-epoch training, Neural Compute Stick), for
+scale only: this run's data, epochs and device differ.
+
+| point | top-1 % | ms |
+|---|---|---|
+{seed}
+""")
+
+
+def _plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (name, v) in enumerate(result["variants"].items()):
+        done = [(ms, t) for ms, t, state in v["points"] if state == "COMPLETE"]
+        ax.scatter([p[0] for p in done], [p[1] for p in done], s=10, color=f"C{i}", alpha=0.4)
+        ax.plot([p["latency_ms"] for p in v["front"]], [p["top1"] for p in v["front"]], "o-", color=f"C{i}",
+                label=f"front: {name}")
+        if v["baseline"] is not None and i == 0:
+            ax.scatter([v["baseline"]["latency_ms"]], [v["baseline"]["top1"]], marker="*", s=150, color="k",
+                       label="off-the-shelf schedule", zorder=5)
+    ax.scatter([result["unpruned"]["ms"]], [result["unpruned"]["top1"]], marker="D", color="k", label="unpruned")
+    ax.set_xlabel("measured latency (ms, onnxruntime, this CPU)")
+    ax.set_ylabel("top-1 after retraining (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
