@@ -123,7 +123,8 @@ def main() -> int:
         label, with_at, finetune = METHODS[method]
         accs = []
         for seed in args.seeds:
-            run_dir = runs / f"t{round(target * 100)}" / f"{method}-s{seed}"
+            budget = f"e{args.epochs}" + (f"-n{args.train_images}" if args.train_images else "")
+            run_dir = runs / f"t{round(target * 100)}" / f"{method}-{budget}-s{seed}"
             config = TrainConfig(
                 model=net["spec"], data=args.data, out=str(run_dir), role="student",
                 teacher=str(teacher_ckpt) if with_at else None, at_beta=1e3 if with_at else 0.0,
