@@ -325,8 +325,7 @@ def run_search(s: SearchSettings, log: Callable[[str], None] = print) -> dict[st
 
     executor = _executor(s, log)
     pending: dict[Any, Any] = {}
-    settings = asdict(s)
-    per_worker_threads = settings["threads"]
+    settings = asdict(s)  # what each trial gets: the CPU threads are shared out among the workers
     if s.workers > 1 and s.threads:
         settings["threads"] = max(1, s.threads // s.workers)
     started = time.perf_counter()
@@ -367,7 +366,6 @@ def run_search(s: SearchSettings, log: Callable[[str], None] = print) -> dict[st
         for future in pending:
             future.cancel()
         executor.shutdown(wait=False)
-    settings["threads"] = per_worker_threads
     return _report(study, schedule, s, retrain, reference_ms, time.perf_counter() - started, out, log)
 
 
