@@ -249,7 +249,11 @@ def _pruning_route(designer: Designer, resolved: ResolvedModel, args, designs: d
     folder = {t: args.runs / f"t{round(t * 100)}" for t in designs}
     counts = {sum(designs[t]["unsnapped"]["widths"][n] for n in names): folder[t] / "fisher-route.pt"
               for t in designs}
-    _fisher(resolved, args, args.runs / "fisher-route.json", Snapshots(counts))
+    route_file = args.runs / "fisher-route.json"
+    if not all(path.exists() for path in counts.values()):  # a new target: the run must pass its count again
+        for stale in (route_file, route_file.with_name(route_file.name + ".ckpt")):
+            stale.unlink(missing_ok=True)
+    _fisher(resolved, args, route_file, Snapshots(counts))
     routes = {}
     for t in designs:
         record = folder[t] / "route.json"
