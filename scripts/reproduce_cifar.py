@@ -250,7 +250,7 @@ def _pruning_route(designer: Designer, resolved: ResolvedModel, args, designs: d
     counts = {sum(designs[t]["unsnapped"]["widths"][n] for n in names): folder[t] / "fisher-route.pt"
               for t in designs}
     route_file = args.runs / "fisher-route.json"
-    if not all(path.exists() for path in counts.values()):  # a new target: the run must pass its count again
+    if route_file.exists() and not all(p.exists() for p in counts.values()):  # a new target: run it again
         for stale in (route_file, route_file.with_name(route_file.name + ".ckpt")):
             stale.unlink(missing_ok=True)
     _fisher(resolved, args, route_file, Snapshots(counts))
