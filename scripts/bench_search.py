@@ -29,7 +29,7 @@ from staircase._table import format_table  # noqa: E402
 from staircase.profile.backends import get_backend  # noqa: E402
 from staircase.profile.network import measure_network  # noqa: E402
 from staircase.profile.sweep import profile_network  # noqa: E402
-from staircase.search.study import SearchSettings, run_search  # noqa: E402
+from staircase.search.study import SearchSettings, plot_fronts, run_search  # noqa: E402
 from staircase.train.checkpoint import model_from_checkpoint  # noqa: E402
 from staircase.train.trainer import TrainConfig, train_or_reuse  # noqa: E402
 
@@ -160,27 +160,11 @@ scale only: this run's data, epochs and device differ.
 
 
 def _plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (name, v) in enumerate(result["variants"].items()):
-        done = [(ms, t) for ms, t, state in v["points"] if state == "COMPLETE"]
-        ax.scatter([p[0] for p in done], [p[1] for p in done], s=10, color=f"C{i}", alpha=0.4)
-        ax.plot([p["latency_ms"] for p in v["front"]], [p["top1"] for p in v["front"]], "o-", color=f"C{i}",
-                label=f"front: {name}")
-        if v["baseline"] is not None and i == 0:
-            ax.scatter([v["baseline"]["latency_ms"]], [v["baseline"]["top1"]], marker="*", s=150, color="k",
-                       label="off-the-shelf schedule", zorder=5)
-    ax.scatter([result["unpruned"]["ms"]], [result["unpruned"]["top1"]], marker="D", color="k", label="unpruned")
-    ax.set_xlabel("measured latency (ms, onnxruntime, this CPU)")
-    ax.set_ylabel("top-1 after retraining (%)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fronts = {f"front: {name}": ([{"latency_ms": ms, "top1": t} for ms, t, state in v["points"] if state == "COMPLETE"],
+                                 v["front"]) for name, v in result["variants"].items()}
+    baseline = next(iter(result["variants"].values()))["baseline"] if result["variants"] else None
+    plot_fronts(path, fronts, baseline, {"latency_ms": result["unpruned"]["ms"], "top1": result["unpruned"]["top1"]},
+                xlabel="measured latency (ms, onnxruntime, this CPU)")
 
 
 if __name__ == "__main__":

@@ -29,16 +29,7 @@ def uniform_widths(slots: Iterable[Slot], scale: float) -> dict[str, int]:
 
 def uniform_for_latency(slots: Sequence[Slot], predicted: Predictor, target_ms: float) -> tuple[dict[str, int], float]:
     """The widest uniform scaling whose predicted latency is at most ``target_ms`` (bisection)."""
-    lo, hi = 0.0, 1.0
-    if predicted(uniform_widths(slots, 1.0)) <= target_ms:
-        return uniform_widths(slots, 1.0), 1.0
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        if mid > 0 and predicted(uniform_widths(slots, mid)) <= target_ms:
-            lo = mid
-        else:
-            hi = mid
-    scale = max(lo, 1e-6)
+    scale = max(widest_under(uniform_family(slots), predicted, target_ms), 1e-6)
     return uniform_widths(slots, scale), scale
 
 
@@ -81,29 +72,29 @@ def prune_until(full: Mapping[str, int], order: Sequence[str], predicted: Predic
                 target_ms: float) -> dict[str, int]:
     """Remove channels in ``order`` (one slot name per channel, each slot keeping at least one)
     until the predicted latency is at most ``target_ms``; the widths where that first holds."""
-    widths = dict(full)
-    if predicted(widths) <= target_ms:
-        return widths
+    if predicted(dict(full)) <= target_ms:
+        return dict(full)
     # bisection over the number of removals: latency falls (almost) monotonically with it
-    steps = [n for n in order if n in widths]
-
-    def widths_after(k: int) -> dict[str, int]:
-        w = dict(full)
-        for name in steps[:k]:
-            if w[name] > 1:
-                w[name] -= 1
-        return w
-
+    steps = [n for n in order if n in full]
     lo, hi = 0, len(steps)
-    if predicted(widths_after(hi)) > target_ms:
-        return widths_after(hi)
+    if predicted(_after_removals(full, steps, hi)) > target_ms:
+        return _after_removals(full, steps, hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if predicted(widths_after(mid)) <= target_ms:
+        if predicted(_after_removals(full, steps, mid)) <= target_ms:
             hi = mid
         else:
             lo = mid
-    return widths_after(hi)
+    return _after_removals(full, steps, hi)
+
+
+def _after_removals(full: Mapping[str, int], steps: Sequence[str], count: int) -> dict[str, int]:
+    """``full`` after the first ``count`` removals of ``steps`` (a slot keeps at least one channel)."""
+    widths = dict(full)
+    for name in steps[:count]:
+        if widths[name] > 1:
+            widths[name] -= 1
+    return widths
 
 
 # -- matching a measured latency -------------------------------------------------------------
@@ -119,15 +110,7 @@ def uniform_family(slots: Sequence[Slot]) -> Family:
 def pruned_family(full: Mapping[str, int], order: Sequence[str]) -> Family:
     """Pruning in ``order``: ``t`` is the share of the order's removals *not* made."""
     steps = [n for n in order if n in full]
-
-    def widths(t: float) -> dict[str, int]:
-        w = dict(full)
-        for name in steps[: round((1 - t) * len(steps))]:
-            if w[name] > 1:
-                w[name] -= 1
-        return w
-
-    return widths
+    return lambda t: _after_removals(full, steps, round((1 - t) * len(steps)))
 
 
 def widest_under(family: Family, cost: Predictor, limit: float, lo: float = 0.0, hi: float = 1.0,
@@ -179,10 +162,14 @@ def match_measured(family: Family, predicted: Predictor, measure: Callable[[dict
             break
         goal = predicted(widths) * target_ms / ms
         t = widest_under(family, predicted, goal, lo, hi)
-        if not lo < t < hi or any(family(t) == m.widths for m in tried):
+        if not lo < t < hi or _measured(family(t), tried):
             t = (lo + hi) / 2
-            if any(family(t) == m.widths for m in tried):
+            if _measured(family(t), tried):
                 break  # the bracket holds no other network
     best = min(tried, key=lambda m: abs(m.measured_ms - target_ms))
     best.tried = [(m.t, m.measured_ms) for m in tried]
     return best
+
+
+def _measured(widths: dict[str, int], tried: Sequence[Matched]) -> bool:
+    return any(widths == m.widths for m in tried)

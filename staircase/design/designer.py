@@ -27,7 +27,7 @@ from ..profile.sweep import network_key
 from ..profile.timing import Measurement
 from ..slots import SlotGraph
 from ..spec import Provenance, StudentSpec
-from .baselines import widest_under
+from .baselines import l1_scores, match_measured, pruned_family, removal_order, uniform_family, widest_under
 from .knapsack import Choice, min_cost, solve
 
 __all__ = ["Designed", "Saliency", "Designer", "WidthsFile", "backend_of", "design_students"]
@@ -253,8 +253,6 @@ def design_students(designer: Designer, name: str, widths_file: WidthsFile | Non
                     l1_model=None) -> list[Designed]:
     """The staircase student (first), then the baselines at its latency when asked: at its
     measured latency (judged at the profile's speed) when measuring, else at its prediction."""
-    from .baselines import l1_scores, match_measured, pruned_family, removal_order, uniform_family
-
     slots = [designer.graph[n] for n in designer.slots]
     if widths_file is not None:
         designer._check_slots(widths_file.widths)

@@ -23,6 +23,7 @@ The study minimises latency and maximises top-1: its result is a Pareto front.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import copy
 import json
 import multiprocessing
 import time
@@ -36,7 +37,7 @@ from .._table import format_table
 from ..errors import StaircaseError
 from .schedule import Schedule, apply_schedule
 
-__all__ = ["SearchSettings", "run_search", "run_trial", "hopeless", "pareto_front"]
+__all__ = ["SearchSettings", "run_search", "run_trial", "hopeless", "pareto_front", "plot_fronts"]
 
 DEFAULT_BOUNDS = (0.0, 0.9)
 
@@ -121,7 +122,7 @@ def run_trial(job: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(s.threads)
     schedule = Schedule.load(s.schedule).with_sparsities(job["sparsities"])
     teacher, arch, _ = model_from_checkpoint(s.checkpoint)
-    model, _, _ = model_from_checkpoint(s.checkpoint)
+    model = copy.deepcopy(teacher)  # pruned in place; the teacher stays the latency reference
     size = tuple(arch.input_size)
     snap = _snapper(s, arch) if job.get("snap") else None
     touched = apply_schedule(model, size, schedule, snap=snap)
@@ -296,7 +297,7 @@ def run_search(s: SearchSettings, log: Callable[[str], None] = print) -> dict[st
     teacher, arch, _ = model_from_checkpoint(s.checkpoint)
     if schedule.model is not None and schedule.model != arch.name:
         raise StaircaseError(f"schedule {schedule.path} is for {schedule.model} but {s.checkpoint} holds a {arch.name}")
-    apply_schedule(model_from_checkpoint(s.checkpoint)[0], tuple(arch.input_size), schedule)  # names checked now
+    apply_schedule(copy.deepcopy(teacher), tuple(arch.input_size), schedule)  # names checked now
     if s.workers < 1:
         raise StaircaseError(f"--workers {s.workers} must be at least 1")
     out = Path(s.out)
@@ -400,7 +401,7 @@ def _report(study, schedule: Schedule, s: SearchSettings, retrain: dict, referen
     atomic_write_json(out / "front.json", {**summary, "all": results})
     atomic_write_text(out / "front.md", f"# Pareto front of {s.study_name}\n\n```\n{table}\n```\n")
     if complete:
-        _plot(complete, front, baseline, out / "front.png")
+        plot_fronts(out / "front.png", {"Pareto front": (complete, front)}, baseline)
     log(table)
     log(f"{len(complete)} trials complete, {len(stopped)} stopped early ({saved_epochs} of "
         f"{summary['epochs_run'] + saved_epochs} retraining epochs saved); front in {out / 'front.json'}, "
@@ -411,22 +412,28 @@ def _report(study, schedule: Schedule, s: SearchSettings, retrain: dict, referen
     return summary
 
 
-def _plot(points: list[dict], front: list[dict], baseline: dict | None, path: Path) -> None:
+def plot_fronts(path: Path, fronts: dict[str, tuple[list[dict], list[dict]]], baseline: dict | None = None,
+                unpruned: dict | None = None, xlabel: str = "measured latency (ms)") -> Path:
+    """Trials (dots) and their Pareto front (a line), one colour per study, with the
+    off-the-shelf schedule (a star) and the unpruned network (a diamond) when given."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.scatter([p["latency_ms"] for p in points], [p["top1"] for p in points], s=14, color="0.6", label="trials")
-    ax.plot([p["latency_ms"] for p in front], [p["top1"] for p in front], "o-", color="C0", label="Pareto front")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (label, (points, front)) in enumerate(fronts.items()):
+        ax.scatter([p["latency_ms"] for p in points], [p["top1"] for p in points], s=12, color=f"C{i}", alpha=0.4)
+        ax.plot([p["latency_ms"] for p in front], [p["top1"] for p in front], "o-", color=f"C{i}", label=label)
     if baseline is not None:
-        ax.scatter([baseline["latency_ms"]], [baseline["top1"]], marker="*", s=140, color="C3",
-                   label="off-the-shelf schedule")
-    ax.set_xlabel("measured latency (ms)")
+        ax.scatter([baseline["latency_ms"]], [baseline["top1"]], marker="*", s=150, color="k",
+                   label="off-the-shelf schedule", zorder=5)
+    if unpruned is not None:
+        ax.scatter([unpruned["latency_ms"]], [unpruned["top1"]], marker="D", color="k", label="unpruned")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("top-1 after retraining (%)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
+    return path
