@@ -47,6 +47,8 @@ def main() -> int:
     ap.add_argument("--data", default="cifar10:../shared/data")
     ap.add_argument("--schedule", default="resnet56_cifar10")
     ap.add_argument("--teacher-epochs", type=int, default=15)
+    ap.add_argument("--teacher-warmup", type=int, default=1,
+                    help="epochs at lr/10 first (ResNet-56 does not start to learn at lr 0.1)")
     ap.add_argument("--epochs", type=int, default=3, help="retraining epochs per trial")
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
@@ -61,7 +63,7 @@ def main() -> int:
 
     print("[1] the unpruned ResNet-56", flush=True)
     config = TrainConfig(model="resnet56", data=args.data, out=str(args.runs / "resnet56"), epochs=args.teacher_epochs,
-                         batch_size=128, lr=0.1, schedule="cosine", train_images=args.train_images,
+                         batch_size=128, lr=0.1, schedule="cosine", warmup_epochs=args.teacher_warmup, train_images=args.train_images,
                          threads=args.threads, device=args.device, progress=False)
     unpruned = train_or_reuse(config, log=lambda m: print(f"    {m}", flush=True))
     checkpoint = args.runs / "resnet56" / "last.pt"

@@ -535,6 +535,8 @@ class Train(Command):
         g.add_argument("--weight-decay", type=float, default=5e-4)
         g.add_argument("--schedule", choices=("step", "cosine"), default="step",
                        help="step: lr x0.2 at 30/60/80%% of the epochs; cosine: cosine annealing to 0")
+        g.add_argument("--warmup-epochs", type=int, default=0,
+                       help="epochs at lr/10 before the schedule (deep ResNets from scratch)")
         g.add_argument("--train-images", type=int, default=None, help="train on this many images only")
         g.add_argument("--val-split", type=float, default=0.0, help="hold out this share of train as the test set")
         g.add_argument("--seed", type=int, default=0)
@@ -565,7 +567,7 @@ class Train(Command):
         config = TrainConfig(
             model=args.model, data=args.data, out=args.out or f"runs/{args.role}-{stem}", role=args.role,
             teacher=args.teacher, init=args.init, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-            weight_decay=args.weight_decay, schedule=args.schedule,
+            weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
             at_beta=(1e3 if args.teacher else 0.0) if args.at_beta is None else args.at_beta,
             kd_alpha=args.kd_alpha, kd_T=args.kd_T, allow_other_teacher=args.allow_other_teacher,
             num_classes=args.num_classes, input_shape=list(shape) if shape else None,

@@ -176,3 +176,26 @@ def test_misaligned_ms_counts_slots_off_the_block(tmp_path):
     assert misaligned_ms(prof, r.network, {name: 40}, 16) == pytest.approx(full_time)
     assert misaligned_ms(prof, r.network, {name: 48}, 16) == 0.0
     assert misaligned_ms(prof, r.network, {name: 40}, None) == 0.0
+
+
+def test_snapping_up_never_buys_channels_with_time(tmp_path):
+    from staircase.profile.network import snap_slot
+
+    prof = Profile(tmp_path / "p.json", {}, {})
+    op = {"kind": "conv", "free": "out", "cin": 4, "cout": 64, "kernel": [1, 1], "stride": [1, 1],
+          "padding": [0, 0], "hw": [4, 4], "norm_act": False}
+    prof.networks["n@1"] = {"slots": {"s": {"width": 64, "layers": {"conv": "k"}}}, "full": {"median_ms": 9.0}}
+    # flat steps of 16 up to 32, then a slope (every width slower than the last)
+    times = {w: 1.0 + (w + 15) // 16 if w <= 32 else 3.0 + 0.05 * (w - 32) for w in range(4, 65, 4)}
+    for w, t in times.items():
+        prof.add_round("k", op, w, {"median_ms": t, "iqr_ms": 0.0, "n": 9, "noisy": False, "samples": 9},
+                       journal=False)
+    assert prof.slot_curve("n@1", "s").optimal() == [16, 32, *range(36, 65, 4)]
+    assert snap_slot(prof, "n@1", "s", 20, "up") == 32  # the step's top costs what 20 costs
+    assert snap_slot(prof, "n@1", "s", 40, "up") == 40  # on the slope, wider is slower: it stays
+    assert snap_slot(prof, "n@1", "s", 42, "up") == 44  # 42 costs what 44 does (the next measured width)
+    assert snap_slot(prof, "n@1", "s", 20, "nearest") == 16
+    assert snap_slot(prof, "n@1", "s", 20, "down") == 16
+    # with a calibrated misalignment cost, an aligned wider width may cost less than a narrow one
+    prof.networks["n@1"]["calibration"] = {"scale": 1.0, "misalignment": 0.1, "block": 16}
+    assert snap_slot(prof, "n@1", "s", 40, "up") == 48  # 40 pays 0.1 x 4.6 ms; 48 is aligned and 0.4 ms slower

@@ -174,3 +174,26 @@ def test_init_starts_from_given_weights_and_refuses_weights_that_do_not_fit(tmp_
     assert learned and all(torch.allclose(weights[k], start[k], atol=1e-5) for k in learned)
     with pytest.raises(StaircaseError, match="does not fit wrn_16_2"):
         train(_config(tmp_path / "bad", model="wrn_16_2", epochs=1, init=str(ckpt)), log=lambda m: None)
+
+
+def test_warmup_runs_at_a_tenth_then_the_schedule_takes_the_remaining_epochs():
+    import torch
+
+    from staircase.train.trainer import TrainConfig, _scheduler
+
+    def lrs(**kw):
+        opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
+        sched = _scheduler(opt, TrainConfig(model="m", data="d", out="o", epochs=6, lr=0.1, **kw))
+        out = []
+        for _ in range(6):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    assert lrs(schedule="cosine")[0] == pytest.approx(0.1)
+    warm = lrs(schedule="cosine", warmup_epochs=1)
+    assert warm[:2] == pytest.approx([0.01, 0.1]) and warm[-1] < 0.01
+    assert lrs(schedule="step", milestones=[0.4], warmup_epochs=1) == pytest.approx([0.01, 0.1, 0.1, 0.02, 0.02, 0.02])
+    with pytest.raises(StaircaseError, match="--warmup-epochs"):
+        TrainConfig(model="m", data="d", out="o", epochs=2, warmup_epochs=2).check()

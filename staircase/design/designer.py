@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from ..errors import StaircaseError
 from ..modelref import ResolvedModel
 from ..profile.backends import Backend, get_backend
-from ..profile.network import predict, slot_cost, time_alternating
-from ..profile.staircase import snap
+from ..profile.network import predict, slot_cost, snap_slot, time_alternating
+from ..profile.staircase import SNAP_MODES
 from ..profile.store import Profile
 from ..profile.sweep import network_key
 from ..profile.timing import Measurement
@@ -126,9 +126,13 @@ class Designer:
     # -- widths ------------------------------------------------------------------------------
 
     def snapped(self, widths: Mapping[str, int], mode: str = "nearest") -> dict[str, int]:
-        """Each profiled slot's width moved to its nearest (or next up/down) optimal width."""
+        """Each profiled slot's width moved to the staircase (see ``snap_slot``: ``up`` is
+        judged by time)."""
         self._check_slots(widths)
-        return {n: snap(w, self.optimal[n], mode) if n in self.optimal else w for n, w in widths.items()}
+        if mode not in SNAP_MODES:
+            raise StaircaseError(f"snap mode {mode!r} is not one of {', '.join(SNAP_MODES)}")
+        return {n: snap_slot(self.profile, self.network, n, w, mode) if n in self.optimal else w
+                for n, w in widths.items()}
 
     def predicted(self, widths: Mapping[str, int]) -> float:
         return predict(self.profile, self.network, {n: w for n, w in widths.items() if n in self.optimal}).median_ms

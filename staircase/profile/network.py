@@ -21,10 +21,11 @@ from torch import nn
 
 from ..errors import SpecError
 from .backends import Backend
+from .staircase import snap
 from .store import Profile
 from .timing import Measurement, TimingProtocol
 
-__all__ = ["Prediction", "predict", "slot_cost", "slot_delta", "raw_delta", "calibration_scale", "misaligned_ms",
+__all__ = ["Prediction", "predict", "slot_cost", "snap_slot", "slot_delta", "raw_delta", "calibration_scale", "misaligned_ms",
            "vector_block", "measure_network", "time_alternating"]
 
 
@@ -62,6 +63,43 @@ def slot_cost(profile: Profile, network: str, slot: str, width: int) -> float:
     terms of the prediction are per slot, so a design can add them up slot by slot."""
     return _calibrated(profile, network, slot, width, slot_delta(profile, network, slot, width)[0],
                        _calibration(profile, network))
+
+
+UP_REL_TOL = 0.01  # "no more time" for snapping up: at most 1% of the slot's own time more
+
+
+def snap_slot(profile: Profile, network: str, slot: str, width: int, mode: str = "nearest") -> int:
+    """``width`` of ``slot`` moved to the staircase.
+
+    ``nearest`` and ``down`` go to the nearest (the paper) or next narrower optimal width.
+    ``up`` promises more channels for no more time, so it is judged by time, not by the
+    next point: the widest optimal width at or above ``width`` whose calibrated cost (the
+    misalignment term included) is no more than ``width``'s, within the noise of the two
+    points and at most 1% of the slot's time. Where the curve is a slope rather than a
+    step, every wider point is slower and the width stays where it is.
+    """
+    curve = profile.slot_curve(network, slot)
+    points = curve.optimal()
+    if mode != "up":
+        return snap(width, points, mode)
+    calibration = _calibration(profile, network)
+    scale = calibration[0]
+
+    def cost(w: int) -> float:
+        return _calibrated(profile, network, slot, w, slot_delta(profile, network, slot, w)[0], calibration)
+
+    def stderr(w: int) -> float:
+        i = next((j for j, x in enumerate(curve.widths) if x >= w), len(curve.widths) - 1)
+        return scale * (curve.stderr_ms[i] if curve.stderr_ms is not None else 0.0)
+
+    here = cost(width)
+    best = width
+    for p in points:
+        if p > width:
+            allowed = min(2 * math.hypot(stderr(width), stderr(p)), UP_REL_TOL * curve.at(width))
+            if cost(p) - here <= allowed:
+                best = p
+    return best
 
 
 def calibration_scale(profile: Profile, network: str) -> float:

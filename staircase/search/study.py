@@ -167,7 +167,7 @@ def run_trial(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _snapper(s: SearchSettings, arch) -> Callable[[str, int], int]:
-    from ..profile.staircase import snap
+    from ..profile.network import snap_slot
     from ..profile.store import Profile
     from ..profile.sweep import network_key
 
@@ -181,7 +181,7 @@ def _snapper(s: SearchSettings, arch) -> Callable[[str, int], int]:
     def snapper(slot: str, width: int) -> int:
         if slot not in slots:
             return width
-        return snap(width, profile.slot_curve(key, slot).optimal(), s.snap)
+        return snap_slot(profile, key, slot, width, s.snap)
 
     return snapper
 
