@@ -222,3 +222,45 @@ def test_design_bad_inputs_name_the_problem(profiled, tmp_path, run_cli):
     r = run_cli("design", "resnet20", "--profile", str(profiled), "--target-ms", "1", "--out",
                 str(tmp_path / "x.json"), "--no-measure")
     assert r.returncode == 1 and "does not cover resnet20" in r.stderr
+
+
+@pytest.mark.parametrize("bias", [0.8, 1.25])
+def test_design_for_target_searches_the_budget_by_measurement(profiled, bias, monkeypatch):
+    """A machine that runs students 0.8x or 1.25x of their prediction: the designer ends with a
+    student that fits the target, as wide as its measurements allow (one that fits after a
+    tighter try, or fills the room a pessimistic prediction left)."""
+    from staircase.design.designer import Designed, Designer, Saliency
+    from staircase.modelref import resolve_model
+    from staircase.profile.store import Profile
+    from staircase.spec import Provenance, StudentSpec
+
+    # the fixture's op keys and widths, with noise-free steps of 8 channels (a busy machine
+    # may have measured no steps at all)
+    prof = Profile.load(profiled)
+    network = "wrn_16_1@3x32x32"
+    for entry in prof.ops.values():
+        entry["rounds"] = {w: [{"median_ms": 0.01 + 0.02 * -(-w // 8), "iqr_ms": 0.0, "n": 9, "noisy": False,
+                                "samples": 9}] for w in entry["rounds"]}
+    prof._curves.clear()
+    prof.networks[network].pop("calibration", None)
+    prof.networks[network]["full"] = {"median_ms": 1.0 + sum(prof.curve(k).median_ms[-1] for k in prof.ops),
+                                      "spread_ms": 0.0}
+    designer = Designer(prof, resolve_model("wrn_16_1"), log=lambda m: None)
+
+    def student(widths, name, method, saliency=None, measure=True, notes=None):
+        predicted = designer.predicted(widths)
+        spec, _ = StudentSpec.create(designer.arch, dict(widths), name,
+                                     Provenance(method=method, predicted_ms=predicted, notes=dict(notes or {})))
+        return Designed(spec, predicted, predicted * bias, 0.0, None, at_profile_ms=predicted * bias)
+
+    monkeypatch.setattr(designer, "student", student)
+    saliency = Saliency.from_parameters(designer.graph, designer.slots)
+    target = designer.smallest_ms() + 0.6 * (designer.full_ms - designer.smallest_ms())
+    d = designer.design_for_target(target, saliency, "s", "test")
+    tries = d.spec.provenance.notes["design_tries"]
+    assert d.met and d.judged_ms <= target
+    assert len(tries) == d.attempts and d.judged_ms == max(ms for _, ms in tries if ms <= target)
+    if bias > 1:  # the first design missed: the budget was tightened
+        assert tries[0][1] > target and tries[1][0] < tries[0][0]
+    else:  # the first design fitted with room left: the budget was loosened, and a wider one kept
+        assert tries[0][1] < 0.97 * target and tries[1][0] > tries[0][0] and d.judged_ms >= tries[0][1]

@@ -105,6 +105,9 @@ def backend_of(profile: Profile) -> Backend:
                        precision=fp.get("precision", "f32"))
 
 
+FILL_WITHIN = 0.03  # a student this close below its target is not redesigned to fill the gap
+
+
 class Designer:
     def __init__(self, profile: Profile, resolved: ResolvedModel, backend: Backend | None = None,
                  log: Callable[[str], None] = print):
@@ -193,27 +196,48 @@ class Designer:
         return student, statistics.median(m.median_ms for m in teacher)
 
     def design_for_target(self, target_ms: float, saliency: Saliency, name: str, method: str,
-                          attempts: int = 4) -> Designed:
-        """The best student for ``target_ms``, measured; tightened and redesigned while it misses.
-        If no attempt fits, the closest is returned with ``met`` False (its notes say by how much)."""
+                          attempts: int = 5, close: float = FILL_WITHIN) -> Designed:
+        """The best student for ``target_ms``, measured, with the predicted budget searched
+        by measurement: a miss tightens it by the miss, a student more than ``close`` (a
+        share of the target) below it loosens it by the room left, and once both are known
+        the budget is bisected between them. The widest student that fits is kept (fewest
+        measurements: one, when the prediction is right). If none fits, the closest is
+        returned with ``met`` False (its notes say by how much)."""
         budget = target_ms
-        best = None
+        fits, misses = [], []  # (budget, designed)
+        seen: set[tuple] = set()
         for attempt in range(1, attempts + 1):
             widths = self.for_target(budget, saliency)
+            key = tuple(sorted(widths.items()))
+            if key in seen:  # the staircase has nothing between the budgets tried
+                break
+            seen.add(key)
             designed = self.student(widths, name, method, saliency,
                                     notes={"target_ms": target_ms, "budget_ms": budget})
             designed.attempts = attempt
-            if best is None or designed.judged_ms <= target_ms or designed.judged_ms < best.judged_ms:
-                best = designed
-            if designed.judged_ms <= target_ms:
-                return designed
-            miss = designed.judged_ms - target_ms
-            self.log(f"  measured {designed.judged_ms:.3f} ms (at the profile's speed) misses {target_ms:.3f} ms "
-                     f"by {miss:.3f}; tightening the budget")
-            budget -= miss
+            judged = designed.judged_ms
+            (fits if judged <= target_ms else misses).append((budget, designed))
+            if judged <= target_ms:
+                if judged >= (1 - close) * target_ms:
+                    break
+                self.log(f"  measured {judged:.3f} ms (at the profile's speed) is {1 - judged / target_ms:.1%} "
+                         f"below {target_ms:.3f} ms; loosening the budget")
+            else:
+                self.log(f"  measured {judged:.3f} ms (at the profile's speed) misses {target_ms:.3f} ms "
+                         f"by {judged - target_ms:.3f}; tightening the budget")
+            if fits and misses:
+                budget = (max(b for b, _ in fits) + min(b for b, _ in misses)) / 2
+            else:
+                budget += target_ms - judged
             if budget < self.smallest_ms():
                 break
-        assert best is not None
+        tries = [[b, d.judged_ms] for b, d in sorted(fits + misses, key=lambda t: t[1].attempts)]
+        best = (max((d for _, d in fits), key=lambda d: d.judged_ms) if fits
+                else min((d for _, d in misses), key=lambda d: d.judged_ms))
+        best.attempts = attempt
+        best.spec.provenance.notes["design_tries"] = tries  # [predicted budget, judged ms] in order
+        if fits:
+            return best
         best.met = False
         best.spec.provenance.notes["missed_by_ms"] = best.judged_ms - target_ms
         return best
