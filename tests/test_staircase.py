@@ -122,3 +122,13 @@ def test_timing_against_a_reference_cancels_drift():
     assert m.ratio == pytest.approx(0.6) and m.ratio_iqr == pytest.approx(0.0) and not m.noisy
     assert m.iqr_ms > 0.2  # the raw timings scatter with the slowdown
     assert set(m.to_dict()) >= {"ratio", "ratio_iqr", "ref_ms", "samples"}
+
+
+def test_an_ambiguous_edge_names_the_wider_point_that_limits_it():
+    from staircase.profile.staircase import ambiguous_edges
+
+    # 16 is clearly faster than 20, but 24 is noisy: 24 limits the verdict on 16, so 24 is
+    # what needs more samples, not 20 (the next width)
+    w, t, se = [16, 20, 24], [1.0, 1.2, 1.15], [0.01, 0.01, 0.05]
+    assert ambiguous_edges(w, t, se) == [(16, 24)]
+    assert ambiguous_edges(w, t, [0.01, 0.01, 0.01]) == []  # settled once 24 is sampled enough

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from ..errors import StaircaseError
 
-__all__ = ["optimal_points", "ambiguous_points", "snap", "step_size", "SNAP_MODES"]
+__all__ = ["optimal_points", "ambiguous_points", "ambiguous_edges", "snap", "step_size", "SNAP_MODES"]
 
 SNAP_MODES = ("nearest", "up", "down")
 DEFAULT_Z = 3.0  # one-sided; 2.5 split plateaus at their last width once in ~100 curves
@@ -28,11 +28,12 @@ DEFAULT_REL_TOL = 0.01
 
 
 def _margins(widths, times, stderrs, rel_tol):
-    """For each width (ascending), the smallest of (t_v - t_w) / threshold over larger widths v.
+    """For each width (ascending), the smallest of (t_v - t_w) / threshold over larger widths v,
+    and that v (the *witness*: the wider point whose time limits the verdict).
 
     A width is optimal at level ``z`` when its margin exceeds ``z``; the widest width has
-    margin infinity. Threshold: the combined standard error, floored at ``rel_tol * t_w / z``
-    so that the relative floor holds whatever ``z`` is asked for later.
+    margin infinity (and no witness). Threshold: the combined standard error, floored at
+    ``rel_tol * t_w / z`` so that the relative floor holds whatever ``z`` is asked for later.
     """
     order = sorted(range(len(widths)), key=lambda i: widths[i])
     w = [widths[i] for i in order]
@@ -43,13 +44,13 @@ def _margins(widths, times, stderrs, rel_tol):
     rel = sorted(e / x for e, x in zip(se, t, strict=True) if x > 0)
     typical = rel[len(rel) // 2] if rel else 0.0
     se = [max(e, typical * x) for e, x in zip(se, t, strict=True)]
-    margins = []
+    margins, witnesses = [], []
     for a in range(len(w)):
-        best = math.inf
+        best, witness = math.inf, None
         for b in range(a + 1, len(w)):
             gap = t[b] - t[a]
             if gap <= 0:
-                best = -math.inf
+                best, witness = -math.inf, w[b]
                 break
             noise = math.hypot(se[a], se[b])
             floor = rel_tol * t[a]
@@ -57,9 +58,11 @@ def _margins(widths, times, stderrs, rel_tol):
             m = gap / noise if noise > 0 else math.inf
             if gap <= floor:
                 m = min(m, 0.0)
-            best = min(best, m)
+            if m < best:
+                best, witness = m, w[b]
         margins.append(best)
-    return w, margins
+        witnesses.append(witness)
+    return w, margins, witnesses
 
 
 def optimal_points(
@@ -74,7 +77,7 @@ def optimal_points(
     ``times`` are medians and ``stderrs`` their standard errors (same unit; zero when
     omitted). The widest measured width is always optimal.
     """
-    w, margins = _margins(widths, times, stderrs, rel_tol)
+    w, margins, _ = _margins(widths, times, stderrs, rel_tol)
     return [x for x, m in zip(w, margins, strict=True) if m > z]
 
 
@@ -87,8 +90,20 @@ def ambiguous_points(
 ) -> list[int]:
     """Widths whose verdict would flip with half or twice the evidence (margin within
     [z/2, 2z]): more samples there settle the staircase where it is uncertain."""
-    w, margins = _margins(widths, times, stderrs, rel_tol)
-    return [x for x, m in zip(w, margins, strict=True) if z / 2 <= m <= 2 * z]
+    return [x for x, _ in ambiguous_edges(widths, times, stderrs, rel_tol, z)]
+
+
+def ambiguous_edges(
+    widths: Sequence[int],
+    times: Sequence[float],
+    stderrs: Sequence[float] | None = None,
+    rel_tol: float = DEFAULT_REL_TOL,
+    z: float = DEFAULT_Z,
+) -> list[tuple[int, int]]:
+    """Each ambiguous width with its witness, the wider point that limits its margin: the
+    verdict is only as sure as the noisier of the two, so both need the extra samples."""
+    w, margins, witnesses = _margins(widths, times, stderrs, rel_tol)
+    return [(x, v) for x, m, v in zip(w, margins, witnesses, strict=True) if z / 2 <= m <= 2 * z]
 
 
 def snap(width: int, points: Sequence[int], mode: str = "nearest") -> int:

@@ -20,7 +20,7 @@ from typing import Any
 from .._io import atomic_write_json, read_json
 from ..errors import SpecError, StaircaseError
 from .ops import OpSpec
-from .staircase import ambiguous_points, optimal_points
+from .staircase import ambiguous_edges, ambiguous_points, optimal_points
 from .timing import median_stderr
 
 __all__ = ["PROFILE_FORMAT", "PROFILE_VERSION", "Profile", "ProfileMismatch", "Curve"]
@@ -53,6 +53,9 @@ class Curve:
 
     def ambiguous(self) -> list[int]:
         return ambiguous_points(self.widths, self.median_ms, self.stderr_ms)
+
+    def ambiguous_edges(self) -> list[tuple[int, int]]:
+        return ambiguous_edges(self.widths, self.median_ms, self.stderr_ms)
 
     def at(self, width: int) -> float:
         """Latency at ``width``; between measured widths, the next measured one up (a step's top)."""

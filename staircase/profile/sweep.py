@@ -327,14 +327,16 @@ def _measure_point(profile: Profile, backend: Backend, op: OpSpec, width: int, p
 
 
 def _edge_points(profile: Profile, network: str, rounds_done: int) -> list[tuple[str, int]]:
-    """Op points where a slot's staircase is uncertain (see ``ambiguous_points``), and the
-    width just above each, that have not been measured more than ``rounds_done`` times."""
+    """Op points where a slot's staircase is uncertain (see ``ambiguous_edges``): each
+    ambiguous width, the width just above it, and its witness (the wider point whose noise
+    limits the verdict, often not the next one), unless measured more than ``rounds_done``
+    times already."""
     points = set()
     for slot, info in profile.networks[network]["slots"].items():
         curve = profile.slot_curve(network, slot)
-        for w in curve.ambiguous():
+        for w, witness in curve.ambiguous_edges():
             i = curve.widths.index(w)
-            for edge_w in curve.widths[i:i + 2]:
+            for edge_w in {*curve.widths[i:i + 2], witness}:
                 for k in info["layers"].values():
                     if profile.rounds_done(k, edge_w) <= rounds_done:
                         points.add((k, edge_w))
