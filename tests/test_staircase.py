@@ -4,7 +4,7 @@ import statistics
 import pytest
 
 from staircase.errors import StaircaseError
-from staircase.profile.staircase import ambiguous_points, optimal_points, snap, step_size
+from staircase.profile.staircase import ambiguous_edges, optimal_points, snap, step_size
 from staircase.profile.timing import TimingProtocol, measure, median_stderr
 
 
@@ -61,9 +61,9 @@ def test_uncertain_points_are_those_near_the_threshold():
     t = [1.0, 1.0, 1.05, 1.5]
     se = [0.01, 0.01, 0.01, 0.01]  # 16 -> 24: 0.05 over 0.014 = 3.5 combined standard errors
     assert optimal_points(w, t, se) == [16, 24, 32]
-    assert ambiguous_points(w, t, se) == [16]
+    assert ambiguous_edges(w, t, se) == [(16, 24)]
     assert optimal_points(w, t, [x * 2 for x in se]) == [24, 32]
-    assert ambiguous_points(w, t, [x * 2 for x in se]) == [16]  # 1.7 standard errors
+    assert ambiguous_edges(w, t, [x * 2 for x in se]) == [(16, 24)]  # 1.7 standard errors
 
 
 @pytest.mark.parametrize("width,mode,expected", [
@@ -125,8 +125,6 @@ def test_timing_against_a_reference_cancels_drift():
 
 
 def test_an_ambiguous_edge_names_the_wider_point_that_limits_it():
-    from staircase.profile.staircase import ambiguous_edges
-
     # 16 is clearly faster than 20, but 24 is noisy: 24 limits the verdict on 16, so 24 is
     # what needs more samples, not 20 (the next width)
     w, t, se = [16, 20, 24], [1.0, 1.2, 1.15], [0.01, 0.01, 0.05]

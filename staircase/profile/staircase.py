@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from ..errors import StaircaseError
 
-__all__ = ["optimal_points", "ambiguous_points", "ambiguous_edges", "snap", "step_size", "SNAP_MODES"]
+__all__ = ["optimal_points", "ambiguous_edges", "snap", "step_size", "SNAP_MODES"]
 
 SNAP_MODES = ("nearest", "up", "down")
 DEFAULT_Z = 3.0  # one-sided; 2.5 split plateaus at their last width once in ~100 curves
@@ -81,18 +81,6 @@ def optimal_points(
     return [x for x, m in zip(w, margins, strict=True) if m > z]
 
 
-def ambiguous_points(
-    widths: Sequence[int],
-    times: Sequence[float],
-    stderrs: Sequence[float] | None = None,
-    rel_tol: float = DEFAULT_REL_TOL,
-    z: float = DEFAULT_Z,
-) -> list[int]:
-    """Widths whose verdict would flip with half or twice the evidence (margin within
-    [z/2, 2z]): more samples there settle the staircase where it is uncertain."""
-    return [x for x, _ in ambiguous_edges(widths, times, stderrs, rel_tol, z)]
-
-
 def ambiguous_edges(
     widths: Sequence[int],
     times: Sequence[float],
@@ -100,8 +88,10 @@ def ambiguous_edges(
     rel_tol: float = DEFAULT_REL_TOL,
     z: float = DEFAULT_Z,
 ) -> list[tuple[int, int]]:
-    """Each ambiguous width with its witness, the wider point that limits its margin: the
-    verdict is only as sure as the noisier of the two, so both need the extra samples."""
+    """Widths whose verdict would flip with half or twice the evidence (margin within
+    [z/2, 2z]), each with its witness, the wider point that limits its margin: the verdict
+    is only as sure as the noisier of the two, so more samples of both settle the
+    staircase where it is uncertain."""
     w, margins, witnesses = _margins(widths, times, stderrs, rel_tol)
     return [(x, v) for x, m, v in zip(w, margins, witnesses, strict=True) if z / 2 <= m <= 2 * z]
 

@@ -20,7 +20,7 @@ from typing import Any
 from .._io import atomic_write_json, read_json
 from ..errors import SpecError, StaircaseError
 from .ops import OpSpec
-from .staircase import ambiguous_edges, ambiguous_points, optimal_points
+from .staircase import ambiguous_edges, optimal_points
 from .timing import median_stderr
 
 __all__ = ["PROFILE_FORMAT", "PROFILE_VERSION", "Profile", "ProfileMismatch", "Curve"]
@@ -50,9 +50,6 @@ class Curve:
 
     def optimal(self) -> list[int]:
         return optimal_points(self.widths, self.median_ms, self.stderr_ms)
-
-    def ambiguous(self) -> list[int]:
-        return ambiguous_points(self.widths, self.median_ms, self.stderr_ms)
 
     def ambiguous_edges(self) -> list[tuple[int, int]]:
         return ambiguous_edges(self.widths, self.median_ms, self.stderr_ms)
