@@ -28,7 +28,7 @@ from staircase._io import atomic_write_json, atomic_write_text  # noqa: E402
 from staircase._table import format_table  # noqa: E402
 from staircase.modelref import resolve_model  # noqa: E402
 from staircase.profile.backends import get_backend  # noqa: E402
-from staircase.profile.network import predict, time_alternating  # noqa: E402
+from staircase.profile.network import predict, snap_slot, time_alternating  # noqa: E402
 from staircase.profile.staircase import snap, step_size  # noqa: E402
 from staircase.profile.sweep import profile_network  # noqa: E402
 from staircase.slots import make_student  # noqa: E402
@@ -106,7 +106,7 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
         kind = "random"
         if i >= n:
             kind = "snapped"
-            widths = {s: snap(w, prof.slot_curve(net, s).optimal(), "up") for s, w in widths.items()}
+            widths = {s: snap_slot(prof, net, s, w, "up") for s, w in widths.items()}
         students.append((kind, widths, make_student(resolved.model, widths).eval()))
     full_run = backend.prepare_model(resolved.model.eval(), size)
     runs = [backend.prepare_model(model, size) for _, _, model in students]
@@ -123,13 +123,18 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
     full_pred = predict(prof, net, {}).median_ms
     errors = {"random": [], "snapped": []}
     ratio_errors = {"random": [], "snapped": []}
+    calibration = prof.networks[net].get("calibration", {})
+    block = calibration.get("block")
+    rows = []  # per student, to see where the prediction goes wrong
     for i, (kind, widths, _) in enumerate(students):
         p = predict(prof, net, widths).median_ms
         m = statistics.median(measured[i])
         errors[kind].append(abs(p - m) / m)
         r = statistics.median(ratios[i])
         ratio_errors[kind].append(abs(p / full_pred - r) / r)
-    calibration = prof.networks[net].get("calibration", {})
+        rows.append({"kind": kind, "predicted_ratio": p / full_pred, "measured_ratio": r,
+                     "off_block_slots": sum(1 for s, w in widths.items() if block and w != slots[s]["width"]
+                                            and w % block)})
     return {"model": model, "students": n, "snapped_students": n_snapped,
             "median_abs_error": statistics.median(errors["random"]), "max_abs_error": max(errors["random"]),
             "median_ratio_error": statistics.median(ratio_errors["random"]),
@@ -139,7 +144,7 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
             "snapped_median_ratio_error": statistics.median(ratio_errors["snapped"]) if n_snapped else None,
             "snapped_max_ratio_error": max(ratio_errors["snapped"]) if n_snapped else None,
             "calibration_scale": calibration.get("scale"), "misalignment": calibration.get("misalignment"),
-            "block": calibration.get("block")}
+            "block": block, "per_student": rows}
 
 
 def step_sizes(model, backends, tmp, keep, done):
