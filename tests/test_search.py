@@ -71,6 +71,22 @@ def test_search_finds_a_front_starting_from_the_schedule_and_resumes(trained, tm
     assert numbers == [0, 1, 2, 3]
 
 
+def test_a_trial_that_builds_a_network_already_trained_reuses_its_result(trained, tmp_path):
+    root, _ = trained
+    narrow = tmp_path / "narrow.yaml"  # every sparsity in these bounds keeps the same channels
+    narrow.write_text(SCHEDULE.replace("search: [0.0, 0.8]\n    weights: [module.layer1",
+                                       "search: [0.49, 0.51]\n    weights: [module.layer1")
+                      .replace("search: [0.0, 0.8]\n    weights: [module.layer2", "search: [0.24, 0.26]\n    "
+                               "weights: [module.layer2"))
+    out = tmp_path / "study"
+    summary = run_search(_settings(root, narrow, out=str(out)), log=lambda m: None)
+    everything = sorted(json.loads((out / "front.json").read_text())["all"], key=lambda r: r["number"])
+    assert summary["trials"] == 3 and summary["same_network_as_earlier"] == 2
+    assert [r.get("duplicate_of") for r in everything] == [None, 0, 0]
+    assert {r["top1"] for r in everything} == {everything[0]["top1"]} and len(summary["front"]) == 1
+    assert not (out / "trial-0001").exists()  # nothing trained for the copies
+
+
 def test_a_study_refuses_another_schedule_and_bad_input_is_named(trained, tmp_path):
     root, schedule = trained
     out = tmp_path / "study"

@@ -192,30 +192,16 @@ def _l1_ranking(module: nn.Conv2d, group_type: str, width: int) -> torch.Tensor:
     return per[:width]
 
 
-def schedule_widths(model: nn.Module, input_size, schedule: Schedule) -> dict[str, int]:
-    """The width each scheduled slot ends at (without pruning anything)."""
-    graph = SlotGraph(model, input_size)
-    widths = {}
-    for p in schedule.pruners:
-        for weight in p.weights:
-            module_name, _ = _module_of(model, weight, schedule.path)
-            slot = _group(graph, module_name, p.group_type, weight, schedule.path)
-            widths[slot] = max(1, round((1 - p.desired_sparsity) * graph[slot].width))
-    return widths
+def schedule_widths(model: nn.Module, input_size, schedule: Schedule, snap=None) -> dict[str, int]:
+    """The width each scheduled slot ends at, without pruning anything (``snap`` as in
+    ``apply_schedule``)."""
+    return {slot: keep for slot, (keep, _, _) in _plan(SlotGraph(model, input_size), model, schedule, snap).items()}
 
 
-def apply_schedule(model: nn.Module, input_size, schedule: Schedule,
-                   snap=None) -> dict[str, int]:
-    """Prune ``model`` in place as ``schedule`` says (L1 ranking per weight); return the new
-    width of every slot it touched. ``snap`` (slot, width) -> width moves each width first
-    (e.g. to a profile's optimal widths)."""
-    graph = SlotGraph(model, input_size)
+def _plan(graph: SlotGraph, model: nn.Module, schedule: Schedule, snap) -> dict[str, tuple[int, nn.Conv2d, str]]:
+    """slot -> (channels to keep, the weight's module, its group type)."""
     plan: dict[str, tuple[int, nn.Conv2d, str]] = {}
     for p in schedule.pruners:
-        if p.method != "l1":
-            raise StaircaseError(f"schedule {schedule.path}: pruner {p.name!r} ({p.method}) ranks channels while "
-                                 "fine-tuning; apply it with `staircase prune --method fisher`, or use "
-                                 "L1RankedStructureParameterPruner here")
         for weight in p.weights:
             module_name, module = _module_of(model, weight, schedule.path)
             slot = _group(graph, module_name, p.group_type, weight, schedule.path)
@@ -224,6 +210,21 @@ def apply_schedule(model: nn.Module, input_size, schedule: Schedule,
             if snap is not None:
                 keep = max(1, min(width, int(snap(slot, keep))))
             plan[slot] = (keep, module, p.group_type)
+    return plan
+
+
+def apply_schedule(model: nn.Module, input_size, schedule: Schedule,
+                   snap=None) -> dict[str, int]:
+    """Prune ``model`` in place as ``schedule`` says (L1 ranking per weight); return the new
+    width of every slot it touched. ``snap`` (slot, width) -> width moves each width first
+    (e.g. to a profile's optimal widths)."""
+    for p in schedule.pruners:
+        if p.method != "l1":
+            raise StaircaseError(f"schedule {schedule.path}: pruner {p.name!r} ({p.method}) ranks channels while "
+                                 "fine-tuning; apply it with `staircase prune --method fisher`, or use "
+                                 "L1RankedStructureParameterPruner here")
+    graph = SlotGraph(model, input_size)
+    plan = _plan(graph, model, schedule, snap)
     for slot, (keep, module, group_type) in plan.items():
         width = graph.current_width(slot)
         if keep >= width:

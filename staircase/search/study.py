@@ -12,6 +12,8 @@ The study minimises latency and maximises top-1: its result is a Pareto front.
   Latency is known before retraining; a trial is stopped when a finished trial that is at
   least as fast was already more accurate at the same epoch by ``margin`` points (it is
   heading for a dominated point). The epochs saved are reported.
+- A trial whose widths (after snapping, which maps many sparsities onto one network) equal
+  a finished trial's is answered with that trial's result and not trained again.
 - Storage defaults to SQLite in the output folder: a killed search resumes, and trials
   that were in flight are marked failed and replaced. A study holds one schedule's search
   space (refused otherwise).
@@ -35,7 +37,7 @@ from typing import Any
 from .._io import atomic_write_json, atomic_write_text
 from .._table import format_table
 from ..errors import StaircaseError
-from .schedule import Schedule, apply_schedule
+from .schedule import Schedule, apply_schedule, schedule_widths
 
 __all__ = ["SearchSettings", "run_search", "run_trial", "hopeless", "pareto_front", "plot_fronts"]
 
@@ -324,6 +326,17 @@ def run_search(s: SearchSettings, log: Callable[[str], None] = print) -> dict[st
     def done() -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
+    planner = (teacher, tuple(arch.input_size), _snapper(s, arch) if s.profile is not None else None)
+
+    def _same_network(study, trial_schedule: Schedule, snapped: bool) -> dict | None:
+        """A finished trial (not itself a copy) that trained exactly these widths, if any."""
+        widths = schedule_widths(planner[0], planner[1], trial_schedule, planner[2] if snapped else None)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            r = t.user_attrs.get("result")
+            if r is not None and "duplicate_of" not in r and r["widths"] == widths and r["snapped"] == snapped:
+                return r
+        return None
+
     executor = _executor(s, log)
     pending: dict[Any, Any] = {}
     settings = asdict(s)  # what each trial gets: the CPU threads are shared out among the workers
@@ -336,9 +349,21 @@ def run_search(s: SearchSettings, log: Callable[[str], None] = print) -> dict[st
                 trial = study.ask()
                 sparsities = {p.name: trial.suggest_float(p.name, *(p.bounds or DEFAULT_BOUNDS))
                               for p in schedule.pruners}
+                snapped = s.profile is not None and not trial.user_attrs.get("baseline")
+                twin = _same_network(study, schedule.with_sparsities(sparsities), snapped)
+                if twin is not None:  # snapping maps many sparsities onto one network: no need to train it again
+                    result = {**twin, "number": trial.number, "sparsities": sparsities, "duplicate_of": twin["number"],
+                              "epochs_run": 0, "seconds": 0.0, "retrain_seconds": 0.0}
+                    trial.set_user_attr("result", result)
+                    if twin["stopped"]:
+                        study.tell(trial, state=TrialState.PRUNED)
+                    else:
+                        study.tell(trial, [twin["latency_ms"], twin["top1"]])
+                    log(f"trial {trial.number}: the same network as trial {twin['number']}; its result, no training")
+                    continue
                 job = {"number": trial.number, "sparsities": sparsities, "settings": settings,
                        "dir": str(out / f"trial-{trial.number:04d}"), "reference_ms": reference_ms,
-                       "finished": finished(), "snap": s.profile is not None and not trial.user_attrs.get("baseline")}
+                       "finished": finished(), "snap": snapped}
                 pending[executor.submit(run_trial, job)] = trial
                 if not isinstance(executor, _InlineExecutor):
                     log(f"trial {trial.number} started: sparsities "
@@ -378,16 +403,18 @@ def _report(study, schedule: Schedule, s: SearchSettings, retrain: dict, referen
     results = [{**t.user_attrs["result"], "state": t.state.name, "baseline": bool(t.user_attrs.get("baseline"))}
                for t in trials]
     complete = [r for r in results if r["state"] == TrialState.COMPLETE.name]
-    front = pareto_front(complete)
+    copies = [r for r in results if "duplicate_of" in r]
+    trained = [r for r in results if "duplicate_of" not in r]
+    front = pareto_front([r for r in complete if "duplicate_of" not in r])  # a copy adds no point
     baseline = next((r for r in complete if r["baseline"]), None)
     beats = [r for r in complete if baseline is not None and not r["baseline"]
              and r["latency_ms"] < baseline["latency_ms"] and r["top1"] > baseline["top1"]]
-    stopped = [r for r in results if r["stopped"]]
+    stopped = [r for r in trained if r["stopped"]]
     saved_epochs = sum(retrain["epochs"] - r["epochs_run"] for r in stopped)
-    epoch_s = [r["retrain_seconds"] / max(1, r["epochs_run"]) for r in results]
+    epoch_s = [r["retrain_seconds"] / max(1, r["epochs_run"]) for r in trained]
     summary = {
         "study": s.study_name, "schedule": schedule.path, "trials": len(results), "complete": len(complete),
-        "stopped_early": len(stopped), "epochs_saved": saved_epochs,
+        "stopped_early": len(stopped), "epochs_saved": saved_epochs, "same_network_as_earlier": len(copies),
         "epochs_run": sum(r["epochs_run"] for r in results),
         "seconds_saved_estimate": saved_epochs * (sum(epoch_s) / len(epoch_s) if epoch_s else 0.0),
         "reference_ms": reference_ms, "baseline": baseline, "front": front,
@@ -404,7 +431,9 @@ def _report(study, schedule: Schedule, s: SearchSettings, retrain: dict, referen
         plot_fronts(out / "front.png", {"Pareto front": (complete, front)}, baseline)
     log(table)
     log(f"{len(complete)} trials complete, {len(stopped)} stopped early ({saved_epochs} of "
-        f"{summary['epochs_run'] + saved_epochs} retraining epochs saved); front in {out / 'front.json'}, "
+        f"{summary['epochs_run'] + saved_epochs} retraining epochs saved"
+        + (f"; {len(copies)} the same network as an earlier trial, not trained again" if copies else "")
+        + f"); front in {out / 'front.json'}, "
         f"{out / 'front.png'}")
     if baseline is not None:
         log("first trial to beat the off-the-shelf schedule on both latency and top-1: "
