@@ -11,7 +11,8 @@ docs/BENCH_DESIGNER.md. Usage:
    initialisation here: no pretrained weights on this machine), which like Fisher's gives
    every slot its own width.
 2. Target hit rate: 10 targets between 30% and 90% of the teacher's measured latency,
-   each designed, measured, and tightened on a miss.
+   each designed and measured, the budget searched by measurement (tightened on a miss,
+   loosened when more than 3% below).
 3. Time to design one student, and Fisher pruning throughput on digits (fast schedule).
 """
 
