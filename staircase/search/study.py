@@ -326,11 +326,11 @@ def run_search(s: SearchSettings, log: Callable[[str], None] = print) -> dict[st
     def done() -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
-    planner = (teacher, tuple(arch.input_size), _snapper(s, arch) if s.profile is not None else None)
+    snapper = _snapper(s, arch) if s.profile is not None else None
 
-    def _same_network(study, trial_schedule: Schedule, snapped: bool) -> dict | None:
+    def same_network(trial_schedule: Schedule, snapped: bool) -> dict | None:
         """A finished trial (not itself a copy) that trained exactly these widths, if any."""
-        widths = schedule_widths(planner[0], planner[1], trial_schedule, planner[2] if snapped else None)
+        widths = schedule_widths(teacher, tuple(arch.input_size), trial_schedule, snapper if snapped else None)
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
             r = t.user_attrs.get("result")
             if r is not None and "duplicate_of" not in r and r["widths"] == widths and r["snapped"] == snapped:
@@ -350,7 +350,7 @@ def run_search(s: SearchSettings, log: Callable[[str], None] = print) -> dict[st
                 sparsities = {p.name: trial.suggest_float(p.name, *(p.bounds or DEFAULT_BOUNDS))
                               for p in schedule.pruners}
                 snapped = s.profile is not None and not trial.user_attrs.get("baseline")
-                twin = _same_network(study, schedule.with_sparsities(sparsities), snapped)
+                twin = same_network(schedule.with_sparsities(sparsities), snapped)
                 if twin is not None:  # snapping maps many sparsities onto one network: no need to train it again
                     result = {**twin, "number": trial.number, "sparsities": sparsities, "duplicate_of": twin["number"],
                               "epochs_run": 0, "seconds": 0.0, "retrain_seconds": 0.0}
