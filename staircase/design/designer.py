@@ -21,7 +21,6 @@ from ..errors import StaircaseError
 from ..modelref import ResolvedModel
 from ..profile.backends import Backend, get_backend
 from ..profile.network import predict, slot_cost, snap_slot, time_alternating
-from ..profile.staircase import SNAP_MODES
 from ..profile.store import Profile
 from ..profile.sweep import network_key
 from ..profile.timing import Measurement
@@ -132,8 +131,6 @@ class Designer:
         """Each profiled slot's width moved to the staircase (see ``snap_slot``: ``up`` is
         judged by time)."""
         self._check_slots(widths)
-        if mode not in SNAP_MODES:
-            raise StaircaseError(f"snap mode {mode!r} is not one of {', '.join(SNAP_MODES)}")
         return {n: snap_slot(self.profile, self.network, n, w, mode) if n in self.optimal else w
                 for n, w in widths.items()}
 
@@ -204,9 +201,9 @@ class Designer:
         measurements: one, when the prediction is right). If none fits, the closest is
         returned with ``met`` False (its notes say by how much)."""
         budget = target_ms
-        fits, misses = [], []  # (budget, designed)
+        tried: list[tuple[float, Designed]] = []  # (predicted budget, designed), in order
         seen: set[tuple] = set()
-        for attempt in range(1, attempts + 1):
+        for _ in range(attempts):
             widths = self.for_target(budget, saliency)
             key = tuple(sorted(widths.items()))
             if key in seen:  # the staircase has nothing between the budgets tried
@@ -214,9 +211,8 @@ class Designer:
             seen.add(key)
             designed = self.student(widths, name, method, saliency,
                                     notes={"target_ms": target_ms, "budget_ms": budget})
-            designed.attempts = attempt
             judged = designed.judged_ms
-            (fits if judged <= target_ms else misses).append((budget, designed))
+            tried.append((budget, designed))
             if judged <= target_ms:
                 if judged >= (1 - close) * target_ms:
                     break
@@ -225,17 +221,18 @@ class Designer:
             else:
                 self.log(f"  measured {judged:.3f} ms (at the profile's speed) misses {target_ms:.3f} ms "
                          f"by {judged - target_ms:.3f}; tightening the budget")
-            if fits and misses:
-                budget = (max(b for b, _ in fits) + min(b for b, _ in misses)) / 2
+            fit_budgets = [b for b, d in tried if d.judged_ms <= target_ms]
+            miss_budgets = [b for b, d in tried if d.judged_ms > target_ms]
+            if fit_budgets and miss_budgets:
+                budget = (max(fit_budgets) + min(miss_budgets)) / 2
             else:
                 budget += target_ms - judged
             if budget < self.smallest_ms():
                 break
-        tries = [[b, d.judged_ms] for b, d in sorted(fits + misses, key=lambda t: t[1].attempts)]
-        best = (max((d for _, d in fits), key=lambda d: d.judged_ms) if fits
-                else min((d for _, d in misses), key=lambda d: d.judged_ms))
-        best.attempts = attempt
-        best.spec.provenance.notes["design_tries"] = tries  # [predicted budget, judged ms] in order
+        fits = [d for _, d in tried if d.judged_ms <= target_ms]
+        best = max(fits, key=lambda d: d.judged_ms) if fits else min((d for _, d in tried), key=lambda d: d.judged_ms)
+        best.attempts = len(tried)  # designs measured (a repeated design is not)
+        best.spec.provenance.notes["design_tries"] = [[b, d.judged_ms] for b, d in tried]  # [budget, judged ms]
         if fits:
             return best
         best.met = False

@@ -84,13 +84,10 @@ def snap_slot(profile: Profile, network: str, slot: str, width: int, mode: str =
     curve = profile.slot_curve(network, slot)
     points = curve.optimal()
     if mode != "up":
-        return snap(width, points, mode)
-
-    def index(w: int) -> int:  # the measured width a width is timed at (the next one up)
-        return next((j for j, x in enumerate(curve.widths) if x >= w), len(curve.widths) - 1)
+        return snap(width, points, mode)  # which names an unknown mode
 
     def stderr(w: int) -> float:
-        return curve.stderr_ms[index(w)] if curve.stderr_ms is not None else 0.0
+        return curve.stderr_ms[curve.index(w)] if curve.stderr_ms is not None else 0.0
 
     here = curve.at(width)
     best = width
@@ -164,9 +161,8 @@ def slot_delta(profile: Profile, network: str, slot: str, width: int) -> tuple[f
     delta, var = 0.0, 0.0
     for key in info["layers"].values():
         curve = profile.curve(key)
-        i = next(j for j, w in enumerate(curve.widths) if w >= width)
         delta += curve.at(width) - curve.at(full)
-        var += curve.spread_ms[i] ** 2
+        var += curve.spread_ms[curve.index(width)] ** 2
     return delta, math.sqrt(var)
 
 

@@ -54,12 +54,14 @@ class Curve:
     def ambiguous_edges(self) -> list[tuple[int, int]]:
         return ambiguous_edges(self.widths, self.median_ms, self.stderr_ms)
 
+    def index(self, width: int) -> int:
+        """Where ``width`` is read from: the first measured width at or above it (a step's
+        top), the widest beyond them."""
+        return next((i for i, w in enumerate(self.widths) if w >= width), len(self.widths) - 1)
+
     def at(self, width: int) -> float:
         """Latency at ``width``; between measured widths, the next measured one up (a step's top)."""
-        for w, t in zip(self.widths, self.median_ms, strict=True):
-            if w >= width:
-                return t
-        return self.median_ms[-1]
+        return self.median_ms[self.index(width)]
 
 
 def _point_summary(rounds: list[dict], ref_ms: float | None = None) -> dict:
