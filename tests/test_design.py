@@ -179,7 +179,9 @@ def test_design_for_a_target_writes_a_measured_student_and_baselines(profiled, t
     names = [s["student"] for s in result["students"]]
     assert names == ["s", "s-l1", "s-uniform"]
     spec = StudentSpec.load(out)
-    assert spec.provenance.predicted_ms <= target + 1e-9 or r.returncode == 3
+    # the budget is searched by measurement and may be loosened above the target: what must
+    # fit is the student's measured latency (exit 3 says it could not on a busy machine)
+    assert spec.provenance.notes["at_profile_speed_ms"] <= target or r.returncode == 3
     assert spec.provenance.measured_ms > 0
     notes = spec.provenance.notes  # timed beside the teacher, scaled to the profile's speed
     assert notes["at_profile_speed_ms"] == pytest.approx(
