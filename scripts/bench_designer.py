@@ -5,9 +5,9 @@ docs/BENCH_DESIGNER.md. Usage:
 
     python scripts/bench_designer.py --profile profiles/cpu-onnxruntime.json [--models wrn_40_2 resnet34]
 
-1. Staircase gain: pruned widths at 30/50/70% of each slot's channels, measured as they
-   are and snapped up to the staircase, interleaved; parameters and measured latency side
-   by side. The pruned widths come from the L1 ranking of the network's weights (random
+1. Staircase gain: pruned widths at 30/50/70% of each slot's channels, as they are and
+   snapped up to the staircase, the two timed beside each other (drift cancels in their
+   ratio); parameters and measured latency side by side. The pruned widths come from the L1 ranking of the network's weights (random
    initialisation here: no pretrained weights on this machine), which like Fisher's gives
    every slot its own width.
 2. Target hit rate: 10 targets between 30% and 90% of the teacher's measured latency,
@@ -35,7 +35,7 @@ from staircase._table import format_table  # noqa: E402
 from staircase.design.baselines import l1_scores, removal_order  # noqa: E402
 from staircase.design.designer import Designer, Saliency, backend_of  # noqa: E402
 from staircase.modelref import resolve_model  # noqa: E402
-from staircase.profile.network import measure_network  # noqa: E402
+from staircase.profile.network import time_relative  # noqa: E402
 from staircase.profile.store import Profile  # noqa: E402
 from staircase.slots import make_student  # noqa: E402
 
@@ -52,13 +52,19 @@ def _pruned_share(full: dict[str, int], order: list[str], share: float) -> dict[
     return widths
 
 
-def _measure_interleaved(designer, models, input_size, passes=3):
+def _measure_paired(designer, pruned, snapped, input_size, rounds=5):
+    """The snapped network timed beside the pruned one (snapped, pruned, pruned, snapped) in
+    ``rounds`` rounds: the median ratio of the two (drift cancels), the range of the rounds'
+    ratios, and each network's median ms."""
     backend = designer._backend()
-    times = {k: [] for k in models}
-    for p in range(passes):
-        for k in (list(models) if p % 2 == 0 else list(reversed(list(models)))):
-            times[k].append(measure_network(backend, models[k], input_size).median_ms)
-    return {k: (statistics.median(v), max(v) - min(v)) for k, v in times.items()}
+    runs = {k: backend.prepare_model(m, input_size) for k, m in (("pruned", pruned), ("snapped", snapped))}
+    ratios, ms = [], {"pruned": [], "snapped": []}
+    for _ in range(rounds):
+        rel = time_relative(backend, runs["snapped"], runs["pruned"])
+        ratios.append(rel.ratio)
+        ms["snapped"].append(rel.run_ms)
+        ms["pruned"].append(rel.reference_ms)
+    return statistics.median(ratios), max(ratios) - min(ratios), {k: statistics.median(v) for k, v in ms.items()}
 
 
 def staircase_gain(designer: Designer, model_name: str) -> list[dict]:
@@ -71,17 +77,16 @@ def staircase_gain(designer: Designer, model_name: str) -> list[dict]:
         pruned = _pruned_share(full, order, share)
         snapped = designer.snapped(pruned, "up")
         nets = {"pruned": make_student(teacher, pruned, size).eval(), "snapped": make_student(teacher, snapped, size).eval()}
-        measured = _measure_interleaved(designer, nets, size)
+        ratio, ratio_range, ms = _measure_paired(designer, nets["pruned"], nets["snapped"], size)
         params = {k: sum(p.numel() for p in m.parameters()) for k, m in nets.items()}
         rows.append({"model": model_name, "share": share, "params_pruned": params["pruned"],
-                     "params_snapped": params["snapped"], "ms_pruned": measured["pruned"][0],
-                     "ms_snapped": measured["snapped"][0], "range_pruned": measured["pruned"][1],
-                     "range_snapped": measured["snapped"][1],
+                     "params_snapped": params["snapped"], "ms_pruned": ms["pruned"], "ms_snapped": ms["snapped"],
+                     "slots_moved": sum(snapped[n] != pruned[n] for n in pruned),
                      "param_gain": params["snapped"] / params["pruned"] - 1,
-                     "latency_change": measured["snapped"][0] / measured["pruned"][0] - 1})
+                     "latency_change": ratio - 1, "latency_change_range": ratio_range})
         r = rows[-1]
-        print(f"[1] {model_name} {share:.0%}: params +{r['param_gain']:.1%}, latency {r['latency_change']:+.1%}",
-              flush=True)
+        print(f"[1] {model_name} {share:.0%}: params +{r['param_gain']:.1%}, latency {r['latency_change']:+.1%} "
+              f"(range {ratio_range:.1%}), {r['slots_moved']} of {len(pruned)} slots moved", flush=True)
     return rows
 
 
@@ -179,13 +184,14 @@ def render(r: dict) -> str:
              f"Written by `scripts/bench_designer.py` from `{r['profile']}` ({fp['backend']} {fp['backend_version']}, "
              f"{fp['cpu']}, {fp['threads']} threads, {fp['precision']}). Total {r['seconds']:.0f} s.", ""]
     if r["gain"]:
-        lines += ["## 1. Staircase gain (L1-pruned widths vs the same snapped up; median of 3 interleaved "
-                  "end-to-end measurements, range in brackets)", "",
-                  format_table(["model", "channels kept", "params pruned", "params snapped", "param gain",
-                                "ms pruned", "ms snapped", "latency change"],
-                               [[x["model"], f"{x['share']:.0%}", x["params_pruned"], x["params_snapped"],
-                                 f"{x['param_gain']:+.1%}", f"{x['ms_pruned']:.3f} ({x['range_pruned']:.3f})",
-                                 f"{x['ms_snapped']:.3f} ({x['range_snapped']:.3f})", f"{x['latency_change']:+.1%}"]
+        lines += ["## 1. Staircase gain (L1-pruned widths vs the same snapped up; the snapped network timed "
+                  "beside the pruned one in 5 rounds: the median ratio, the rounds' range in brackets)", "",
+                  format_table(["model", "channels kept", "slots moved", "params pruned", "params snapped",
+                                "param gain", "ms pruned", "ms snapped", "latency change"],
+                               [[x["model"], f"{x['share']:.0%}", x["slots_moved"], x["params_pruned"],
+                                 x["params_snapped"], f"{x['param_gain']:+.1%}", f"{x['ms_pruned']:.3f}",
+                                 f"{x['ms_snapped']:.3f}",
+                                 f"{x['latency_change']:+.1%} ({x['latency_change_range']:.1%})"]
                                 for x in r["gain"]]), ""]
     for h in r["hits"]:
         lines += [f"## 2. Target hit rate: {h['model']} (teacher {h['teacher_ms']:.3f} ms in the profile)", "",

@@ -28,7 +28,7 @@ from staircase._io import atomic_write_json, atomic_write_text  # noqa: E402
 from staircase._table import format_table  # noqa: E402
 from staircase.modelref import resolve_model  # noqa: E402
 from staircase.profile.backends import get_backend  # noqa: E402
-from staircase.profile.network import predict, snap_slot, time_alternating  # noqa: E402
+from staircase.profile.network import predict, snap_slot, time_relative  # noqa: E402
 from staircase.profile.staircase import snap, step_size  # noqa: E402
 from staircase.profile.sweep import profile_network  # noqa: E402
 from staircase.slots import make_student  # noqa: E402
@@ -87,7 +87,7 @@ def naive_cost_seconds(result, repeats=100):
     return total
 
 
-def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=2):
+def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=3):
     """Predicted vs measured end to end for n random-width students and n_snapped students
     snapped up to the staircase (what the designer builds), measured in interleaved passes,
     each student beside the full network (student, full, full, student).
@@ -116,10 +116,9 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
         order = list(range(len(students)))
         rng.shuffle(order)
         for i in order:
-            student, full = time_alternating(backend, runs[i], full_run)  # linear drift cancels in the ratio
-            measured[i] += [m.median_ms for m in student]
-            ratios[i].append(statistics.median(m.median_ms for m in student)
-                             / statistics.median(m.median_ms for m in full))
+            rel = time_relative(backend, runs[i], full_run)  # linear drift cancels in the ratio
+            measured[i] += [m.median_ms for m in rel.runs]
+            ratios[i].append(rel.ratio)
     full_pred = predict(prof, net, {}).median_ms
     errors = {"random": [], "snapped": []}
     ratio_errors = {"random": [], "snapped": []}
@@ -265,8 +264,8 @@ def render(r: dict) -> str:
         lines += ["## 3. Prediction vs end-to-end measurement", "",
                   "Random widths: 25-100% of each slot, drawn independently. Snapped: such widths snapped up to "
                   "the staircase (what the designer builds). Other students than the profile's calibration ones; "
-                  "2 interleaved passes, each student timed beside the full network (student, full, full, "
-                  "student). |error| compares milliseconds; |ratio error| compares the latency relative to the "
+                  "3 interleaved passes, each student timed beside the full network (student, full, full, "
+                  "student; the median of the pairs' ratios). |error| compares milliseconds; |ratio error| compares the latency relative to the "
                   "full network timed beside it (the machine's drift since profiling cancels).", "",
                   format_table(["model", "widths", "students", "median |error|", "worst |error|",
                                 "median |ratio error|", "worst |ratio error|", "calibration (scale, misalignment, block)"],

@@ -125,7 +125,7 @@ def _remeasure(backend, unpruned, input_size, variants: dict,
     import statistics
 
     from staircase.modelref import resolve_model
-    from staircase.profile.network import time_alternating
+    from staircase.profile.network import time_relative
 
     specs = sorted({p["spec"] for v in variants.values() for p in [v["baseline"], *v["front"]]
                     if p is not None and p.get("spec")})
@@ -138,9 +138,9 @@ def _remeasure(backend, unpruned, input_size, variants: dict,
         order = list(specs)
         rng.shuffle(order)
         for spec in order:
-            net, ref = time_alternating(backend, runs[spec], reference)
-            ratios[spec].append(statistics.median(m.median_ms for m in net) / statistics.median(m.median_ms for m in ref))
-            unpruned_ms += [m.median_ms for m in ref]
+            rel = time_relative(backend, runs[spec], reference)
+            ratios[spec].append(rel.ratio)
+            unpruned_ms += [m.median_ms for m in rel.references]
     base = statistics.median(unpruned_ms)
     return {spec: (statistics.median(r), statistics.median(r) * base) for spec, r in ratios.items()}, base
 

@@ -1,5 +1,6 @@
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -42,8 +43,8 @@ def test_sweep_shares_ops_and_predicts(tmp_path):
     smaller = predict(prof, r.network, narrow)
     assert smaller.median_ms != full.median_ms
     calibration = prof.networks[r.network]["calibration"]
-    assert 0.2 <= calibration["scale"] <= 3.0 and len(calibration["students"]) == 10
-    assert calibration["misalignment"] >= 0 and calibration["version"] == 2
+    assert 0.2 <= calibration["scale"] <= 3.0 and len(calibration["students"]) == 12
+    assert calibration["misalignment"] >= 0 and calibration["version"] == 3
     penalty = calibration["misalignment"] * misaligned_ms(prof, r.network, narrow, calibration["block"])
     assert smaller.median_ms == pytest.approx(full.median_ms + calibration["scale"] * raw_delta(prof, r.network, narrow)
                                               + penalty)
@@ -165,6 +166,29 @@ def test_calibration_fit_separates_misalignment_from_scale():
               for a, b in ((-1.0, 0.0), (-0.5, 2.0))]
     scale, misalignment = _fit_calibration(points)
     assert misalignment == 0.0 and scale == pytest.approx((1.0 + 0.5 * 0.7) / 1.25)
+
+
+def test_calibration_keeps_the_alignment_whole_networks_pay_for():
+    from staircase.profile.sweep import _fit_best_block, candidate_blocks
+
+    assert candidate_blocks(16) == [16, 8, 4, 2]
+    assert candidate_blocks(12) == [12, 6, 3] and candidate_blocks(17) == [17] and candidate_blocks(None) == []
+    # the ops step every 16 channels, but the network pays 0.2 ms per slot off a multiple of 4
+    rng = random.Random(0)
+    points = []
+    for i in range(12):
+        align = [None, 16, 8, 4][i % 4]
+        widths = {f"s{k}": rng.randint(8, 64) for k in range(6)}
+        if align:
+            widths = {n: align * max(1, round(w / align)) for n, w in widths.items()}
+        predicted = -0.01 * sum(64 - w for w in widths.values())
+        measured = 0.95 * predicted + 0.2 * sum(1.0 for w in widths.values() if w % 4)
+        points.append({"widths": widths, "predicted_delta_ms": predicted, "measured_delta_ms": measured})
+    block, scale, misalignment, residuals = _fit_best_block(
+        points, candidate_blocks(16), lambda widths, b: sum(1.0 for w in widths.values() if b and w % b))
+    assert block == 4 and scale == pytest.approx(0.95) and misalignment == pytest.approx(0.2)
+    assert residuals["4"] == pytest.approx(0, abs=1e-9) and residuals["16"] > 0.01
+    assert all(p["misaligned_ms"] == sum(1.0 for w in p["widths"].values() if w % 4) for p in points)
 
 
 def test_misaligned_ms_counts_slots_off_the_block(tmp_path):

@@ -13,14 +13,13 @@ miss tightens the budget by the miss and designs again.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..errors import StaircaseError
 from ..modelref import ResolvedModel
 from ..profile.backends import Backend, get_backend
-from ..profile.network import predict, slot_cost, snap_slot, time_alternating
+from ..profile.network import predict, slot_cost, snap_slot, time_relative
 from ..profile.store import Profile
 from ..profile.sweep import network_key
 from ..profile.timing import Measurement
@@ -104,6 +103,7 @@ def backend_of(profile: Profile) -> Backend:
                        precision=fp.get("precision", "f32"))
 
 
+MEASURE_PAIRS = 3  # student/teacher pairs per measurement: the median of three outvotes one disturbed pair
 FILL_WITHIN = 0.03  # a student this close below its target is not redesigned to fill the gap
 
 
@@ -175,22 +175,24 @@ class Designer:
         spec, model = StudentSpec.create(self.arch, dict(widths), name, prov)
         if not measure:
             return Designed(spec, predicted, None, None, retained)
-        student_m, teacher_ms = self._measure_beside_teacher(model.eval())
-        at_profile = student_m.median_ms / teacher_ms * self.full_ms
+        student_m, teacher_ms, ratio = self._measure_beside_teacher(model.eval())
+        at_profile = ratio * self.full_ms
         spec.provenance.measured_ms, spec.provenance.measured_spread_ms = student_m.median_ms, student_m.iqr_ms
-        spec.provenance.notes.update(teacher_measured_beside_ms=teacher_ms, at_profile_speed_ms=at_profile)
+        spec.provenance.notes.update(teacher_measured_beside_ms=teacher_ms, ratio_to_teacher=ratio,
+                                      at_profile_speed_ms=at_profile)
         return Designed(spec, predicted, student_m.median_ms, student_m.iqr_ms, retained, at_profile_ms=at_profile)
 
-    def _measure_beside_teacher(self, model) -> tuple[Measurement, float]:
-        """The student timed twice, the teacher twice in between (student, teacher, teacher,
-        student: linear drift cancels in the ratio); the student's better-spread run and the
-        teacher's median time."""
+    def _measure_beside_teacher(self, model) -> tuple[Measurement, float, float]:
+        """The student and the teacher timed alternately (student, teacher, teacher, student,
+        ...: linear drift cancels in the ratio); the student's best-spread run with its median
+        time, the teacher's median time, and the student's median ratio to the teacher."""
         backend = self._backend()
         if self._teacher_run is None:
             self._teacher_run = backend.prepare_model(self.resolved.model.eval(), self.arch.input_size)
-        s, teacher = time_alternating(backend, backend.prepare_model(model, self.arch.input_size), self._teacher_run)
-        student = replace(min(s, key=lambda m: m.iqr_ms), median_ms=statistics.median(m.median_ms for m in s))
-        return student, statistics.median(m.median_ms for m in teacher)
+        rel = time_relative(backend, backend.prepare_model(model, self.arch.input_size), self._teacher_run,
+                            pairs=MEASURE_PAIRS)
+        student = replace(min(rel.runs, key=lambda m: m.iqr_ms), median_ms=rel.run_ms)
+        return student, rel.reference_ms, rel.ratio
 
     def design_for_target(self, target_ms: float, saliency: Saliency, name: str, method: str,
                           attempts: int = 5, close: float = FILL_WITHIN) -> Designed:

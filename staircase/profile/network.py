@@ -4,9 +4,9 @@ Prediction = the full network's measured time
            + scale x (for every layer a slot touches, its time at the new widths minus its
                       time at full width, from the op curves)
            + misalignment x (the full-width time of the layers of slots whose width is not a
-                             multiple of the vector block),
-with scale and misalignment fitted on a few whole students when the profile was made (see
-``sweep._calibrate``). Working in differences cancels the per-call overhead that one-op
+                             multiple of the calibration's alignment),
+with scale, misalignment and the alignment fitted on a few whole students when the profile
+was made (see ``sweep._calibrate``). Working in differences cancels the per-call overhead that one-op
 graphs pay and a whole network does not; a layer touched by two slots (its inputs and its
 outputs) adds both differences.
 """
@@ -14,6 +14,7 @@ outputs) adds both differences.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from .store import Profile
 from .timing import Measurement, TimingProtocol
 
 __all__ = ["Prediction", "predict", "slot_cost", "snap_slot", "slot_delta", "raw_delta", "calibration_scale", "misaligned_ms",
-           "vector_block", "measure_network", "time_alternating"]
+           "vector_block", "measure_network", "time_alternating", "Relative", "time_relative"]
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,28 @@ def time_alternating(backend: Backend, run: Callable[[], object], reference: Cal
         first = i % 4 in (0, 3)
         times[0 if first else 1].append(backend.time(run if first else reference, protocol or FULL_NETWORK_PROTOCOL))
     return times
+
+
+@dataclass(frozen=True)
+class Relative:
+    """A network timed beside a reference: the median of the adjacent pairs' ratios (a
+    disturbed measurement moves one pair, not the verdict), each side's median ms, and the
+    measurements themselves."""
+
+    ratio: float
+    run_ms: float
+    reference_ms: float
+    runs: list[Measurement]
+    references: list[Measurement]
+
+
+def time_relative(backend: Backend, run: Callable[[], object], reference: Callable[[], object], pairs: int = 2,
+                  protocol: TimingProtocol | None = None) -> Relative:
+    """``run`` against ``reference``, alternated as in ``time_alternating``."""
+    runs, references = time_alternating(backend, run, reference, pairs, protocol)
+    ratio = statistics.median(a.median_ms / b.median_ms for a, b in zip(runs, references, strict=True))
+    return Relative(ratio, statistics.median(m.median_ms for m in runs),
+                    statistics.median(m.median_ms for m in references), runs, references)
 
 
 def measure_network(backend: Backend, model: nn.Module, input_size, protocol: TimingProtocol | None = None) -> Measurement:

@@ -37,25 +37,32 @@ FULL_NETWORK_PROTOCOL = TimingProtocol(min_samples=15, max_samples=200, max_s=4.
 @dataclass(frozen=True)
 class Timing:
     """A ``--timing`` preset: per point and round, at uncertain edges (with more samples, so
-    their standard errors shrink), how many edge passes, and for whole networks."""
+    their standard errors shrink), how many edge passes, for whole networks, and per
+    measurement of a calibration student (shorter: it is taken ``CALIBRATION_PAIRS`` times
+    against the full network, and the median of those pairs is what counts)."""
 
     point: TimingProtocol
     edge: TimingProtocol
     edge_passes: int
     network: TimingProtocol
+    calibration: TimingProtocol
 
 
 TIMINGS: dict[str, Timing] = {
     "quick": Timing(TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=5, max_samples=15, max_s=0.2,
                                    target_spread=0.1),
                     TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=9, max_samples=30, max_s=0.4), 1,
-                    TimingProtocol(warmup_s=0.01, min_samples=7, max_samples=30, max_s=0.5)),
+                    TimingProtocol(warmup_s=0.01, min_samples=7, max_samples=30, max_s=0.5),
+                    TimingProtocol(warmup_s=0.01, min_samples=5, max_samples=20, max_s=0.3)),
     "standard": Timing(DEFAULT_PROTOCOL, TimingProtocol(min_samples=15, max_samples=80, max_s=1.5, target_spread=0.03),
-                       2, FULL_NETWORK_PROTOCOL),
+                       2, FULL_NETWORK_PROTOCOL,
+                       TimingProtocol(min_samples=10, max_samples=100, max_s=1.0, target_spread=0.03)),
     "careful": Timing(TimingProtocol(min_samples=15, max_samples=120, max_s=2.0, target_spread=0.03),
                       TimingProtocol(min_samples=31, max_samples=200, max_s=4.0, target_spread=0.02), 3,
-                      TimingProtocol(min_samples=31, max_samples=400, max_s=8.0, target_spread=0.02)),
+                      TimingProtocol(min_samples=31, max_samples=400, max_s=8.0, target_spread=0.02),
+                      TimingProtocol(min_samples=15, max_samples=200, max_s=3.0, target_spread=0.02)),
 }
+CALIBRATION_PAIRS = 4
 
 
 @dataclass
@@ -87,7 +94,7 @@ def profile_network(
     grid: int = 1,
     rounds: int = 2,
     timing: str = "standard",
-    calibration_students: int = 10,
+    calibration_students: int = 12,
     budget_minutes: float | None = None,
     seed: int = 0,
     allow_other_device: bool = False,
@@ -168,7 +175,7 @@ def profile_network(
         if complete and calibration_students and \
                 entry.get("calibration", {}).get("version") != CALIBRATION_VERSION:
             entry["calibration"] = _calibrate(profile, key, backend, model, size, calibration_students, seed,
-                                              preset.network, log)
+                                              preset.calibration, log)
     finally:
         runner.close()
         profile.save()
@@ -178,7 +185,8 @@ def profile_network(
     return SweepResult(profile, key, runner.measured, reused, complete, noisy, time.perf_counter() - start)
 
 
-CALIBRATION_VERSION = 2  # older calibrations (a scale only) are redone when the profile is rerun
+CALIBRATION_VERSION = 3  # older calibrations (a scale only; the op step as the alignment) are redone
+# when the profile is rerun
 
 
 def _calibrate(profile: Profile, network: str, backend: Backend, model, size, count: int, seed: int,
@@ -188,46 +196,86 @@ def _calibrate(profile: Profile, network: str, backend: Backend, model, size, co
     One-op graphs see each width change in isolation, so their differences miss what the
     change does to its neighbours. The largest such effect is memory layout: runtimes keep
     activations in blocked layouts (ONNX Runtime's NCHWc) only where channel counts are
-    multiples of the vector block, and a slot off the block converts layouts on its way in
-    and out, which a lone op does not show. So a few students are timed end to end,
-    alternating with the full network (student, full, full, student, student, full: linear
-    drift cancels),
-    half with random widths and half with random multiples of the block (the profile's
-    typical step), and two coefficients are fitted by least squares through the origin:
+    aligned, and a slot off the alignment converts layouts on its way in and out, which a
+    lone op does not show. Which alignment a whole network needs is not the op curves'
+    step: on this project's CPU the ops step every 16 channels, but whole networks pay only
+    for widths off a multiple of 4. So a few students are timed end to end, alternating
+    with the full network (student, full, full, student, student, full, ...: linear drift
+    cancels; the median of the adjacent pairs' ratios counts, so one disturbed measurement
+    does not): a quarter with random widths, the others with random multiples of the step,
+    of half of it and of a quarter of it. For each candidate alignment (the step, halved
+    down to 2) two coefficients are fitted by least squares through the origin:
 
         measured difference = scale * summed op differences + misalignment * misaligned ms
 
     where ``misaligned ms`` is the full-width time of the layers of slots whose width is off
-    the block. Measured differences are taken as ratios to the full network measured
-    alongside, times the profile's full-network time: drift since the sweep cancels.
-    Whole networks are not block-paired like ops: with the runtimes' default thread
-    spinning, two alternating sessions fight for the cores.
+    the alignment; the alignment that fits best is kept (``block``). Measured differences
+    are taken as ratios to the full network measured alongside, times the profile's
+    full-network time: drift since the sweep cancels. Whole networks are not block-paired
+    like ops: with the runtimes' default thread spinning, two alternating sessions fight
+    for the cores.
     """
-    import statistics
-
     from ..slots import make_student
-    from .network import misaligned_ms, raw_delta, time_alternating, vector_block
+    from .network import misaligned_ms, raw_delta, time_relative, vector_block
 
     slots = profile.networks[network]["slots"]
     full_ms = profile.networks[network]["full"]["median_ms"]
-    block = vector_block(profile, network)
+    blocks = candidate_blocks(vector_block(profile, network))
+    alignments = [None, *blocks[:3]]
     rng = random.Random(seed + 7919)
     full_run = backend.prepare_model(model, size)
-    log(f"calibrating the prediction on {count} students (half of them on multiples of {block} channels)")
+    log(f"calibrating the prediction on {count} students (widths random or on multiples of "
+        f"{', '.join(map(str, blocks[:3])) or '-'})")
     points = []
     for i in range(count):
         widths = {n: rng.randint(max(1, info["width"] // 4), info["width"]) for n, info in slots.items()}
-        if i % 2 and block:
-            widths = {n: min(slots[n]["width"], max(block, block * round(w / block))) for n, w in widths.items()}
+        align = alignments[i % len(alignments)]
+        if align:
+            widths = {n: min(slots[n]["width"], max(align, align * round(w / align))) for n, w in widths.items()}
         run = backend.prepare_model(make_student(model, widths, size), size)
-        student, full = time_alternating(backend, run, full_run, pairs=3, protocol=protocol)
-        ratio = statistics.median(m.median_ms for m in student) / statistics.median(m.median_ms for m in full)
-        points.append({"widths": widths, "predicted_delta_ms": raw_delta(profile, network, widths),
-                       "misaligned_ms": misaligned_ms(profile, network, widths, block),
+        ratio = time_relative(backend, run, full_run, pairs=CALIBRATION_PAIRS, protocol=protocol).ratio
+        points.append({"widths": widths, "aligned_to": align, "predicted_delta_ms": raw_delta(profile, network, widths),
                        "measured_delta_ms": (ratio - 1) * full_ms})
-    scale, misalignment = _fit_calibration(points)
+    block, scale, misalignment, residuals = _fit_best_block(
+        points, blocks, lambda widths, b: misaligned_ms(profile, network, widths, b))
     return {"version": CALIBRATION_VERSION, "scale": scale, "misalignment": misalignment, "block": block,
-            "students": points}
+            "residual_by_block": residuals, "students": points}
+
+
+def _fit_best_block(points: list[dict], blocks: list[int], misaligned: Callable[[dict, int | None], float]
+                    ) -> tuple[int | None, float, float, dict[str, float]]:
+    """Fit (scale, misalignment) for each candidate alignment (``misaligned(widths, block)``
+    gives a student's misaligned ms) and keep the one with the least squared residual, the
+    coarsest of equal ones. Sets each point's ``misaligned_ms`` for the kept alignment and
+    returns (block, scale, misalignment, residual by block)."""
+    fits = {}
+    for block in blocks or [None]:
+        for point in points:
+            point["misaligned_ms"] = misaligned(point["widths"], block)
+        scale, misalignment = _fit_calibration(points)
+        fits[block] = (scale, misalignment, _residual(points, scale, misalignment))
+    block = min(fits, key=lambda b: fits[b][2])  # min keeps the first of equals
+    for point in points:
+        point["misaligned_ms"] = misaligned(point["widths"], block)
+    return block, fits[block][0], fits[block][1], {str(b): fits[b][2] for b in fits if b}
+
+
+def candidate_blocks(step: int | None) -> list[int]:
+    """Alignments a whole network may need, coarsest first: the op curves' step, halved while
+    it stays even, down to 2."""
+    blocks = []
+    while step and step >= 2:
+        blocks.append(step)
+        if step % 2:
+            break
+        step //= 2
+    return blocks
+
+
+def _residual(points: list[dict], scale: float, misalignment: float) -> float:
+    """Sum of squared differences between the fitted and the measured differences (ms^2)."""
+    return sum((scale * p["predicted_delta_ms"] + misalignment * p["misaligned_ms"] - p["measured_delta_ms"]) ** 2
+               for p in points)
 
 
 def _fit_calibration(points: list[dict]) -> tuple[float, float]:

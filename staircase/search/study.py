@@ -109,7 +109,7 @@ def run_trial(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from ..profile.backends import get_backend
-    from ..profile.network import time_alternating
+    from ..profile.network import time_relative
     from ..profile.sweep import TIMINGS
     from ..slots import slot_widths
     from ..spec import Provenance, StudentSpec
@@ -137,8 +137,7 @@ def run_trial(job: dict[str, Any]) -> dict[str, Any]:
 
     backend = get_backend(s.backend, s.backend_device, threads=s.threads)
     run, reference = backend.prepare_model(model.eval(), size), backend.prepare_model(teacher.eval(), size)
-    mine, ref = time_alternating(backend, run, reference, protocol=TIMINGS[s.timing].network)
-    ratio = sorted(m.median_ms for m in mine)[len(mine) // 2] / sorted(m.median_ms for m in ref)[len(ref) // 2]
+    ratio = time_relative(backend, run, reference, protocol=TIMINGS[s.timing].network).ratio
     latency = ratio * job["reference_ms"]
 
     retrain = s.retrain(schedule)
