@@ -46,6 +46,11 @@ def test_knapsack_matches_brute_force_and_always_fits():
         assert sel.value >= _brute_force(choices, budget - len(choices) * sel.cost_resolution) - 1e-9
 
 
+def test_knapsack_with_no_room_takes_the_cheapest_choices():
+    choices = {"a": [Choice(4, -1.0, 1.0), Choice(8, 0.0, 5.0)], "b": [Choice(2, -0.5, 1.0), Choice(6, 0.0, 3.0)]}
+    assert solve(choices, -1.5).widths == {"a": 4, "b": 2}
+
+
 def test_knapsack_refuses_an_unreachable_budget():
     with pytest.raises(StaircaseError, match="below the cheapest"):
         solve({"a": [Choice(8, 1.0, 1.0), Choice(16, 2.0, 2.0)]}, 0.5)
@@ -212,6 +217,32 @@ def test_snap_given_widths_without_measuring(profiled, tmp_path, run_cli):
     spec = StudentSpec.load(out)
     assert spec.widths["block1.layer.0.conv1"] >= 11 and spec.widths["block3.layer.1.conv1"] >= 37
     assert spec.provenance.measured_ms is None and "snapped up" in spec.provenance.method
+
+
+def test_snapping_up_spends_what_alignment_saves_on_more_channels(profiled):
+    from staircase.design.designer import Designer
+    from staircase.modelref import resolve_model
+    from staircase.profile.network import snap_slot
+    from staircase.profile.store import Profile
+
+    prof = Profile.load(profiled)
+    net = "wrn_16_1@3x32x32"
+    given = {n: info["width"] // 2 - 1 for n, info in prof.networks[net]["slots"].items()}  # off every block
+    each = {n: snap_slot(prof, net, n, w, "up") for n, w in given.items()}
+    for misalignment in (0.0, 0.3):
+        prof.networks[net]["calibration"] = {"scale": 1.0, "misalignment": misalignment, "block": 4}
+        designer = Designer(prof, resolve_model("wrn_16_1"), log=lambda m: None)
+        params = Saliency.from_parameters(designer.graph, designer.slots)
+        up = designer.snapped(given, "up")
+        assert all(up[n] >= each[n] >= given[n] for n in given)
+        assert all(up[n] == each[n] or up[n] in designer.optimal[n] for n in given)
+        assert designer.predicted(up) <= designer.predicted(given) + 1e-9
+        assert params.total(up) >= params.total(each)
+    # off-block widths priced far above what the channels cost: every slot can afford its full width
+    prof.networks[net]["calibration"] = {"scale": 1.0, "misalignment": 5.0, "block": 4}
+    designer = Designer(prof, resolve_model("wrn_16_1"), log=lambda m: None)
+    assert designer.snapped(given, "up") == {n: info["width"] for n, info in prof.networks[net]["slots"].items()}
+    assert designer.snapped(given, "nearest") == {n: snap_slot(prof, net, n, w) for n, w in given.items()}
 
 
 def test_design_bad_inputs_name_the_problem(profiled, tmp_path, run_cli):

@@ -127,12 +127,38 @@ class Designer:
 
     # -- widths ------------------------------------------------------------------------------
 
-    def snapped(self, widths: Mapping[str, int], mode: str = "nearest") -> dict[str, int]:
-        """Each profiled slot's width moved to the staircase (see ``snap_slot``: ``up`` is
-        judged by time)."""
+    def snapped(self, widths: Mapping[str, int], mode: str = "nearest",
+                saliency: Saliency | None = None) -> dict[str, int]:
+        """Each profiled slot's width moved to the staircase: ``nearest`` (the paper) or
+        ``down`` slot by slot; ``up`` for the whole network (see ``_filled_up``)."""
         self._check_slots(widths)
-        return {n: snap_slot(self.profile, self.network, n, w, mode) if n in self.optimal else w
+        each = {n: snap_slot(self.profile, self.network, n, w, mode) if n in self.optimal else w
                 for n, w in widths.items()}
+        if mode != "up":
+            return each
+        return self._filled_up(widths, each, saliency or Saliency.from_parameters(self.graph, self.slots))
+
+    def _filled_up(self, given: Mapping[str, int], each: Mapping[str, int], saliency: Saliency) -> dict[str, int]:
+        """``up``: more channels for no more time, judged for the whole network.
+
+        Slot by slot, a width goes to the top of its step (``snap_slot``: no more time on the
+        slot's measured curve). That alone leaves time on the table: a width off the
+        alignment whole networks need costs its neighbours layout conversions, which the
+        calibration prices, and the aligned widths save them. So the saved time is spent:
+        each slot picks its stepped-up width or a wider optimal one, keeping the most
+        saliency (parameters when no scores are given) for no more predicted time than
+        ``given`` (the multiple-choice knapsack of ``for_target``)."""
+        profiled = [n for n in given if n in self.optimal]
+        choices = {n: [Choice(w, slot_cost(self.profile, self.network, n, w), saliency.kept(n, w)
+                              if n in saliency.prefix else 0.0)
+                       for w in sorted({each[n], *(p for p in self.optimal[n] if p > each[n])})]
+                   for n in profiled}
+        budget = sum(slot_cost(self.profile, self.network, n, given[n]) for n in profiled)
+        try:
+            chosen = solve(choices, budget).widths
+        except StaircaseError:  # the stepped-up widths alone cost more than the given ones: keep them
+            return dict(each)
+        return {n: chosen.get(n, w) for n, w in each.items()}
 
     def predicted(self, widths: Mapping[str, int]) -> float:
         return predict(self.profile, self.network, {n: w for n, w in widths.items() if n in self.optimal}).median_ms
@@ -295,7 +321,7 @@ def design_students(designer: Designer, name: str, widths_file: WidthsFile | Non
         main = designer.design_for_target(target_ms, saliency, name,
                                           f"staircase: optimal widths keeping the most {kind} under {target_ms} ms")
     elif widths_file is not None:
-        widths = designer.snapped(widths_file.widths, snap_mode)
+        widths = designer.snapped(widths_file.widths, snap_mode, saliency)
         main = designer.student(widths, name, f"{widths_file.method}, snapped {snap_mode} to the staircase",
                                 saliency, measure)
     else:

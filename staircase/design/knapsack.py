@@ -76,7 +76,7 @@ def solve(choices: Mapping[str, Sequence[Choice]], budget: float, bins: int = 40
         nxt = np.full(size, neg)
         pick = np.full(size, -1, dtype=np.int32)
         for j, c in enumerate(opts):
-            units = math.ceil((c.cost - low) / unit - 1e-9) if room > 0 else 0
+            units = _units(c.cost - low, unit, room)
             if units >= size:
                 continue
             cand = np.full(size, neg)
@@ -95,8 +95,16 @@ def solve(choices: Mapping[str, Sequence[Choice]], budget: float, bins: int = 40
         c = choices[name][j]
         widths[name] = c.width
         low = min(x.cost for x in choices[name])
-        b -= math.ceil((c.cost - low) / unit - 1e-9) if room > 0 else 0
+        b -= _units(c.cost - low, unit, room)
     widths = {n: widths[n] for n in names}
     cost = sum(next(c.cost for c in choices[n] if c.width == widths[n]) for n in names)
     value = sum(next(c.value for c in choices[n] if c.width == widths[n]) for n in names)
     return Selection(widths, cost, value, unit if room > 0 else 0.0)
+
+
+def _units(extra: float, unit: float, room: float) -> int:
+    """A choice's cost above its slot's cheapest, in bins rounded up; with no room, only the
+    cheapest choices fit (zero bins) and any dearer one is out of reach (the one bin there is)."""
+    if room > 0:
+        return math.ceil(extra / unit - 1e-9)
+    return 0 if extra <= 1e-12 else 1
