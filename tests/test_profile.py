@@ -44,7 +44,7 @@ def test_sweep_shares_ops_and_predicts(tmp_path):
     assert smaller.median_ms != full.median_ms
     calibration = prof.networks[r.network]["calibration"]
     assert 0.2 <= calibration["scale"] <= 3.0 and len(calibration["students"]) == 12
-    assert calibration["misalignment"] >= 0 and calibration["version"] == 3
+    assert calibration["misalignment"] >= 0 and calibration["version"] == 4
     penalty = calibration["misalignment"] * misaligned_ms(prof, r.network, narrow, calibration["block"])
     assert smaller.median_ms == pytest.approx(full.median_ms + calibration["scale"] * raw_delta(prof, r.network, narrow)
                                               + penalty)
@@ -196,8 +196,8 @@ def test_misaligned_ms_counts_slots_off_the_block(tmp_path):
     prof = Profile.load(tmp_path / "p.json")
     slots = prof.networks[r.network]["slots"]
     name = "block3.layer.0.conv1"
-    full_time = sum(prof.curve(k).at(slots[name]["width"]) for k in slots[name]["layers"].values())
-    assert misaligned_ms(prof, r.network, {name: 40}, 16) == pytest.approx(full_time)
+    time_at_40 = sum(prof.curve(k).at(40) for k in slots[name]["layers"].values())
+    assert misaligned_ms(prof, r.network, {name: 40}, 16) == pytest.approx(time_at_40)
     assert misaligned_ms(prof, r.network, {name: 48}, 16) == 0.0
     assert misaligned_ms(prof, r.network, {name: 40}, None) == 0.0
 

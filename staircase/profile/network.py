@@ -3,8 +3,8 @@
 Prediction = the full network's measured time
            + scale x (for every layer a slot touches, its time at the new widths minus its
                       time at full width, from the op curves)
-           + misalignment x (the full-width time of the layers of slots whose width is not a
-                             multiple of the calibration's alignment),
+           + misalignment x (the time of the layers of slots whose width is not a multiple
+                             of the calibration's alignment, at that width),
 with scale, misalignment and the alignment fitted on a few whole students when the profile
 was made (see ``sweep._calibrate``). Working in differences cancels the per-call overhead that one-op
 graphs pay and a whole network does not; a layer touched by two slots (its inputs and its
@@ -78,9 +78,8 @@ def snap_slot(profile: Profile, network: str, slot: str, width: int, mode: str =
     whose time is no more than ``width``'s, within the noise of the two points and at most
     1% of the slot's time. Where the curve is a slope rather than a step, every wider point
     is slower and the width stays where it is. (The prediction's misalignment term is left
-    out on purpose: it prices an off-block width by the slot's full-width time, which
-    overstates it for narrow widths, and snapping up by it overshot: +25% measured latency
-    on WRN-40-2 at 30% of the channels.)
+    out here, slot by slot: what aligned widths save is spent for the whole network, by
+    ``Designer.snapped``.)
     """
     curve = profile.slot_curve(network, slot)
     points = curve.optimal()
@@ -132,16 +131,17 @@ def vector_block(profile: Profile, network: str) -> int | None:
 
 
 def misaligned_ms(profile: Profile, network: str, widths: Mapping[str, int], block: int | None) -> float:
-    """The full-width time of the layers of every slot whose width is off the block (not a
-    multiple of ``block``, and not its full width): what layout conversions scale with."""
+    """The time of the layers of every slot whose width is off the block (not a multiple of
+    ``block``, and not its full width), at that width: what the layout conversions cost
+    scales with. (Pricing a slot at its full-width time fitted worse, and overstated narrow
+    widths most: see ``scripts/study_alignment.py``.)"""
     if not block:
         return 0.0
     slots = profile.network(network)["slots"]
     total = 0.0
     for name, width in widths.items():
-        full = slots[name]["width"]
-        if width != full and width % block:
-            total += sum(profile.curve(key).at(full) for key in slots[name]["layers"].values())
+        if width != slots[name]["width"] and width % block:
+            total += sum(profile.curve(key).at(width) for key in slots[name]["layers"].values())
     return total
 
 

@@ -185,8 +185,8 @@ def profile_network(
     return SweepResult(profile, key, runner.measured, reused, complete, noisy, time.perf_counter() - start)
 
 
-CALIBRATION_VERSION = 3  # older calibrations (a scale only; the op step as the alignment) are redone
-# when the profile is rerun
+CALIBRATION_VERSION = 4  # older calibrations (a scale only; the op step as the alignment; misaligned
+# slots priced at full width) are redone when the profile is rerun
 
 
 def _calibrate(profile: Profile, network: str, backend: Backend, model, size, count: int, seed: int,
@@ -203,13 +203,13 @@ def _calibrate(profile: Profile, network: str, backend: Backend, model, size, co
     with the full network (student, full, full, student, student, full, ...: linear drift
     cancels; the median of the adjacent pairs' ratios counts, so one disturbed measurement
     does not): a quarter with random widths, the others with random multiples of the step,
-    of half of it and of a quarter of it. For each candidate alignment (the step, halved
+    of half of it and of a quarter of it; every other round of these narrow. For each candidate alignment (the step, halved
     down to 2) two coefficients are fitted by least squares through the origin:
 
         measured difference = scale * summed op differences + misalignment * misaligned ms
 
-    where ``misaligned ms`` is the full-width time of the layers of slots whose width is off
-    the alignment; the alignment that fits best is kept (``block``). Measured differences
+    where ``misaligned ms`` is the time of the layers of slots whose width is off the
+    alignment, at that width; the alignment that fits best is kept (``block``). Measured differences
     are taken as ratios to the full network measured alongside, times the profile's
     full-network time: drift since the sweep cancels. Whole networks are not block-paired
     like ops: with the runtimes' default thread spinning, two alternating sessions fight
@@ -228,7 +228,11 @@ def _calibrate(profile: Profile, network: str, backend: Backend, model, size, co
         f"{', '.join(map(str, blocks[:3])) or '-'})")
     points = []
     for i in range(count):
-        widths = {n: rng.randint(max(1, info["width"] // 4), info["width"]) for n, info in slots.items()}
+        # every other round of kinds narrow (5-40% of each slot), else 25-100%: narrow
+        # students are what low latency targets design
+        low, high = (0.05, 0.4) if (i // len(alignments)) % 2 else (0.25, 1.0)
+        widths = {n: rng.randint(max(1, round(low * info["width"])), max(1, round(high * info["width"])))
+                  for n, info in slots.items()}
         align = alignments[i % len(alignments)]
         if align:
             widths = {n: min(slots[n]["width"], max(align, align * round(w / align))) for n, w in widths.items()}

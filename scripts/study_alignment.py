@@ -1,0 +1,122 @@
+"""Which channel alignment do whole networks pay for, and how does the cost scale?
+
+The prediction adds a *misalignment* cost for slots whose width is off an alignment (see
+``staircase.profile.network``). This script measures students of a model beside the full
+network (the median ratio of 4 adjacent pairs), of six kinds: widths drawn at random over
+25-100% of each slot, narrow ones (5-40%), the same rounded to multiples of 16, 8 and 4,
+and a mix. Then, for each candidate alignment and two ways of pricing an off-alignment
+slot (the full-width time of its layers, or their time at its width), it fits
+
+    measured difference = scale * summed op differences + misalignment * misaligned ms
+
+and reports the leave-one-out error relative to the student's measured time. Usage:
+
+    python scripts/study_alignment.py --profile profiles/cpu-onnxruntime.json --model wrn_40_2 --students 48
+
+Writes docs/study_alignment-<model>.json (the measurements, to refit without measuring
+again) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from staircase._io import atomic_write_json  # noqa: E402
+from staircase._table import format_table  # noqa: E402
+from staircase.design.designer import backend_of  # noqa: E402
+from staircase.modelref import resolve_model  # noqa: E402
+from staircase.profile.network import raw_delta, time_relative  # noqa: E402
+from staircase.profile.store import Profile  # noqa: E402
+from staircase.profile.sweep import TIMINGS, network_key  # noqa: E402
+from staircase.slots import make_student  # noqa: E402
+
+KINDS = ("random", "narrow", "x16", "x8", "x4", "mixed")
+
+
+def draw(slots: dict, kind: str, rng: random.Random) -> dict[str, int]:
+    low, high = (0.05, 0.4) if kind == "narrow" else (0.25, 1.0)
+    widths = {n: rng.randint(max(1, round(low * i["width"])), max(1, round(high * i["width"]))) for n, i in slots.items()}
+    if kind.startswith("x"):
+        q = int(kind[1:])
+        widths = {n: min(slots[n]["width"], max(q, q * round(w / q))) for n, w in widths.items()}
+    if kind == "mixed":
+        widths = {n: min(slots[n]["width"], max(16, 16 * round(w / 16))) if rng.random() < 0.5 else w
+                  for n, w in widths.items()}
+    return widths
+
+
+def off_alignment_ms(profile: Profile, network: str, widths: dict, block: int, at_width: bool) -> float:
+    slots = profile.network(network)["slots"]
+    return sum(profile.curve(k).at(w if at_width else slots[n]["width"])
+               for n, w in widths.items() if w != slots[n]["width"] and w % block for k in slots[n]["layers"].values())
+
+
+def leave_one_out(x: np.ndarray, y: np.ndarray, totals: np.ndarray) -> list[float]:
+    errors = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        coef, *_ = np.linalg.lstsq(x[keep], y[keep], rcond=None)
+        errors.append(abs(x[i] @ coef - y[i]) / totals[i])
+    return errors
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default=str(ROOT / "profiles" / "cpu-onnxruntime.json"))
+    ap.add_argument("--model", default="wrn_40_2")
+    ap.add_argument("--students", type=int, default=48)
+    ap.add_argument("--out", default=str(ROOT / "docs"))
+    args = ap.parse_args()
+    profile = Profile.load(args.profile)
+    resolved = resolve_model(args.model)
+    size = resolved.architecture.input_size
+    network = network_key(resolved.architecture.name, size)
+    slots = profile.network(network)["slots"]
+    full_ms = profile.network(network)["full"]["median_ms"]
+    path = Path(args.out) / f"study_alignment-{args.model}.json"
+    if path.exists():
+        rows = json.loads(path.read_text())["students"]
+        print(f"refitting the {len(rows)} students measured in {path}")
+    else:
+        backend = backend_of(profile)
+        model = resolved.model.eval()
+        full = backend.prepare_model(model, size)
+        rng = random.Random(11)
+        rows = []
+        for i in range(args.students):
+            kind = KINDS[i % len(KINDS)]
+            widths = draw(slots, kind, rng)
+            run = backend.prepare_model(make_student(model, widths, size).eval(), size)
+            ratio = time_relative(backend, run, full, pairs=4, protocol=TIMINGS["standard"].calibration).ratio
+            rows.append({"kind": kind, "widths": widths, "ratio": ratio})
+            print(f"{i + 1}/{args.students} {kind}: {ratio:.3f} of the full network", flush=True)
+        atomic_write_json(path, {"profile": args.profile, "model": args.model, "students": rows})
+    y = np.array([(r["ratio"] - 1) * full_ms for r in rows])
+    totals = y + full_ms
+    raw = np.array([raw_delta(profile, network, r["widths"]) for r in rows])
+    table = [["none", "-", *_summary(leave_one_out(raw[:, None], y, totals))]]
+    for block in (16, 8, 4, 2):
+        for at_width in (False, True):
+            feature = np.array([off_alignment_ms(profile, network, r["widths"], block, at_width) for r in rows])
+            errors = leave_one_out(np.stack([raw, feature], 1), y, totals)
+            table.append([block, "at its width" if at_width else "full width", *_summary(errors)])
+    print(format_table(["alignment", "off-alignment slot priced at", "median error", "worst error"], table))
+    return 0
+
+
+def _summary(errors: list[float]) -> list[str]:
+    return [f"{statistics.median(errors):.1%}", f"{max(errors):.1%}"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
