@@ -195,15 +195,15 @@ def render(r: dict) -> str:
                                 for x in r["gain"]]), ""]
     for h in r["hits"]:
         lines += [f"## 2. Target hit rate: {h['model']} (teacher {h['teacher_ms']:.3f} ms in the profile)", "",
-                  "Each student is timed beside the teacher (student, teacher, teacher, student); 'share' is its "
-                  "time over the teacher's, which the target share is checked against (drift cancels); the "
-                  "absolute milliseconds are shown too.", "",
+                  "Each student is timed beside the teacher in 3 pairs (student, teacher, teacher, student, ...); "
+                  "'share' is the median of the pairs' ratios, which the target share is checked against (drift "
+                  "cancels); the absolute milliseconds (medians) are shown too.", "",
                   format_table(["target share", "target ms", "measured ms", "teacher beside ms", "share",
                                 "vs target", "designs", "seconds"],
                                [[f"{x['fraction']:.0%}", f"{x['target_ms']:.3f}",
                                  f"{x['measured_ms']:.3f}" if "measured_ms" in x else x.get("error", "-"),
                                  f"{x['teacher_beside_ms']:.3f}" if "teacher_beside_ms" in x else "-",
-                                 f"{x['measured_ms'] / x['teacher_beside_ms']:.1%}" if "teacher_beside_ms" in x else "-",
+                                 f"{x['at_profile_ms'] / h['teacher_ms']:.1%}" if "at_profile_ms" in x else "-",
                                  f"{x['ratio'] - 1:+.1%}" if "ratio" in x else "-", x.get("attempts", "-"),
                                  f"{x['seconds']:.1f}" if "seconds" in x else "-"] for x in h["rows"]]),
                   "", f"{h['within_3pct']} of {h['designed']} within the target share + 3% (in absolute ms "
