@@ -6,9 +6,9 @@ Prediction = the full network's measured time
            + misalignment x (the time of the layers of slots whose width is not a multiple
                              of the calibration's alignment, at that width),
 with scale, misalignment and the alignment fitted on a few whole students when the profile
-was made (see ``sweep._calibrate``). Working in differences cancels the per-call overhead that one-op
-graphs pay and a whole network does not; a layer touched by two slots (its inputs and its
-outputs) adds both differences.
+was made (see ``sweep._calibrate``). Working in differences cancels the per-call overhead
+that one-op graphs pay and a whole network does not; a layer touched by two slots (its
+inputs and its outputs) adds both differences.
 """
 
 from __future__ import annotations
@@ -121,8 +121,9 @@ def _calibrated(profile: Profile, network: str, slot: str, width: int, delta: fl
 
 
 def vector_block(profile: Profile, network: str) -> int | None:
-    """The backend's channel block as the profile saw it: the median step of the slots'
-    staircases (None when no slot shows a step)."""
+    """The op curves' step as the profile saw it: the median step of the slots' staircases
+    (None when no slot shows a step); the calibration tries it and its halves as the
+    alignment whole networks need."""
     from .staircase import step_size
 
     steps = sorted(s for s in (step_size(profile.slot_curve(network, n).optimal())

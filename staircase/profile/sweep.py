@@ -203,17 +203,18 @@ def _calibrate(profile: Profile, network: str, backend: Backend, model, size, co
     with the full network (student, full, full, student, student, full, ...: linear drift
     cancels; the median of the adjacent pairs' ratios counts, so one disturbed measurement
     does not): a quarter with random widths, the others with random multiples of the step,
-    of half of it and of a quarter of it; every other round of these narrow. For each candidate alignment (the step, halved
-    down to 2) two coefficients are fitted by least squares through the origin:
+    of half of it and of a quarter of it; every other round of these narrow. For each
+    candidate alignment (the step, halved down to 2) two coefficients are fitted by least
+    squares through the origin:
 
         measured difference = scale * summed op differences + misalignment * misaligned ms
 
     where ``misaligned ms`` is the time of the layers of slots whose width is off the
-    alignment, at that width; the alignment that fits best is kept (``block``). Measured differences
-    are taken as ratios to the full network measured alongside, times the profile's
-    full-network time: drift since the sweep cancels. Whole networks are not block-paired
-    like ops: with the runtimes' default thread spinning, two alternating sessions fight
-    for the cores.
+    alignment, at that width; the alignment that fits best is kept (``block``). Measured
+    differences are taken as ratios to the full network measured alongside, times the
+    profile's full-network time: drift since the sweep cancels. Whole networks are not
+    block-paired like ops: with the runtimes' default thread spinning, two alternating
+    sessions fight for the cores.
     """
     from ..slots import make_student
     from .network import misaligned_ms, raw_delta, time_relative, vector_block
