@@ -425,7 +425,8 @@ class Design(Command):
         parser.add_argument("--profile", required=True, help="the device profile (it must cover MODEL)")
         parser.add_argument("--widths", default=None, help="widths file (from `staircase prune`) to snap")
         parser.add_argument("--snap", choices=("nearest", "up", "down"), default="nearest",
-                            help="where a width goes: nearest optimal width (the paper), up or down")
+                            help="where a width goes: nearest optimal width (the paper), down, or up (more "
+                                 "channels for no more predicted time, judged for the whole network)")
         parser.add_argument("--target-ms", type=float, default=None,
                             help="design for this latency: optimal widths keeping the most saliency")
         parser.add_argument("--baselines", action="store_true",
