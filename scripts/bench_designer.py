@@ -7,9 +7,9 @@ docs/BENCH_DESIGNER.md. Usage:
 
 1. Staircase gain: pruned widths at 30/50/70% of each slot's channels, as they are and
    snapped up to the staircase, the two timed beside each other (drift cancels in their
-   ratio); parameters and measured latency side by side. The pruned widths come from the L1 ranking of the network's weights (random
-   initialisation here: no pretrained weights on this machine), which like Fisher's gives
-   every slot its own width.
+   ratio); parameters and measured latency side by side. The pruned widths come from the
+   L1 ranking of the network's weights (random initialisation here: no pretrained weights
+   on this machine), which like Fisher's gives every slot its own width.
 2. Target hit rate: 10 targets between 30% and 90% of the teacher's measured latency,
    each designed and measured, the budget searched by measurement (tightened on a miss,
    loosened when more than 3% below).

@@ -35,7 +35,7 @@ from staircase._io import atomic_write_json  # noqa: E402
 from staircase._table import format_table  # noqa: E402
 from staircase.design.designer import backend_of  # noqa: E402
 from staircase.modelref import resolve_model  # noqa: E402
-from staircase.profile.network import raw_delta, time_relative  # noqa: E402
+from staircase.profile.network import misaligned_ms, raw_delta, time_relative  # noqa: E402
 from staircase.profile.store import Profile  # noqa: E402
 from staircase.profile.sweep import TIMINGS, network_key  # noqa: E402
 from staircase.slots import make_student  # noqa: E402
@@ -56,8 +56,12 @@ def draw(slots: dict, kind: str, rng: random.Random) -> dict[str, int]:
 
 
 def off_alignment_ms(profile: Profile, network: str, widths: dict, block: int, at_width: bool) -> float:
+    """The prediction's own feature (``misaligned_ms``, at the width), or the same slots
+    priced at their full-width time, the alternative this study compares it with."""
+    if at_width:
+        return misaligned_ms(profile, network, widths, block)
     slots = profile.network(network)["slots"]
-    return sum(profile.curve(k).at(w if at_width else slots[n]["width"])
+    return sum(profile.curve(k).at(slots[n]["width"])
                for n, w in widths.items() if w != slots[n]["width"] and w % block for k in slots[n]["layers"].values())
 
 

@@ -149,10 +149,8 @@ class Designer:
         saliency (parameters when no scores are given) for no more predicted time than
         ``given`` (the multiple-choice knapsack of ``for_target``)."""
         profiled = [n for n in given if n in self.optimal]
-        choices = {n: [Choice(w, slot_cost(self.profile, self.network, n, w), saliency.kept(n, w)
-                              if n in saliency.prefix else 0.0)
-                       for w in sorted({each[n], *(p for p in self.optimal[n] if p > each[n])})]
-                   for n in profiled}
+        choices = self._choices(saliency, {n: sorted({each[n], *(p for p in self.optimal[n] if p > each[n])})
+                                           for n in profiled})
         budget = sum(slot_cost(self.profile, self.network, n, given[n]) for n in profiled)
         try:
             chosen = solve(choices, budget).widths
@@ -177,10 +175,14 @@ class Designer:
                 f"{lowest:.3f} ms predicted for {self.network}; ask for at least that")
         return solve(choices, target_ms - self.full_ms).widths
 
-    def _choices(self, saliency: Saliency) -> dict[str, list[Choice]]:
+    def _choices(self, saliency: Saliency, widths: Mapping[str, Sequence[int]] | None = None
+                 ) -> dict[str, list[Choice]]:
+        """Each slot's candidate widths (its optimal ones unless ``widths`` names them) with
+        the latency they add and the saliency they keep."""
+        options = self.optimal if widths is None else widths
         return {n: [Choice(w, slot_cost(self.profile, self.network, n, w),
-                           saliency.kept(n, w) if n in saliency.prefix else 0.0) for w in self.optimal[n]]
-                for n in self.slots}
+                           saliency.kept(n, w) if n in saliency.prefix else 0.0) for w in options[n]]
+                for n in options}
 
     def _check_slots(self, widths: Mapping[str, int]) -> None:
         unknown = sorted(set(widths) - {s.name for s in self.graph.slots})

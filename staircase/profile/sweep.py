@@ -253,15 +253,14 @@ def _fit_best_block(points: list[dict], blocks: list[int], misaligned: Callable[
     gives a student's misaligned ms) and keep the one with the least squared residual, the
     coarsest of equal ones. Sets each point's ``misaligned_ms`` for the kept alignment and
     returns (block, scale, misalignment, residual by block)."""
-    fits = {}
+    fits, priced = {}, {}
     for block in blocks or [None]:
-        for point in points:
-            point["misaligned_ms"] = misaligned(point["widths"], block)
-        scale, misalignment = _fit_calibration(points)
-        fits[block] = (scale, misalignment, _residual(points, scale, misalignment))
+        priced[block] = [{**p, "misaligned_ms": misaligned(p["widths"], block)} for p in points]
+        scale, misalignment = _fit_calibration(priced[block])
+        fits[block] = (scale, misalignment, _residual(priced[block], scale, misalignment))
     block = min(fits, key=lambda b: fits[b][2])  # min keeps the first of equals
-    for point in points:
-        point["misaligned_ms"] = misaligned(point["widths"], block)
+    for point, kept in zip(points, priced[block], strict=True):
+        point["misaligned_ms"] = kept["misaligned_ms"]
     return block, fits[block][0], fits[block][1], {str(b): fits[b][2] for b in fits if b}
 
 
