@@ -236,7 +236,9 @@ def test_snapping_up_spends_what_alignment_saves_on_more_channels(profiled):
         up = designer.snapped(given, "up")
         assert all(up[n] >= each[n] >= given[n] for n in given)
         assert all(up[n] == each[n] or up[n] in designer.optimal[n] for n in given)
-        assert designer.predicted(up) <= designer.predicted(given) + 1e-9
+        # no more time than the given widths, or than the slot-by-slot step-up where its noise
+        # allowance (within 1% of a slot's time) made that dearer
+        assert designer.predicted(up) <= max(designer.predicted(given), designer.predicted(each)) + 1e-9
         assert params.total(up) >= params.total(each)
     # off-block widths priced far above what the channels cost: every slot can afford its full width
     prof.networks[net]["calibration"] = {"scale": 1.0, "misalignment": 5.0, "block": 4}

@@ -147,15 +147,14 @@ class Designer:
         calibration prices, and the aligned widths save them. So the saved time is spent:
         each slot picks its stepped-up width or a wider optimal one, keeping the most
         saliency (parameters when no scores are given) for no more predicted time than
-        ``given`` (the multiple-choice knapsack of ``for_target``)."""
+        ``given``, or than the stepped-up widths where their noise allowance made them
+        dearer (the multiple-choice knapsack of ``for_target``)."""
         profiled = [n for n in given if n in self.optimal]
         choices = self._choices(saliency, {n: sorted({each[n], *(p for p in self.optimal[n] if p > each[n])})
                                            for n in profiled})
-        budget = sum(slot_cost(self.profile, self.network, n, given[n]) for n in profiled)
-        try:
-            chosen = solve(choices, budget).widths
-        except StaircaseError:  # the stepped-up widths alone cost more than the given ones: keep them
-            return dict(each)
+        budget = max(sum(slot_cost(self.profile, self.network, n, widths[n]) for n in profiled)
+                     for widths in (given, each))
+        chosen = solve(choices, budget).widths
         return {n: chosen.get(n, w) for n, w in each.items()}
 
     def predicted(self, widths: Mapping[str, int]) -> float:
