@@ -9,7 +9,10 @@ slot (the full-width time of its layers, or their time at its width), it fits
 
     measured difference = scale * summed op differences + misalignment * misaligned ms
 
-and reports the leave-one-out error relative to the student's measured time. Usage:
+and reports the leave-one-out error relative to the student's measured time. Then it asks
+how the calibration's 12 students should be mixed: it refits alignment 4 on many draws of
+12 of the measured students for each mix and reports the spread of the fitted
+misalignment cost and the error on the random and mixed students left out. Usage:
 
     python scripts/study_alignment.py --profile profiles/cpu-onnxruntime.json --model wrn_40_2 --students 48
 
@@ -115,7 +118,42 @@ def main() -> int:
             errors = leave_one_out(np.stack([raw, feature], 1), y, totals)
             table.append([block, "at its width" if at_width else "full width", *_summary(errors)])
     print(format_table(["alignment", "off-alignment slot priced at", "median error", "worst error"], table))
+    kinds = [r["kind"] for r in rows]
+    feature = np.array([misaligned_ms(profile, network, r["widths"], 4) for r in rows])
+    print()
+    print(format_table(["calibration mix (of 12)", "misalignment p10-p90", "held-out median error",
+                        "held-out worst error (median of draws)", "(p90 of draws)"],
+                       [[name, *mix_spread(mix, kinds, raw, feature, y, totals)] for name, mix in MIXES.items()]))
     return 0
+
+
+# how 12 calibration students of the kinds above can be mixed: a quarter random (as before
+# calibration version 5) or half random, wide and narrow (version 5)
+MIXES = {"1/4 random": {"random": 2, "narrow": 1, "x16": 3, "x8": 3, "x4": 3},
+         "1/2 random": {"random": 3, "narrow": 3, "x16": 2, "x8": 2, "x4": 2}}
+
+
+def mix_spread(mix: dict[str, int], kinds: list[str], raw: np.ndarray, feature: np.ndarray, y: np.ndarray,
+               totals: np.ndarray, draws: int = 400) -> list[str]:
+    """Refit (scale, misalignment) at alignment 4 on ``draws`` random draws of students of
+    the kinds in ``mix``; the spread of the misalignment cost and the errors on the random
+    and mixed students not drawn."""
+    rng = random.Random(0)
+    by_kind: dict[str, list[int]] = {}
+    for i, kind in enumerate(kinds):
+        by_kind.setdefault(kind, []).append(i)
+    costs, medians, worsts = [], [], []
+    for _ in range(draws):
+        fit = [i for kind, n in mix.items() for i in rng.sample(by_kind[kind], n)]
+        coef, *_ = np.linalg.lstsq(np.stack([raw[fit], feature[fit]], 1), y[fit], rcond=None)
+        costs.append(coef[1])
+        held = [i for i in by_kind["random"] + by_kind["mixed"] if i not in fit]
+        errors = [abs(raw[i] * coef[0] + feature[i] * coef[1] - y[i]) / totals[i] for i in held]
+        medians.append(statistics.median(errors))
+        worsts.append(max(errors))
+    q = statistics.quantiles
+    return [f"{q(costs, n=10)[0]:.3f}-{q(costs, n=10)[-1]:.3f}", f"{statistics.median(medians):.1%}",
+            f"{statistics.median(worsts):.1%}", f"{q(worsts, n=10)[-1]:.1%}"]
 
 
 def _summary(errors: list[float]) -> list[str]:
