@@ -48,6 +48,7 @@ def reproducibility(model, backend, paths):
     runs = [_sweep(model, backend, p) for p in paths]
     agree = total = 0
     with_steps = [0, 0]
+    disagreements = []  # (slot, width, snapped in the first run, in the second)
     for slot in runs[0].profile.networks[runs[0].network]["slots"]:
         curves = [r.profile.slot_curve(r.network, slot) for r in runs]
         optimal = [c.optimal() for c in curves]
@@ -56,11 +57,14 @@ def reproducibility(model, backend, paths):
         full = curves[0].widths[-1]
         for frac in (0.3, 0.5, 0.7):
             w = max(1, round(full * frac))
-            agree += snap(w, optimal[0]) == snap(w, optimal[1])
+            snapped = [snap(w, opt) for opt in optimal]
+            agree += snapped[0] == snapped[1]
             total += 1
+            if snapped[0] != snapped[1]:
+                disagreements.append({"slot": slot, "width": w, "snapped": snapped, "optimal": optimal})
     return {"model": model, "agreement": agree / total, "comparisons": total, "slots_with_steps": with_steps,
             "slots": len(runs[0].profile.networks[runs[0].network]["slots"]),
-            "seconds": [round(r.seconds, 1) for r in runs]}, runs[0]
+            "seconds": [round(r.seconds, 1) for r in runs], "disagreements": disagreements}, runs[0]
 
 
 def _keep(result, kept: Path):
@@ -87,14 +91,16 @@ def naive_cost_seconds(result, repeats=100):
     return total
 
 
-def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=3):
+def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=5):
     """Predicted vs measured end to end for n random-width students and n_snapped students
     snapped up to the staircase (what the designer builds), measured in interleaved passes,
     each student beside the full network (student, full, full, student).
 
     Two errors per student: of the latency itself (predicted ms vs the median measured ms),
     and of its ratio to the full network measured in the same pass (what is left once the
-    machine's drift since the profile was made cancels)."""
+    machine's drift since the profile was made cancels). The measured ratio is the median
+    over the passes; how far the passes scatter (max - min over median) is the
+    measurement's own noise, which bounds how well any prediction can be seen to do."""
     rng = random.Random(seed)
     resolved = resolve_model(model)
     size = resolved.architecture.input_size
@@ -132,10 +138,12 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
         errors[kind].append(abs(p - m) / m)
         r = statistics.median(ratios[i])
         ratio_errors[kind].append(abs(p / full_pred - r) / r)
-        rows.append({"kind": kind, "predicted_ratio": p / full_pred, "measured_ratio": r,
+        rows.append({"kind": kind, "predicted_ratio": p / full_pred, "measured_ratio": r, "pass_ratios": ratios[i],
+                     "pass_spread": (max(ratios[i]) - min(ratios[i])) / r,
                      "off_block_slots": sum(1 for s, w in widths.items() if block and w != slots[s]["width"]
                                             and w % block)})
-    return {"model": model, "students": n, "snapped_students": n_snapped,
+    return {"model": model, "students": n, "snapped_students": n_snapped, "passes": passes,
+            "median_pass_spread": statistics.median(row["pass_spread"] for row in rows),
             "median_abs_error": statistics.median(errors["random"]), "max_abs_error": max(errors["random"]),
             "median_ratio_error": statistics.median(ratio_errors["random"]),
             "max_ratio_error": max(ratio_errors["random"]),
@@ -183,6 +191,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--parts", nargs="+", type=int, default=[1, 2, 3, 4])
     ap.add_argument("--students", type=int, default=20)
+    ap.add_argument("--passes", type=int, default=5, help="measurements of each student in part 3")
     ap.add_argument("--profiles", default=None, help="keep the profiles in this folder (e.g. profiles)")
     ap.add_argument("--out", default=str(ROOT / "docs"))
     args = ap.parse_args()
@@ -219,7 +228,7 @@ def main() -> int:
                       f"{naive:.0f} s", flush=True)
             if 3 in args.parts:
                 r = results[model]
-                pred = prediction_error(model, backend, r, args.students)
+                pred = prediction_error(model, backend, r, args.students, passes=args.passes)
                 report["prediction"].append(pred)
                 print(f"[3] {model}: median |error| {pred['median_abs_error']:.1%}, worst {pred['max_abs_error']:.1%}; "
                       f"ratio {pred['median_ratio_error']:.1%} / {pred['max_ratio_error']:.1%}; snapped "
@@ -265,11 +274,15 @@ def render(r: dict) -> str:
         lines += ["## 3. Prediction vs end-to-end measurement", "",
                   "Random widths: 25-100% of each slot, drawn independently. Snapped: such widths snapped up to "
                   "the staircase (what the designer builds). Other students than the profile's calibration ones; "
-                  "3 interleaved passes, each student timed beside the full network (student, full, full, "
-                  "student; the median of the pairs' ratios). |error| compares milliseconds; |ratio error| compares the latency relative to the "
-                  "full network timed beside it (the machine's drift since profiling cancels).", "",
+                  f"{_passes(r['prediction'])} interleaved passes, each student timed beside the full network "
+                  "(student, full, full, student; the median of the pairs' ratios), and the median over the passes. "
+                  "|error| compares milliseconds; |ratio error| compares the latency relative to the "
+                  "full network timed beside it (the machine's drift since profiling cancels). Pass spread: "
+                  "how far one student's passes scatter (max - min over median; the median over students), "
+                  "the measurement's own noise.", "",
                   format_table(["model", "widths", "students", "median |error|", "worst |error|",
-                                "median |ratio error|", "worst |ratio error|", "calibration (scale, misalignment, block)"],
+                                "median |ratio error|", "worst |ratio error|", "pass spread",
+                                "calibration (scale, misalignment, block)"],
                                [row for x in r["prediction"] for row in _prediction_rows(x)]), ""]
     if r["steps"]:
         lines += ["## 4. Step size per backend (median over slots of the gap between optimal widths)", "",
@@ -278,18 +291,23 @@ def render(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _passes(rows: list[dict]) -> str:
+    return "/".join(sorted({str(x.get("passes", 3)) for x in rows}))
+
+
 def _prediction_rows(x: dict) -> list[list]:
     def pct(v):
         return "-" if v is None else f"{v:.1%}"
 
     cal = (f"{x['calibration_scale']:.2f}, {x.get('misalignment') or 0:.3f}, {x.get('block')}"
            if x.get("calibration_scale") is not None else "-")
+    spread = pct(x.get("median_pass_spread"))
     rows = [[x["model"], "random", x["students"], pct(x["median_abs_error"]), pct(x["max_abs_error"]),
-             pct(x.get("median_ratio_error")), pct(x.get("max_ratio_error")), cal]]
+             pct(x.get("median_ratio_error")), pct(x.get("max_ratio_error")), spread, cal]]
     if x.get("snapped_students"):
         rows.append([x["model"], "snapped", x["snapped_students"], pct(x["snapped_median_abs_error"]),
                      pct(x["snapped_max_abs_error"]), pct(x["snapped_median_ratio_error"]),
-                     pct(x["snapped_max_ratio_error"]), cal])
+                     pct(x["snapped_max_ratio_error"]), spread, cal])
     return rows
 
 
