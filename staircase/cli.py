@@ -201,6 +201,9 @@ class Profile(Command):
                             help="samples per point: quick (a first look, minutes), standard, careful (noisy machines)")
         parser.add_argument("--budget-minutes", type=float, default=None, help="stop after this long; rerun to continue")
         parser.add_argument("--seed", type=int, default=0, help="order of the shuffled sweep (default: 0)")
+        parser.add_argument("--recalibrate", action="store_true",
+                            help="time the full network and the calibration students again, keeping the op "
+                                 "measurements (when the machine was disturbed while they were taken)")
         parser.add_argument("--plots", default=None, help="folder for the plots (default: beside the profile)")
         parser.add_argument("--allow-other-device", action="store_true", help="extend a profile measured elsewhere")
         parser.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -213,7 +216,8 @@ class Profile(Command):
         out = Path(args.out) if args.out else Path("profiles") / f"{_device_tag(backend)}-{backend.name}.json"
         log = (lambda m: print(m, file=sys.stderr)) if args.json else print
         result = profile_network(args.model, backend, out, include_all=args.all, grid=args.grid, rounds=args.rounds,
-                                 timing=args.timing,                                 budget_minutes=args.budget_minutes, seed=args.seed,
+                                 timing=args.timing, recalibrate=args.recalibrate,
+                                 budget_minutes=args.budget_minutes, seed=args.seed,
                                  allow_other_device=args.allow_other_device, progress=not args.json, log=log)
         plots = []
         if result.complete:

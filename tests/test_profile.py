@@ -18,8 +18,8 @@ from staircase.profile.sweep import grid_widths, profile_network
 def _sweep(path, **kw):
     kw.setdefault("grid", 8)
     kw.setdefault("rounds", 1)
-    return profile_network("wrn_16_1", get_backend("torch", threads=1), path, timing="quick", progress=False,
-                           log=lambda m: None, **kw)
+    kw.setdefault("log", lambda m: None)
+    return profile_network("wrn_16_1", get_backend("torch", threads=1), path, timing="quick", progress=False, **kw)
 
 
 def test_grid_widths():
@@ -50,8 +50,17 @@ def test_sweep_shares_ops_and_predicts(tmp_path):
                                               + penalty)
     with pytest.raises(SpecError, match="lacks slot"):
         predict(prof, r.network, {"conv1": 3})
-    again = _sweep(tmp_path / "p.json")
+    logs = []
+    again = _sweep(tmp_path / "p.json", log=logs.append)
     assert again.measured == 0 and again.reused > 0
+    assert not any("calibrating" in m for m in logs)
+    # --recalibrate times the whole networks again and keeps every op measurement
+    logs.clear()
+    recalibrated = _sweep(tmp_path / "p.json", recalibrate=True, log=logs.append)
+    assert recalibrated.complete and recalibrated.measured == 0
+    assert any("calibrating the prediction on 12 students" in m for m in logs)
+    entry = Profile.load(tmp_path / "p.json").networks[r.network]
+    assert entry["calibration"]["version"] == 6 and "full" in entry and "untouched_ms" in entry
 
 
 def test_profile_on_another_device_is_refused(tmp_path):

@@ -95,13 +95,19 @@ def profile_network(
     rounds: int = 2,
     timing: str = "standard",
     calibration_students: int = 12,
+    recalibrate: bool = False,
     budget_minutes: float | None = None,
     seed: int = 0,
     allow_other_device: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> SweepResult:
-    """Profile ``model_ref``'s slots on ``backend`` into ``out`` (created, extended or resumed)."""
+    """Profile ``model_ref``'s slots on ``backend`` into ``out`` (created, extended or resumed).
+
+    ``recalibrate`` times the full network and the calibration students again and refits,
+    keeping the op measurements: for a profile whose whole-network timings were taken while
+    the machine was disturbed (its full-network time flagged noisy, or predictions off the
+    same way for every student)."""
     if grid < 1 or rounds < 1:
         raise StaircaseError(f"--grid ({grid}) and --rounds ({rounds}) must be at least 1")
     if timing not in TIMINGS:
@@ -137,6 +143,9 @@ def profile_network(
             layers[layer] = op.key
         entry["slots"][slot.name] = {"width": slot.width, "layers": layers}
     profile.networks[key] = entry
+    if recalibrate:
+        for stale in ("full", "untouched_ms", "calibration"):
+            entry.pop(stale, None)
     widths = {k: grid_widths(op.full, grid) for k, op in ops.items()}
 
     reused = sum(1 for k in ops for w in widths[k] if profile.rounds_done(k, w) >= rounds)
