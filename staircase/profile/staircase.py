@@ -39,12 +39,10 @@ def _margins(widths, times, stderrs, rel_tol):
     w = [widths[i] for i in order]
     t = [float(times[i]) for i in order]
     se = [float(stderrs[i]) for i in order] if stderrs is not None else [0.0] * len(w)
-    # a point whose few samples happened to agree is no surer than the curve's better
-    # measured points: floor each standard error at the lower quartile of the relative ones.
-    # (Not the median: on CPUs, widths off the vector alignment are several times noisier
-    # than aligned ones, and a median over all of them hid true 7% steps at multiples of 16.)
+    # a point whose few samples happened to agree is no surer than the curve's typical
+    # point: floor each standard error at the curve's median relative one
     rel = sorted(e / x for e, x in zip(se, t, strict=True) if x > 0)
-    typical = rel[len(rel) // 4] if rel else 0.0
+    typical = rel[len(rel) // 2] if rel else 0.0
     se = [max(e, typical * x) for e, x in zip(se, t, strict=True)]
     margins, witnesses = [], []
     for a in range(len(w)):
