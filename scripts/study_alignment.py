@@ -127,8 +127,8 @@ def main() -> int:
     return 0
 
 
-# how 12 calibration students of the kinds above can be mixed: a quarter random (as before
-# calibration version 5) or half random, wide and narrow (version 5)
+# how 12 calibration students of the kinds above can be mixed: a quarter random (calibration
+# versions before 5) or half random, wide and narrow (version 5 on)
 MIXES = {"1/4 random": {"random": 2, "narrow": 1, "x16": 3, "x8": 3, "x4": 3},
          "1/2 random": {"random": 3, "narrow": 3, "x16": 2, "x8": 2, "x4": 2}}
 
