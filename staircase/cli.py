@@ -210,7 +210,7 @@ class Profile(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from .profile.plots import plot_profile
-        from .profile.sweep import profile_network
+        from .profile.sweep import disturbed_whole_network, profile_network
 
         backend = _backend(args)
         out = Path(args.out) if args.out else Path("profiles") / f"{_device_tag(backend)}-{backend.name}.json"
@@ -225,6 +225,8 @@ class Profile(Command):
         summary = {"profile": str(out), "network": result.network, "measured": result.measured,
                    "reused": result.reused, "complete": result.complete, "noisy_points": result.noisy_points,
                    "seconds": round(result.seconds, 1), "plots": str(plots[-1]) if plots else None}
+        disturbed = disturbed_whole_network(result.profile, result.network) if result.complete else None
+        summary["whole_network_warning"] = disturbed
         if args.json:
             _print_json(summary)
         else:
@@ -233,6 +235,8 @@ class Profile(Command):
             if result.noisy_points:
                 print(f"warning: {result.noisy_points} points stayed noisy (spread above the protocol's target); "
                       "their steps are less certain: see `staircase steps`")
+            if disturbed:
+                print(f"warning: {disturbed}")
         return 0 if result.complete else 3
 
 

@@ -259,3 +259,15 @@ def test_snapping_up_never_buys_channels_with_time(tmp_path):
     # at 0.5 x the slot's full-width time and let 40 grow to 64)
     prof.networks["n@1"]["calibration"] = {"scale": 1.0, "misalignment": 0.5, "block": 16}
     assert snap_slot(prof, "n@1", "s", 40, "up") == 40
+
+
+def test_a_noisy_full_network_time_asks_for_recalibration(tmp_path):
+    from staircase.profile.sweep import disturbed_whole_network
+
+    prof = Profile(tmp_path / "p.json", {}, {})
+    prof.networks["n@1"] = {"slots": {}, "full": {"median_ms": 39.3, "spread_ms": 8.7, "noisy": True}}
+    assert "--recalibrate" in disturbed_whole_network(prof, "n@1") and "8.7 ms on 39.3 ms" in disturbed_whole_network(prof, "n@1")
+    prof.networks["n@1"]["full"]["noisy"] = False
+    assert disturbed_whole_network(prof, "n@1") is None
+    del prof.networks["n@1"]["full"]  # not finished yet: nothing to say
+    assert disturbed_whole_network(prof, "n@1") is None

@@ -28,7 +28,7 @@ from .ops import OpSpec, slot_ops
 from .store import Profile
 from .timing import TimingProtocol
 
-__all__ = ["SweepResult", "grid_widths", "network_key", "profile_network"]
+__all__ = ["SweepResult", "disturbed_whole_network", "grid_widths", "network_key", "profile_network"]
 
 DEFAULT_PROTOCOL = TimingProtocol()
 FULL_NETWORK_PROTOCOL = TimingProtocol(min_samples=15, max_samples=200, max_s=4.0, target_spread=0.03)
@@ -192,6 +192,18 @@ def profile_network(
     if not complete:
         log(f"budget reached: rerun the same command to continue ({out})")
     return SweepResult(profile, key, runner.measured, reused, complete, noisy, time.perf_counter() - start)
+
+
+def disturbed_whole_network(profile: Profile, network: str) -> str | None:
+    """Why the profile's whole-network timings (the full network, the calibration students)
+    may be off, or None: the full network's time stayed noisy, so the machine was disturbed
+    while they were taken and the calibration is worth redoing when it is quiet."""
+    full = profile.network(network).get("full")
+    if not full or not full.get("noisy"):
+        return None
+    return (f"the full network's time stayed noisy (spread {full['spread_ms']:.3g} ms on {full['median_ms']:.3g} ms): "
+            "the prediction's calibration was timed on a disturbed machine; when it is quiet, rerun "
+            "`staircase profile` with --recalibrate (the op measurements are kept)")
 
 
 CALIBRATION_VERSION = 6  # older calibrations (a scale only; the op step as the alignment; misaligned
