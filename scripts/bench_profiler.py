@@ -48,7 +48,7 @@ def reproducibility(model, backend, paths):
     runs = [_sweep(model, backend, p) for p in paths]
     agree = total = 0
     with_steps = [0, 0]
-    disagreements = []  # (slot, width, snapped in the first run, in the second)
+    disagreements = []  # slot, width, its snap and the optimal widths in each run
     for slot in runs[0].profile.networks[runs[0].network]["slots"]:
         curves = [r.profile.slot_curve(r.network, slot) for r in runs]
         optimal = [c.optimal() for c in curves]

@@ -40,7 +40,7 @@ from staircase.design.designer import backend_of  # noqa: E402
 from staircase.modelref import resolve_model  # noqa: E402
 from staircase.profile.network import misaligned_ms, raw_delta, time_relative  # noqa: E402
 from staircase.profile.store import Profile  # noqa: E402
-from staircase.profile.sweep import TIMINGS, network_key  # noqa: E402
+from staircase.profile.sweep import TIMINGS, _fit_calibration, network_key  # noqa: E402
 from staircase.slots import make_student  # noqa: E402
 
 KINDS = ("random", "narrow", "x16", "x8", "x4", "mixed")
@@ -135,7 +135,7 @@ MIXES = {"1/4 random": {"random": 2, "narrow": 1, "x16": 3, "x8": 3, "x4": 3},
 
 def mix_spread(mix: dict[str, int], kinds: list[str], raw: np.ndarray, feature: np.ndarray, y: np.ndarray,
                totals: np.ndarray, draws: int = 400) -> list[str]:
-    """Refit (scale, misalignment) at alignment 4 on ``draws`` random draws of students of
+    """Refit (scale, misalignment) at alignment 4, as the calibration does, on ``draws`` random draws of students of
     the kinds in ``mix``; the spread of the misalignment cost and the errors on the random
     and mixed students not drawn."""
     rng = random.Random(0)
@@ -145,10 +145,12 @@ def mix_spread(mix: dict[str, int], kinds: list[str], raw: np.ndarray, feature: 
     costs, medians, worsts = [], [], []
     for _ in range(draws):
         fit = [i for kind, n in mix.items() for i in rng.sample(by_kind[kind], n)]
-        coef, *_ = np.linalg.lstsq(np.stack([raw[fit], feature[fit]], 1), y[fit], rcond=None)
-        costs.append(coef[1])
+        # the calibration's own fit (non-negative cost, clamped scale), not a plain least squares
+        scale, cost = _fit_calibration([{"predicted_delta_ms": raw[i], "misaligned_ms": feature[i],
+                                         "measured_delta_ms": y[i]} for i in fit])
+        costs.append(cost)
         held = [i for i in by_kind["random"] + by_kind["mixed"] if i not in fit]
-        errors = [abs(raw[i] * coef[0] + feature[i] * coef[1] - y[i]) / totals[i] for i in held]
+        errors = [abs(raw[i] * scale + feature[i] * cost - y[i]) / totals[i] for i in held]
         medians.append(statistics.median(errors))
         worsts.append(max(errors))
     q = statistics.quantiles

@@ -227,20 +227,19 @@ def _calibrate(profile: Profile, network: str, backend: Backend, model, size, co
     does not): half with random widths, the others with random multiples of the step, of
     half of it and of a quarter of it; every other round of these narrow. (The random ones
     pin the misalignment cost down: refitted on draws of 12 of the 48 students of
-    ``scripts/study_alignment.py``, it ranged 0.145-0.266 (10th-90th percentile) with a
-    quarter of them random and 0.157-0.233 with half.) For each
-    candidate alignment (the step, halved down to 2) two coefficients are fitted by least
-    squares through the origin:
+    ``scripts/study_alignment.py``, it ranged 0.191-0.330 (10th-90th percentile) with a
+    quarter of them random and 0.209-0.295 with half.) For each candidate alignment (the
+    step, halved down to 2) two coefficients are fitted by least squares through the
+    origin:
 
         measured difference = scale * summed op differences + misalignment * misaligned ms
 
     where ``misaligned ms`` is the time of the layers of slots whose width is off the
     alignment, at that width; the coarsest alignment that fits as well as any (within
-    ``BLOCK_RESIDUAL_TIE``) is kept (``block``). Measured
-    differences are taken as ratios to the full network measured alongside, times the
-    profile's full-network time: drift since the sweep cancels. Whole networks are not
-    block-paired like ops: with the runtimes' default thread spinning, two alternating
-    sessions fight for the cores.
+    ``BLOCK_RESIDUAL_TIE``) is kept (``block``). Measured differences are taken as ratios to
+    the full network measured alongside, times the profile's full-network time: drift
+    since the sweep cancels. Whole networks are not block-paired like ops: with the
+    runtimes' default thread spinning, two alternating sessions fight for the cores.
     """
     from ..slots import make_student
     from .network import misaligned_ms, raw_delta, time_relative, vector_block
@@ -273,6 +272,9 @@ def _calibrate(profile: Profile, network: str, backend: Backend, model, size, co
             "residual_by_block": residuals, "students": points}
 
 
+BLOCK_RESIDUAL_TIE = 0.05  # ResNet-34's calibration once fitted 4 and 2 to within 1% and kept 2
+
+
 def _fit_best_block(points: list[dict], blocks: list[int], misaligned: Callable[[dict, int | None], float]
                     ) -> tuple[int | None, float, float, dict[str, float]]:
     """Fit (scale, misalignment) for each candidate alignment (``misaligned(widths, block)``
@@ -291,9 +293,6 @@ def _fit_best_block(points: list[dict], blocks: list[int], misaligned: Callable[
     for point, kept in zip(points, priced[block], strict=True):
         point["misaligned_ms"] = kept["misaligned_ms"]
     return block, fits[block][0], fits[block][1], {str(b): fits[b][2] for b in fits if b}
-
-
-BLOCK_RESIDUAL_TIE = 0.05  # ResNet-34's calibration once fitted 4 and 2 to within 1% and kept 2
 
 
 def candidate_blocks(step: int | None) -> list[int]:
