@@ -272,7 +272,7 @@ class Steps(Command):
                 curve = prof.slot_curve(net, slot)
                 opt = curve.optimal()
                 rows.append({"network": net, "slot": slot, "width": info["width"], "optimal": opt,
-                             "step": step_size(opt), "grid": prof.networks[net].get("grid", 1),
+                             "step": step_size(opt), "period": curve.period, "grid": prof.networks[net].get("grid", 1),
                              "noisy_points": sum(curve.noisy), "ms_at_full": curve.at(info["width"])})
         if args.json:
             _print_json(rows)
@@ -280,6 +280,11 @@ class Steps(Command):
         print(format_table(["network", "slot", "width", "step", "noisy", "optimal widths"],
                            [[r["network"], r["slot"], r["width"], r["step"] or "-", r["noisy_points"],
                              _short(r["optimal"])] for r in rows]))
+        for net in nets:
+            period = prof.period(net)
+            if period:
+                print(f"\n{net}: the steps share a period of {period} channels; a width on it is taken as "
+                      f"optimal on less evidence than one off it")
         grid = max((r["grid"] for r in rows), default=1)
         if grid > 1:
             print(f"\nswept every {grid} widths, then every width next to each step found: a step narrower "

@@ -272,3 +272,21 @@ def test_a_noisy_full_network_time_asks_for_recalibration(tmp_path):
     assert disturbed_whole_network(prof, "n@1") is None
     del prof.networks["n@1"]["full"]  # not finished yet: nothing to say
     assert disturbed_whole_network(prof, "n@1") is None
+
+
+def test_slot_curves_carry_the_period_their_network_shares(tmp_path):
+    prof = Profile(tmp_path / "p.json", {}, {})
+    prof.networks["n@1"] = {"slots": {s: {"width": 64, "layers": {"conv": k}} for s, k in (("a", "ka"), ("b", "kb"))}}
+
+    def measure(key):
+        op = {"kind": "conv", "free": "out", "cin": 4, "cout": 64, "kernel": [1, 1], "stride": [1, 1],
+              "padding": [0, 0], "hw": [4, 4], "norm_act": False}
+        for w in range(4, 65, 4):
+            prof.add_round(key, op, w, {"median_ms": 1.0 + (w + 15) // 16, "iqr_ms": 0.0, "n": 9, "noisy": False,
+                                        "samples": 9}, journal=False)
+
+    measure("ka")  # slot b is not measured yet: its curve is left out, and 3 widths say nothing
+    assert prof.period("n@1") is None and prof.slot_curve("n@1", "a").period is None
+    measure("kb")
+    assert prof.period("n@1") == 16
+    assert prof.slot_curve("n@1", "b").period == 16 and prof.slot_curve("n@1", "b").optimal() == [16, 32, 48, 64]

@@ -1,10 +1,11 @@
+import math
 import random
 import statistics
 
 import pytest
 
 from staircase.errors import StaircaseError
-from staircase.profile.staircase import ambiguous_edges, optimal_points, snap, step_size
+from staircase.profile.staircase import ambiguous_edges, lattice_period, optimal_points, snap, step_size
 from staircase.profile.timing import TimingProtocol, measure, median_stderr
 
 
@@ -48,12 +49,57 @@ def test_small_steps_of_a_wide_layer_are_found_when_sampled_enough():
     assert found >= 0.7 * 10 * 32
 
 
-def test_one_noisy_plateau_is_not_split():
+@pytest.mark.parametrize("period", [None, 16])
+def test_one_noisy_plateau_is_not_split(period):
+    # a period lowers the evidence asked of 16, 32 and 48, but each must still beat every
+    # wider point of the plateau
     w = list(range(1, 65))
     for seed in range(20):
         rng = random.Random(seed)
         pts = [_sampled(1.0, 0.05, 9, rng) for _ in w]
-        assert optimal_points(w, [p[0] for p in pts], [p[1] for p in pts]) == [64]
+        assert optimal_points(w, [p[0] for p in pts], [p[1] for p in pts], period=period) == [64]
+
+
+def _uneven_steps(widths, step=16):
+    """Steps of 16 channels alternately large (+25%) and small (+6%), as ONNX Runtime's
+    convolutions show them on this CPU: the small ones sit near any single threshold."""
+    return [math.prod(1.25 if k % 2 else 1.06 for k in range((w + step - 1) // step)) for w in widths]
+
+
+def test_a_period_makes_small_steps_on_it_reproducible():
+    w = list(range(1, 129))
+    truth = [16, 32, 48, 64, 80, 96, 112, 128]
+    plain, with_period = set(), set()
+    for seed in range(20):
+        rng = random.Random(seed)
+        pts = [_sampled(x, 0.02, 15, rng) for x in _uneven_steps(w)]
+        t, se = [p[0] for p in pts], [p[1] for p in pts]
+        plain.add(tuple(optimal_points(w, t, se)))
+        with_period.add(tuple(optimal_points(w, t, se, period=16)))
+    assert with_period == {tuple(truth)}
+    assert len(plain) > 1  # without the period the small steps come and go with the noise
+
+
+def test_a_clear_step_off_the_period_is_still_found_and_a_doubtful_one_is_not():
+    w = [8, 16, 20, 24, 32]
+    se = [0.01] * 5
+    clear = [1.0, 1.0, 1.3, 1.6, 1.6]  # 20 -> 24: 0.3 over 0.014 = 21 combined standard errors
+    assert optimal_points(w, clear, se, period=16) == [16, 20, 32]
+    doubtful = [1.0, 1.0, 1.3, 1.36, 1.36]  # 20 -> 24: 4.2 standard errors, under 1.5 x 3
+    assert optimal_points(w, doubtful, se) == [16, 20, 32]
+    assert optimal_points(w, doubtful, se, period=16) == [16, 32]
+    assert ambiguous_edges(w, doubtful, se, period=16) == [(20, 24)]
+
+
+@pytest.mark.parametrize("point_sets,expected", [
+    ([[16, 32, 48, 64], [16, 48, 80, 128], [32, 64]], 16),  # widest of each left out
+    ([[8, 24, 40, 56, 64], [24, 40, 72]], 8),
+    ([[16, 32, 48, 64, 80, 96, 112, 128], [19, 64]], 16),  # 7 of 8 points: over 80%
+    ([[16, 32, 48, 64], [19, 37, 53, 64]], None),  # 19, 37 and 53: no power of two shares them
+    ([[1, 2, 3, 5, 16, 32, 64]], None),  # under 8 left out: 2 points say nothing
+])
+def test_lattice_period(point_sets, expected):
+    assert lattice_period(point_sets) == expected
 
 
 def test_uncertain_points_are_those_near_the_threshold():

@@ -10,21 +10,42 @@ the points' spreads (IQR) instead hides every small step on a noisy machine.
 
 Curves need not be monotone: on CPUs, widths that fill the vector registers (multiples
 of 4, 8 or 16) are often faster than narrower ones, and they are the optimal points.
+
+The steps come from the kernels' channel blocking, so a network's staircases share a
+period (16 channels for ONNX Runtime on this CPU). ``lattice_period`` finds it from the
+optimal widths of all its slots, and the test then weighs the evidence by it: a width on
+the period is optimal at ``z * ON_PERIOD`` standard errors, one off it at
+``z * OFF_PERIOD``. This is a prior, not a rule: a clear step off the period is still
+found, and without a period (too few steps, or no power of two they share) every width
+is tested at ``z``. It is what makes two profiles of one machine agree: a step of 5-8%
+measured with 2-4% noise per round sits near any single threshold (see
+``scripts/bench_profiler.py``, part 1).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..errors import StaircaseError
 
-__all__ = ["optimal_points", "ambiguous_edges", "snap", "step_size", "SNAP_MODES"]
+__all__ = ["optimal_points", "ambiguous_edges", "lattice_period", "snap", "step_size", "SNAP_MODES"]
 
 SNAP_MODES = ("nearest", "up", "down")
 DEFAULT_Z = 3.0  # one-sided; 2.5 split plateaus at their last width once in ~100 curves
 DEFAULT_REL_TOL = 0.01
+# evidence asked of a width on the network's period and off it, as multiples of z
+ON_PERIOD, OFF_PERIOD = 0.5, 1.5
+PERIODS = (2, 4, 8, 16, 32, 64)
+PERIOD_COVERAGE = 0.8  # share of the optimal widths a period must divide
+PERIOD_MIN_POINTS = 6
+
+
+def _threshold(width: int, z: float, period: int | None) -> float:
+    if not period:
+        return z
+    return z * (ON_PERIOD if width % period == 0 else OFF_PERIOD)
 
 
 def _margins(widths, times, stderrs, rel_tol):
@@ -71,14 +92,16 @@ def optimal_points(
     stderrs: Sequence[float] | None = None,
     rel_tol: float = DEFAULT_REL_TOL,
     z: float = DEFAULT_Z,
+    period: int | None = None,
 ) -> list[int]:
     """Widths (ascending) for which every larger width is slower beyond the noise.
 
     ``times`` are medians and ``stderrs`` their standard errors (same unit; zero when
-    omitted). The widest measured width is always optimal.
+    omitted). The widest measured width is always optimal. With a ``period`` (see
+    ``lattice_period``), widths on it need less evidence and widths off it more.
     """
     w, margins, _ = _margins(widths, times, stderrs, rel_tol)
-    return [x for x, m in zip(w, margins, strict=True) if m > z]
+    return [x for x, m in zip(w, margins, strict=True) if m > _threshold(x, z, period)]
 
 
 def ambiguous_edges(
@@ -87,13 +110,36 @@ def ambiguous_edges(
     stderrs: Sequence[float] | None = None,
     rel_tol: float = DEFAULT_REL_TOL,
     z: float = DEFAULT_Z,
+    period: int | None = None,
 ) -> list[tuple[int, int]]:
     """Widths whose verdict would flip with half or twice the evidence (margin within
-    [z/2, 2z]), each with its witness, the wider point that limits its margin: the verdict
-    is only as sure as the noisier of the two, so more samples of both settle the
-    staircase where it is uncertain."""
+    half and twice its threshold), each with its witness, the wider point that limits its
+    margin: the verdict is only as sure as the noisier of the two, so more samples of both
+    settle the staircase where it is uncertain."""
     w, margins, witnesses = _margins(widths, times, stderrs, rel_tol)
-    return [(x, v) for x, m, v in zip(w, margins, witnesses, strict=True) if z / 2 <= m <= 2 * z]
+    out = []
+    for x, m, v in zip(w, margins, witnesses, strict=True):
+        threshold = _threshold(x, z, period)
+        if threshold / 2 <= m <= 2 * threshold:
+            out.append((x, v))
+    return out
+
+
+def lattice_period(point_sets: Iterable[Sequence[int]], min_points: int = PERIOD_MIN_POINTS,
+                   coverage: float = PERIOD_COVERAGE) -> int | None:
+    """The channel period a network's staircases share: the largest power of two (2 to 64)
+    that divides at least ``coverage`` of their optimal widths, or None.
+
+    ``point_sets`` are the optimal widths of each curve, found without a period. Each
+    curve's widest width is left out (it is optimal by definition), and so are widths
+    under 8, where small layers' curves wander. Fewer than ``min_points`` widths say
+    nothing.
+    """
+    points = [w for pts in point_sets for w in sorted(pts)[:-1] if w >= 8]
+    if len(points) < min_points:
+        return None
+    shared = [p for p in PERIODS if sum(w % p == 0 for w in points) >= coverage * len(points)]
+    return max(shared, default=None)
 
 
 def snap(width: int, points: Sequence[int], mode: str = "nearest") -> int:

@@ -13,14 +13,14 @@ import json
 import math
 import os
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_json, read_json
 from ..errors import SpecError, StaircaseError
 from .ops import OpSpec
-from .staircase import ambiguous_edges, optimal_points
+from .staircase import ambiguous_edges, lattice_period, optimal_points
 from .timing import median_stderr
 
 __all__ = ["PROFILE_FORMAT", "PROFILE_VERSION", "Profile", "ProfileMismatch", "Curve"]
@@ -47,12 +47,13 @@ class Curve:
     spread_ms: list[float]
     noisy: list[bool] = field(default_factory=list)
     stderr_ms: list[float] | None = None  # standard error of each median (None: exact values)
+    period: int | None = None  # the channel period of its network's staircases (see ``lattice_period``)
 
     def optimal(self) -> list[int]:
-        return optimal_points(self.widths, self.median_ms, self.stderr_ms)
+        return optimal_points(self.widths, self.median_ms, self.stderr_ms, period=self.period)
 
     def ambiguous_edges(self) -> list[tuple[int, int]]:
-        return ambiguous_edges(self.widths, self.median_ms, self.stderr_ms)
+        return ambiguous_edges(self.widths, self.median_ms, self.stderr_ms, period=self.period)
 
     def index(self, width: int) -> int:
         """Where ``width`` is read from: the first measured width at or above it (a step's
@@ -112,6 +113,8 @@ class Profile:
         self.networks: dict[str, dict[str, Any]] = {}
         self.notes: dict[str, Any] = {}
         self._curves: dict[str, Curve] = {}  # summaries, dropped when a round is added
+        self._periods: dict[str, tuple[tuple[int, int], int | None]] = {}  # network -> (state, period)
+        self._rounds_added = 0
 
     # -- files -------------------------------------------------------------------------------
 
@@ -183,6 +186,7 @@ class Profile:
         entry = self.ops.setdefault(key, {"op": op, "rounds": {}})
         entry["rounds"].setdefault(int(width), []).append(m)
         self._curves.pop(key, None)
+        self._rounds_added += 1
         if journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.journal, "a", encoding="utf-8") as f:
@@ -206,7 +210,27 @@ class Profile:
         return curve
 
     def slot_curve(self, network: str, slot: str) -> Curve:
-        """The slot's latency: the sum of what it changes, at the widths measured for all of them."""
+        """The slot's latency: the sum of what it changes, at the widths measured for all of
+        them, with the period its network's staircases share."""
+        return replace(self._summed_curve(network, slot), period=self.period(network))
+
+    def period(self, network: str) -> int | None:
+        """The channel period of the network's staircases (see ``lattice_period``), from
+        every slot measured so far; recomputed once rounds were added."""
+        slots = self.network(network)["slots"]
+        state = (self._rounds_added, len(slots))
+        cached = self._periods.get(network)
+        if cached is None or cached[0] != state:
+            point_sets = []
+            for slot in slots:
+                try:
+                    point_sets.append(self._summed_curve(network, slot).optimal())
+                except SpecError:  # not measured yet
+                    continue
+            cached = self._periods[network] = (state, lattice_period(point_sets))
+        return cached[1]
+
+    def _summed_curve(self, network: str, slot: str) -> Curve:
         layers = self.networks[network]["slots"][slot]["layers"]
         curves = [self.curve(k) for k in layers.values() if k in self.ops]
         if not curves or len(curves) < len(layers):
