@@ -13,6 +13,7 @@ of the first are kept there (cpu-onnxruntime.json, cpu-torch.json): the shipped 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import statistics
@@ -44,14 +45,28 @@ def _sweep(model, backend, path, grid=None):
 
 def reproducibility(model, backend, paths):
     """Profile twice from scratch; share of (slot, fraction) whose nearest snap agrees, and
-    how many slots found steps at all (agreement on full width alone would be trivial)."""
+    how many slots found steps at all (agreement on full width alone would be trivial).
+    The same two profiles are also compared with every width tested at one threshold (no
+    period): what the network's period buys, on the same measurements."""
     runs = [_sweep(model, backend, p) for p in paths]
+    agreement, with_steps, disagreements = _agreement(runs, with_period=True)
+    without, _, _ = _agreement(runs, with_period=False)
+    return {"model": model, "agreement": agreement, "agreement_without_period": without,
+            "periods": [r.profile.period(r.network) for r in runs],
+            "comparisons": 3 * len(runs[0].profile.networks[runs[0].network]["slots"]),
+            "slots_with_steps": with_steps, "slots": len(runs[0].profile.networks[runs[0].network]["slots"]),
+            "seconds": [round(r.seconds, 1) for r in runs], "disagreements": disagreements}, runs[0]
+
+
+def _agreement(runs, with_period: bool):
+    """(share of agreeing snaps, slots with steps in each run, the disagreements: slot,
+    width, its snap and the optimal widths in each run)."""
     agree = total = 0
-    with_steps = [0, 0]
-    disagreements = []  # slot, width, its snap and the optimal widths in each run
+    with_steps = [0] * len(runs)
+    disagreements = []
     for slot in runs[0].profile.networks[runs[0].network]["slots"]:
         curves = [r.profile.slot_curve(r.network, slot) for r in runs]
-        optimal = [c.optimal() for c in curves]
+        optimal = [(c if with_period else dataclasses.replace(c, period=None)).optimal() for c in curves]
         for i, opt in enumerate(optimal):
             with_steps[i] += len(opt) > 1
         full = curves[0].widths[-1]
@@ -62,9 +77,7 @@ def reproducibility(model, backend, paths):
             total += 1
             if snapped[0] != snapped[1]:
                 disagreements.append({"slot": slot, "width": w, "snapped": snapped, "optimal": optimal})
-    return {"model": model, "agreement": agree / total, "comparisons": total, "slots_with_steps": with_steps,
-            "slots": len(runs[0].profile.networks[runs[0].network]["slots"]),
-            "seconds": [round(r.seconds, 1) for r in runs], "disagreements": disagreements}, runs[0]
+    return agree / total, with_steps, disagreements
 
 
 def _keep(result, kept: Path):
@@ -193,6 +206,8 @@ def main() -> int:
     ap.add_argument("--students", type=int, default=20)
     ap.add_argument("--passes", type=int, default=5, help="measurements of each student in part 3")
     ap.add_argument("--profiles", default=None, help="keep the profiles in this folder (e.g. profiles)")
+    ap.add_argument("--repro-profiles", default=None,
+                    help="keep part 1's two profiles in this folder (default: a temporary one)")
     ap.add_argument("--out", default=str(ROOT / "docs"))
     args = ap.parse_args()
     backend = get_backend("onnxruntime", threads=args.threads)
@@ -204,12 +219,14 @@ def main() -> int:
         first_model, first = args.models[0], None
         earlier = _earlier(Path(args.out))
         if 1 in args.parts:  # from scratch, in temporary files; the first run replaces the kept network
-            repro, first = reproducibility(first_model, backend, [Path(tmp) / "repro-first.json",
-                                                                  Path(tmp) / "repro-second.json"])
+            repro_dir = Path(args.repro_profiles or tmp)
+            repro_dir.mkdir(parents=True, exist_ok=True)
+            repro, first = reproducibility(first_model, backend, [repro_dir / "repro-first.json",
+                                                                  repro_dir / "repro-second.json"])
             _keep(first, kept)
             report["repro"].append(repro)
-            print(f"[1] {first_model}: snapped widths agree {repro['agreement']:.1%} over {repro['comparisons']}",
-                  flush=True)
+            print(f"[1] {first_model}: snapped widths agree {repro['agreement']:.1%} over {repro['comparisons']} "
+                  f"(periods {repro['periods']}; without a period {repro['agreement_without_period']:.1%})", flush=True)
         results = {}
         for model in args.models:
             if model == first_model and first is not None:
@@ -253,6 +270,10 @@ def main() -> int:
     return 0
 
 
+def _percent(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
 def render(r: dict) -> str:
     fp = r["backend"]
     lines = ["# Profiler benchmark", "",
@@ -261,10 +282,14 @@ def render(r: dict) -> str:
              f"Total wall time {r['seconds']:.0f} s.", ""]
     if r["repro"]:
         lines += ["## 1. Reproducibility (two profiles from scratch; nearest snap of 0.3/0.5/0.7 x width)", "",
-                  format_table(["model", "agreement", "comparisons", "slots with steps (each run)", "profile s (each)"],
-                               [[x["model"], f"{x['agreement']:.1%}", x["comparisons"],
+                  format_table(["model", "agreement", "without a period", "period (each run)", "comparisons",
+                                "slots with steps (each run)", "profile s (each)"],
+                               [[x["model"], f"{x['agreement']:.1%}", _percent(x.get("agreement_without_period")),
+                                 str(x.get("periods", "-")), x["comparisons"],
                                  f"{x.get('slots_with_steps')} of {x.get('slots')}", str(x["seconds"])]
-                                for x in r["repro"]]), ""]
+                                for x in r["repro"]]), "",
+                  "Without a period: the same two profiles, every width tested at one threshold "
+                  "(3 standard errors) instead of less on the network's period and more off it.", ""]
     if r["cost"]:
         lines += ["## 2. Cost (naive = every slot separately, 100 fixed runs per width, no reuse; estimated from the measured medians, preparation excluded)", "",
                   format_table(["model", "grid", "measurements", "profile s", "naive s (est.)", "naive / ours"],
