@@ -97,6 +97,7 @@ def test_a_clear_step_off_the_period_is_still_found_and_a_doubtful_one_is_not():
     ([[16, 32, 48, 64, 80, 96, 112, 128], [19, 64]], 16),  # 7 of 8 points: over 80%
     ([[16, 32, 48, 64], [19, 37, 53, 64]], None),  # 19, 37 and 53: no power of two shares them
     ([[1, 2, 3, 5, 16, 32, 64]], None),  # under 8 left out: 2 points say nothing
+    ([[12, 20, 28, 36, 44, 52, 64]], None),  # multiples of 4 only: too fine to say where steps are
 ])
 def test_lattice_period(point_sets, expected):
     assert lattice_period(point_sets) == expected

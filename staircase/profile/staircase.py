@@ -37,7 +37,9 @@ DEFAULT_Z = 3.0  # one-sided; 2.5 split plateaus at their last width once in ~10
 DEFAULT_REL_TOL = 0.01
 # evidence asked of a width on the network's period and off it, as multiples of z
 ON_PERIOD, OFF_PERIOD = 0.5, 1.5
-PERIODS = (2, 4, 8, 16, 32, 64)
+# 4 and 2 are where widths fill vector registers (dips, not steps): as a prior they would
+# lower the bar for a quarter or half of all widths
+PERIODS = (8, 16, 32, 64)
 PERIOD_COVERAGE = 0.8  # share of the optimal widths a period must divide
 PERIOD_MIN_POINTS = 6
 
@@ -127,7 +129,7 @@ def ambiguous_edges(
 
 def lattice_period(point_sets: Iterable[Sequence[int]], min_points: int = PERIOD_MIN_POINTS,
                    coverage: float = PERIOD_COVERAGE) -> int | None:
-    """The channel period a network's staircases share: the largest power of two (2 to 64)
+    """The channel period a network's staircases share: the largest power of two (8 to 64)
     that divides at least ``coverage`` of their optimal widths, or None.
 
     ``point_sets`` are the optimal widths of each curve, found without a period. Each
