@@ -57,7 +57,7 @@ def _measure_paired(designer, pruned, snapped, input_size, rounds=5):
     ``rounds`` rounds: the median ratio of the two (drift cancels), the range of the rounds'
     ratios, and each network's median ms."""
     backend = designer._backend()
-    runs = {k: backend.prepare_model(m, input_size) for k, m in (("pruned", pruned), ("snapped", snapped))}
+    runs = {k: backend.prepare_model(m, input_size, paired=True) for k, m in (("pruned", pruned), ("snapped", snapped))}
     ratios, ms = [], {"pruned": [], "snapped": []}
     for _ in range(rounds):
         rel = time_relative(backend, runs["snapped"], runs["pruned"])

@@ -106,14 +106,20 @@ def naive_cost_seconds(result, repeats=100):
 
 def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=5):
     """Predicted vs measured end to end for n random-width students and n_snapped students
-    snapped up to the staircase (what the designer builds), measured in interleaved passes,
-    each student beside the full network (student, full, full, student).
+    snapped up to the staircase (what the designer builds), measured in interleaved passes.
 
-    Two errors per student: of the latency itself (predicted ms vs the median measured ms),
-    and of its ratio to the full network measured in the same pass (what is left once the
-    machine's drift since the profile was made cancels). The measured ratio is the median
-    over the passes; how far the passes scatter (max - min over median) is the
-    measurement's own noise, which bounds how well any prediction can be seen to do."""
+    In each pass every student is timed beside the full network, block by block
+    (``time_relative``, both sessions prepared ``paired``), and the full network once more as
+    deployed (threads spinning). Two errors per student: of its ratio to the full network
+    (the median over the passes; the machine's drift since the profile was made cancels),
+    and of the latency itself (predicted ms vs the ratio times the deployed full network's
+    time in the same pass). How far the passes scatter (max - min over median) is the
+    measurement's own noise, which bounds how well any prediction can be seen to do.
+
+    Last, one check of the ruler: each student timed in turn with the full network, both as
+    deployed, a whole measurement each (student, full, full, student: the way whole
+    networks were compared before ``time_relative`` paired them). Its ratio over the paired
+    one, the median over students, is how far pairing without spinning moves the ratio."""
     rng = random.Random(seed)
     resolved = resolve_model(model)
     size = resolved.architecture.input_size
@@ -127,18 +133,23 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
             kind = "snapped"
             widths = {s: snap_slot(prof, net, s, w, "up") for s, w in widths.items()}
         students.append((kind, widths, make_student(resolved.model, widths).eval()))
-    full_run = backend.prepare_model(resolved.model.eval(), size)
-    runs = [backend.prepare_model(model, size) for _, _, model in students]
-    measured = {i: [] for i in range(len(students))}
+    full_paired = backend.prepare_model(resolved.model.eval(), size, paired=True)
+    full_deployed = backend.prepare_model(resolved.model.eval(), size)
+    runs = [backend.prepare_model(model, size, paired=True) for _, _, model in students]
+    protocol = TIMINGS["standard"].calibration  # the calibration's, as there
     ratios = {i: [] for i in range(len(students))}
-    for _ in range(passes):  # each pass visits every student in a fresh order, each next to the full network
+    measured = {i: [] for i in range(len(students))}
+    for _ in range(passes):  # each pass visits every student in a fresh order
+        full_ms = backend.time(full_deployed, TIMINGS["standard"].network).median_ms
         order = list(range(len(students)))
         rng.shuffle(order)
         for i in order:
-            # linear drift cancels in the ratio; the calibration's shorter protocol, as there
-            rel = time_relative(backend, runs[i], full_run, protocol=TIMINGS["standard"].calibration)
-            measured[i] += [m.median_ms for m in rel.runs]
-            ratios[i].append(rel.ratio)
+            ratio = time_relative(backend, runs[i], full_paired, pairs=1, protocol=protocol).ratio
+            ratios[i].append(ratio)
+            measured[i].append(ratio * full_ms)
+    del runs, full_paired
+    deployed = [_alternated_ratio(backend, backend.prepare_model(model, size), full_deployed, protocol)
+                for _, _, model in students]
     full_pred = predict(prof, net, {}).median_ms
     errors = {"random": [], "snapped": []}
     ratio_errors = {"random": [], "snapped": []}
@@ -152,11 +163,12 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
         r = statistics.median(ratios[i])
         ratio_errors[kind].append(abs(p / full_pred - r) / r)
         rows.append({"kind": kind, "predicted_ratio": p / full_pred, "measured_ratio": r, "pass_ratios": ratios[i],
-                     "pass_spread": (max(ratios[i]) - min(ratios[i])) / r,
+                     "pass_spread": (max(ratios[i]) - min(ratios[i])) / r, "deployed_ratio": deployed[i],
                      "off_block_slots": sum(1 for s, w in widths.items() if block and w != slots[s]["width"]
                                             and w % block)})
-    return {"model": model, "students": n, "snapped_students": n_snapped, "passes": passes,
+    return {"model": model, "students": n, "snapped_students": n_snapped, "passes": passes, "ruler": "paired",
             "median_pass_spread": statistics.median(row["pass_spread"] for row in rows),
+            "deployed_over_paired": statistics.median(row["deployed_ratio"] / row["measured_ratio"] for row in rows),
             "median_abs_error": statistics.median(errors["random"]), "max_abs_error": max(errors["random"]),
             "median_ratio_error": statistics.median(ratio_errors["random"]),
             "max_ratio_error": max(ratio_errors["random"]),
@@ -166,6 +178,13 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
             "snapped_max_ratio_error": max(ratio_errors["snapped"]) if n_snapped else None,
             "calibration_scale": calibration.get("scale"), "misalignment": calibration.get("misalignment"),
             "block": block, "per_student": rows}
+
+
+def _alternated_ratio(backend, run, reference, protocol) -> float:
+    """``run`` over ``reference``, a whole measurement each in the order run, reference,
+    reference, run: the mean of the two pairs' ratios (linear drift cancels)."""
+    a, b, c, d = (backend.time(f, protocol).median_ms for f in (run, reference, reference, run))
+    return (a / b + d / c) / 2
 
 
 def step_sizes(model, backends, tmp, keep, done):
@@ -247,9 +266,10 @@ def main() -> int:
                 r = results[model]
                 pred = prediction_error(model, backend, r, args.students, passes=args.passes)
                 report["prediction"].append(pred)
-                print(f"[3] {model}: median |error| {pred['median_abs_error']:.1%}, worst {pred['max_abs_error']:.1%}; "
-                      f"ratio {pred['median_ratio_error']:.1%} / {pred['max_ratio_error']:.1%}; snapped "
-                      f"{pred['snapped_median_abs_error']:.1%} / {pred['snapped_max_abs_error']:.1%}",
+                print(f"[3] {model}: median |ratio error| {pred['median_ratio_error']:.1%}, worst "
+                      f"{pred['max_ratio_error']:.1%} (ms: {pred['median_abs_error']:.1%} / {pred['max_abs_error']:.1%}); "
+                      f"snapped {pred['snapped_median_ratio_error']:.1%} / {pred['snapped_max_ratio_error']:.1%}; "
+                      f"pass spread {pred['median_pass_spread']:.1%}; deployed / paired {pred['deployed_over_paired']:.3f}",
                       flush=True)
         if 4 in args.parts:
             backends = [("torch", {"threads": args.threads}), ("onnxruntime", {"threads": args.threads}),
@@ -300,13 +320,15 @@ def render(r: dict) -> str:
                   "Random widths: 25-100% of each slot, drawn independently. Snapped: such widths snapped up to "
                   "the staircase (what the designer builds). Other students than the profile's calibration ones; "
                   f"{_passes(r['prediction'])} interleaved passes, each student timed beside the full network "
-                  "(student, full, full, student; the median of the pairs' ratios), and the median over the passes. "
-                  "|error| compares milliseconds; |ratio error| compares the latency relative to the "
-                  "full network timed beside it (the machine's drift since profiling cancels). Pass spread: "
+                  f"{_ruler(r['prediction'])}, and the median over the passes. "
+                  "|ratio error| compares the latency relative to the full network timed beside it (the "
+                  "machine's drift since profiling cancels); |error| compares milliseconds. Pass spread: "
                   "how far one student's passes scatter (max - min over median; the median over students), "
-                  "the measurement's own noise.", "",
+                  "the measurement's own noise. Deployed / paired: the ratio timed the old way, student and "
+                  "full network in turn with threads spinning as deployed, over the paired one (the median "
+                  "over students): what the ruler's pairing moves.", "",
                   format_table(["model", "widths", "students", "median |error|", "worst |error|",
-                                "median |ratio error|", "worst |ratio error|", "pass spread",
+                                "median |ratio error|", "worst |ratio error|", "pass spread", "deployed / paired",
                                 "calibration (scale, misalignment, block)"],
                                [row for x in r["prediction"] for row in _prediction_rows(x)]), ""]
     if r["steps"]:
@@ -314,6 +336,13 @@ def render(r: dict) -> str:
                   format_table(["backend", "median step", "slots with steps", "profile s"],
                                [[x["backend"], x.get("median_step", "-"), x.get("slots_with_steps", "-"), x.get("seconds", x.get("error"))] for x in r["steps"]]), ""]
     return "\n".join(lines)
+
+
+def _ruler(rows: list[dict]) -> str:
+    if all(x.get("ruler") == "paired" for x in rows):
+        return ("block by block, threads not spinning between calls (`time_relative`); |error| takes the "
+                "ratio times the full network's time as deployed (threads spinning), measured in the same pass")
+    return "(student, full, full, student, a whole measurement each; the median of the pairs' ratios)"
 
 
 def _passes(rows: list[dict]) -> str:
@@ -327,12 +356,13 @@ def _prediction_rows(x: dict) -> list[list]:
     cal = (f"{x['calibration_scale']:.2f}, {x.get('misalignment') or 0:.3f}, {x.get('block')}"
            if x.get("calibration_scale") is not None else "-")
     spread = pct(x.get("median_pass_spread"))
+    deployed = "-" if x.get("deployed_over_paired") is None else f"{x['deployed_over_paired']:.3f}"
     rows = [[x["model"], "random", x["students"], pct(x["median_abs_error"]), pct(x["max_abs_error"]),
-             pct(x.get("median_ratio_error")), pct(x.get("max_ratio_error")), spread, cal]]
+             pct(x.get("median_ratio_error")), pct(x.get("max_ratio_error")), spread, deployed, cal]]
     if x.get("snapped_students"):
         rows.append([x["model"], "snapped", x["snapped_students"], pct(x["snapped_median_abs_error"]),
                      pct(x["snapped_max_abs_error"]), pct(x["snapped_median_ratio_error"]),
-                     pct(x["snapped_max_ratio_error"]), spread, cal])
+                     pct(x["snapped_max_ratio_error"]), spread, deployed, cal])
     return rows
 
 

@@ -129,8 +129,9 @@ def _remeasure(backend, unpruned, input_size, variants: dict,
 
     specs = sorted({p["spec"] for v in variants.values() for p in [v["baseline"], *v["front"]]
                     if p is not None and p.get("spec")})
-    reference = backend.prepare_model(unpruned, tuple(input_size))
-    runs = {spec: backend.prepare_model(resolve_model(spec).model.eval(), tuple(input_size)) for spec in specs}
+    reference = backend.prepare_model(unpruned, tuple(input_size), paired=True)
+    runs = {spec: backend.prepare_model(resolve_model(spec).model.eval(), tuple(input_size), paired=True)
+            for spec in specs}
     ratios: dict[str, list[float]] = {spec: [] for spec in specs}
     unpruned_ms: list[float] = []
     rng = random.Random(0)

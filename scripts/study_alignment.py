@@ -97,13 +97,13 @@ def main() -> int:
     else:
         backend = backend_of(profile)
         model = resolved.model.eval()
-        full = backend.prepare_model(model, size)
+        full = backend.prepare_model(model, size, paired=True)
         rng = random.Random(11)
         rows = []
         for i in range(args.students):
             kind = KINDS[i % len(KINDS)]
             widths = draw(slots, kind, rng)
-            run = backend.prepare_model(make_student(model, widths, size).eval(), size)
+            run = backend.prepare_model(make_student(model, widths, size).eval(), size, paired=True)
             ratio = time_relative(backend, run, full, pairs=4, protocol=TIMINGS["standard"].calibration).ratio
             rows.append({"kind": kind, "widths": widths, "ratio": ratio})
             print(f"{i + 1}/{args.students} {kind}: {ratio:.3f} of the full network", flush=True)

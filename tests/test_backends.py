@@ -6,8 +6,9 @@ import torch
 from staircase import create_model
 from staircase.errors import StaircaseError
 from staircase.profile.backends import BACKENDS, get_backend
+from staircase.profile.network import time_relative
 from staircase.profile.ops import OpSpec
-from staircase.profile.timing import TimingProtocol
+from staircase.profile.timing import Measurement, TimingProtocol
 
 FAST = TimingProtocol(warmup_s=0.0, min_block_s=0.0005, min_samples=3, max_samples=5, max_s=0.2)
 CONV = OpSpec("conv", "out", 8, 16, (3, 3), (2, 2), (1, 1), (12, 12), norm_act=True)
@@ -38,9 +39,51 @@ def test_every_op_kind_runs_and_times(backend, op):
     assert m.median_ms > 0 and m.n >= 3
 
 
-def test_whole_network_runs(backend):
-    run = backend.prepare_model(create_model("wrn_16_1").eval(), (3, 32, 32))
+@pytest.mark.parametrize("paired", [False, True])
+def test_whole_network_runs(backend, paired):
+    run = backend.prepare_model(create_model("wrn_16_1").eval(), (3, 32, 32), paired=paired)
     assert tuple(torch.as_tensor(run()).shape) == (1, 10)
+
+
+def test_onnxruntime_threads_spin_as_deployed_except_where_sessions_are_paired(monkeypatch):
+    ort = pytest.importorskip("onnxruntime")
+    spinning = []
+    real = ort.InferenceSession
+
+    def recording(model, opts, **kw):
+        try:
+            spinning.append(opts.get_session_config_entry("session.intra_op.allow_spinning"))
+        except Exception:  # noqa: BLE001 - unset: the runtime's default, spinning
+            spinning.append("default")
+        return real(model, opts, **kw)
+
+    monkeypatch.setattr(ort, "InferenceSession", recording)
+    be = _backend("onnxruntime")
+    model = create_model("wrn_16_1").eval()
+    be.prepare_model(model, (3, 32, 32))
+    be.prepare_model(model, (3, 32, 32), paired=True)
+    be.prepare_op(CONV, 5)
+    assert spinning == ["default", "0", "0"]
+
+
+class _ScriptedBackend:
+    """Answers ``time`` with the next of a list of (ratio, ms) pairs."""
+
+    def __init__(self, answers):
+        self.answers, self.calls = list(answers), []
+
+    def time(self, run, protocol, reference=None):
+        self.calls.append((run, reference))
+        ratio, ms = self.answers.pop(0)
+        return Measurement(ms, 0.1 * ms, 10, False, 10, ratio, 0.01, ms / ratio)
+
+
+def test_time_relative_pairs_each_measurement_and_outvotes_a_disturbed_one():
+    be = _ScriptedBackend([(0.80, 4.0), (1.60, 8.0), (0.82, 4.1)])
+    rel = time_relative(be, "student", "full", pairs=3)
+    assert be.calls == [("student", "full")] * 3  # block by block, never alone
+    assert rel.ratio == pytest.approx(0.82) and rel.run_ms == pytest.approx(4.1)
+    assert rel.reference_ms == pytest.approx(5.0) and len(rel.runs) == 3
 
 
 def test_fingerprint_records_what_latency_depends_on(backend):

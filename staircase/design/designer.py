@@ -103,7 +103,7 @@ def backend_of(profile: Profile) -> Backend:
                        precision=fp.get("precision", "f32"))
 
 
-MEASURE_PAIRS = 3  # student/teacher pairs per measurement: the median of three outvotes one disturbed pair
+MEASURE_PAIRS = 3  # paired student/teacher measurements: the median of three outvotes one disturbed one
 FILL_WITHIN = 0.03  # a student this close below its target is not redesigned to fill the gap
 
 
@@ -210,13 +210,13 @@ class Designer:
         return Designed(spec, predicted, student_m.median_ms, student_m.iqr_ms, retained, at_profile_ms=at_profile)
 
     def _measure_beside_teacher(self, model) -> tuple[Measurement, float, float]:
-        """The student and the teacher timed alternately (student, teacher, teacher, student,
-        ...: linear drift cancels in the ratio); the student's best-spread run with its median
+        """The student timed block by block beside the teacher (``time_relative``: drift
+        cancels in the ratio); the student's best-spread run with its median
         time, the teacher's median time, and the student's median ratio to the teacher."""
         backend = self._backend()
         if self._teacher_run is None:
-            self._teacher_run = backend.prepare_model(self.resolved.model.eval(), self.arch.input_size)
-        rel = time_relative(backend, backend.prepare_model(model, self.arch.input_size), self._teacher_run,
+            self._teacher_run = backend.prepare_model(self.resolved.model.eval(), self.arch.input_size, paired=True)
+        rel = time_relative(backend, backend.prepare_model(model, self.arch.input_size, paired=True), self._teacher_run,
                             pairs=MEASURE_PAIRS)
         student = replace(min(rel.runs, key=lambda m: m.iqr_ms), median_ms=rel.run_ms)
         return student, rel.reference_ms, rel.ratio

@@ -67,8 +67,15 @@ class Backend(ABC):
         """A call that runs ``op`` at ``width`` once and returns its output, everything built."""
 
     @abstractmethod
-    def prepare_model(self, model: nn.Module, input_size: tuple[int, ...]) -> Callable[[], object]:
-        """A call that runs the whole network once on one batch and returns its first output."""
+    def prepare_model(self, model: nn.Module, input_size: tuple[int, ...], paired: bool = False
+                      ) -> Callable[[], object]:
+        """A call that runs the whole network once on one batch and returns its first output.
+
+        ``paired``: it will be timed block by block beside another paired network
+        (``network.time_relative``), as ops are beside their full width. Where a runtime's
+        threads spin between calls (ONNX Runtime), they are told not to, or the idle
+        session's threads fight the running one's for the cores. Unpaired, the network runs
+        as deployed."""
 
     def version(self) -> str:
         return torch.__version__
@@ -156,8 +163,9 @@ class TorchBackend(Backend):
             layers += [nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
         return self._runner(nn.Sequential(*layers), (self.batch, cin, *op.hw))
 
-    def prepare_model(self, model: nn.Module, input_size: tuple[int, ...]) -> Callable[[], object]:
-        import copy
+    def prepare_model(self, model: nn.Module, input_size: tuple[int, ...], paired: bool = False
+                      ) -> Callable[[], object]:
+        import copy  # paired or not alike: both networks share this process's thread pool
 
         return self._runner(copy.deepcopy(model), (self.batch, *input_size))
 
@@ -202,10 +210,12 @@ class OnnxRuntimeBackend(Backend):
         # (timed with it) keeps and the width differences do not see.
         return self._session(model.SerializeToString(), shape, spinning=False)
 
-    def prepare_model(self, model: nn.Module, input_size: tuple[int, ...]) -> Callable[[], object]:
+    def prepare_model(self, model: nn.Module, input_size: tuple[int, ...], paired: bool = False
+                      ) -> Callable[[], object]:
         from .onnx_graph import export_model
 
-        return self._session(export_model(model, input_size, self.batch), (self.batch, *input_size))
+        return self._session(export_model(model, input_size, self.batch), (self.batch, *input_size),
+                             spinning=not paired)
 
 
 class OpenVinoBackend(Backend):
@@ -260,9 +270,11 @@ class OpenVinoBackend(Backend):
         model, shape = op_model(op, width, self.batch)
         return self._compile(model.SerializeToString(), shape)
 
-    def prepare_model(self, model: nn.Module, input_size: tuple[int, ...]) -> Callable[[], object]:
+    def prepare_model(self, model: nn.Module, input_size: tuple[int, ...], paired: bool = False
+                      ) -> Callable[[], object]:
         from .onnx_graph import export_model
 
+        # paired or not alike, as its ops are timed beside their full width
         return self._compile(export_model(model, input_size, self.batch), (self.batch, *input_size))
 
 

@@ -27,7 +27,7 @@ from .store import Profile
 from .timing import Measurement, TimingProtocol
 
 __all__ = ["Prediction", "predict", "slot_cost", "snap_slot", "slot_delta", "raw_delta", "calibration_scale", "misaligned_ms",
-           "vector_block", "measure_network", "time_alternating", "Relative", "time_relative"]
+           "vector_block", "measure_network", "Relative", "time_relative"]
 
 
 @dataclass(frozen=True)
@@ -168,40 +168,36 @@ def slot_delta(profile: Profile, network: str, slot: str, width: int) -> tuple[f
     return delta, math.sqrt(var)
 
 
-def time_alternating(backend: Backend, run: Callable[[], object], reference: Callable[[], object], pairs: int = 2,
-                     protocol: TimingProtocol | None = None) -> tuple[list[Measurement], list[Measurement]]:
-    """Time two prepared networks alternately, ``pairs`` times each, in the order run,
-    reference, reference, run, run, reference, ...: drift that is linear in time cancels in the
-    ratio of their medians. Returns the measurements of ``run`` and of ``reference``."""
-    from .sweep import FULL_NETWORK_PROTOCOL
-
-    times: tuple[list[Measurement], list[Measurement]] = ([], [])
-    for i in range(2 * pairs):
-        first = i % 4 in (0, 3)
-        times[0 if first else 1].append(backend.time(run if first else reference, protocol or FULL_NETWORK_PROTOCOL))
-    return times
-
-
 @dataclass(frozen=True)
 class Relative:
-    """A network timed beside a reference: the median of the adjacent pairs' ratios (a
-    disturbed measurement moves one pair, not the verdict), each side's median ms, and the
-    measurements themselves."""
+    """A network timed beside a reference: the median of the paired measurements' ratios (a
+    disturbed measurement moves one of them, not the verdict), each side's median ms in the
+    paired configuration, and the student's measurements themselves."""
 
     ratio: float
     run_ms: float
     reference_ms: float
     runs: list[Measurement]
-    references: list[Measurement]
 
 
 def time_relative(backend: Backend, run: Callable[[], object], reference: Callable[[], object], pairs: int = 2,
                   protocol: TimingProtocol | None = None) -> Relative:
-    """``run`` against ``reference``, alternated as in ``time_alternating``."""
-    runs, references = time_alternating(backend, run, reference, pairs, protocol)
-    ratio = statistics.median(a.median_ms / b.median_ms for a, b in zip(runs, references, strict=True))
-    return Relative(ratio, statistics.median(m.median_ms for m in runs),
-                    statistics.median(m.median_ms for m in references), runs, references)
+    """``run`` against ``reference``, both prepared with ``paired=True``: ``pairs`` times,
+    block by block (a block of one, then a block of the other, and so on, as ops are timed
+    beside their full width), so drift on any time scale longer than a block cancels in
+    each ratio.
+
+    This replaced timing the two in turn, a whole measurement each (run, reference,
+    reference, run, ...), which only cancels drift that is linear over seconds: on this
+    project's 2-core machine that scattered several times more between repeats (the
+    README's prediction section has the figures; ``scripts/bench_profiler.py`` part 3
+    reports how far the two rulers' ratios differ).
+    """
+    from .sweep import FULL_NETWORK_PROTOCOL
+
+    runs = [backend.time(run, protocol or FULL_NETWORK_PROTOCOL, reference=reference) for _ in range(pairs)]
+    return Relative(statistics.median(m.ratio for m in runs), statistics.median(m.median_ms for m in runs),
+                    statistics.median(m.ref_ms for m in runs), runs)
 
 
 def measure_network(backend: Backend, model: nn.Module, input_size, protocol: TimingProtocol | None = None) -> Measurement:

@@ -206,9 +206,10 @@ def disturbed_whole_network(profile: Profile, network: str) -> str | None:
             "`staircase profile` with --recalibrate (the op measurements are kept)")
 
 
-CALIBRATION_VERSION = 6  # older calibrations (a scale only; the op step as the alignment; misaligned
+CALIBRATION_VERSION = 7  # older calibrations (a scale only; the op step as the alignment; misaligned
 # slots priced at full width; a quarter of the students random; the finer of two alignments that
-# fit alike) are redone when the profile is rerun
+# fit alike; students timed in turn with the full network, not block by block) are redone when the
+# profile is rerun
 
 
 def _calibrate(profile: Profile, network: str, backend: Backend, model, size, count: int, seed: int,
@@ -221,10 +222,10 @@ def _calibrate(profile: Profile, network: str, backend: Backend, model, size, co
     aligned, and a slot off the alignment converts layouts on its way in and out, which a
     lone op does not show. Which alignment a whole network needs is not the op curves'
     step: on this project's CPU the ops step every 16 channels, but whole networks pay only
-    for widths off a multiple of 4. So a few students are timed end to end, alternating
-    with the full network (student, full, full, student, student, full, ...: linear drift
-    cancels; the median of the adjacent pairs' ratios counts, so one disturbed measurement
-    does not): half with random widths, the others with random multiples of the step, of
+    for widths off a multiple of 4. So a few students are timed end to end, block by block
+    beside the full network (``time_relative``: drift cancels; the median of
+    ``CALIBRATION_PAIRS`` such ratios counts, so one disturbed measurement does not): half
+    with random widths, the others with random multiples of the step, of
     half of it and of a quarter of it; every other round of these narrow. (The random ones
     pin the misalignment cost down: refitted on draws of 12 of the 48 students of
     ``scripts/study_alignment.py``, it ranged 0.191-0.330 (10th-90th percentile) with a
@@ -237,9 +238,8 @@ def _calibrate(profile: Profile, network: str, backend: Backend, model, size, co
     where ``misaligned ms`` is the time of the layers of slots whose width is off the
     alignment, at that width; the coarsest alignment that fits as well as any (within
     ``BLOCK_RESIDUAL_TIE``) is kept (``block``). Measured differences are taken as ratios to
-    the full network measured alongside, times the profile's full-network time: drift
-    since the sweep cancels. Whole networks are not block-paired like ops: with the
-    runtimes' default thread spinning, two alternating sessions fight for the cores.
+    the full network measured alongside, times the profile's full-network time (taken as
+    deployed, threads spinning): drift since the sweep cancels.
     """
     from ..slots import make_student
     from .network import misaligned_ms, raw_delta, time_relative, vector_block
@@ -249,7 +249,7 @@ def _calibrate(profile: Profile, network: str, backend: Backend, model, size, co
     blocks = candidate_blocks(vector_block(profile, network))
     alignments = [kind for block in blocks[:3] for kind in (None, block)] or [None]
     rng = random.Random(seed + 7919)
-    full_run = backend.prepare_model(model, size)
+    full_run = backend.prepare_model(model, size, paired=True)
     log(f"calibrating the prediction on {count} students (widths random or on multiples of "
         f"{', '.join(map(str, blocks[:3])) or '-'})")
     points = []
@@ -262,7 +262,7 @@ def _calibrate(profile: Profile, network: str, backend: Backend, model, size, co
         align = alignments[i % len(alignments)]
         if align:
             widths = {n: min(slots[n]["width"], max(align, align * round(w / align))) for n, w in widths.items()}
-        run = backend.prepare_model(make_student(model, widths, size), size)
+        run = backend.prepare_model(make_student(model, widths, size), size, paired=True)
         ratio = time_relative(backend, run, full_run, pairs=CALIBRATION_PAIRS, protocol=protocol).ratio
         points.append({"widths": widths, "aligned_to": align, "predicted_delta_ms": raw_delta(profile, network, widths),
                        "measured_delta_ms": (ratio - 1) * full_ms})

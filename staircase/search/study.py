@@ -136,7 +136,8 @@ def run_trial(job: dict[str, Any]) -> dict[str, Any]:
     weights = save_checkpoint(out / "pruned.pt", {"model": model.state_dict()})
 
     backend = get_backend(s.backend, s.backend_device, threads=s.threads)
-    run, reference = backend.prepare_model(model.eval(), size), backend.prepare_model(teacher.eval(), size)
+    run = backend.prepare_model(model.eval(), size, paired=True)
+    reference = backend.prepare_model(teacher.eval(), size, paired=True)
     ratio = time_relative(backend, run, reference, protocol=TIMINGS[s.timing].network).ratio
     latency = ratio * job["reference_ms"]
 
