@@ -53,7 +53,7 @@ def _pruned_share(full: dict[str, int], order: list[str], share: float) -> dict[
 
 
 def _measure_paired(designer, pruned, snapped, input_size, rounds=5):
-    """The snapped network timed beside the pruned one (snapped, pruned, pruned, snapped) in
+    """The snapped network timed block by block beside the pruned one (``time_relative``) in
     ``rounds`` rounds: the median ratio of the two (drift cancels), the range of the rounds'
     ratios, and each network's median ms."""
     backend = designer._backend()
@@ -195,8 +195,8 @@ def render(r: dict) -> str:
                                 for x in r["gain"]]), ""]
     for h in r["hits"]:
         lines += [f"## 2. Target hit rate: {h['model']} (teacher {h['teacher_ms']:.3f} ms in the profile)", "",
-                  "Each student is timed beside the teacher in 3 pairs (student, teacher, teacher, student, ...); "
-                  "'share' is the median of the pairs' ratios, which the target share is checked against (drift "
+                  "Each student is timed block by block beside the teacher, 3 times (`time_relative`); "
+                  "'share' is the median of the 3 ratios, which the target share is checked against (drift "
                   "cancels); the absolute milliseconds (medians) are shown too.", "",
                   format_table(["target share", "target ms", "measured ms", "teacher beside ms", "share",
                                 "vs target", "designs", "seconds"],

@@ -45,16 +45,19 @@ def test_whole_network_runs(backend, paired):
     assert tuple(torch.as_tensor(run()).shape) == (1, 10)
 
 
-def test_onnxruntime_threads_spin_as_deployed_except_where_sessions_are_paired(monkeypatch):
+def test_onnxruntime_threads_spin_as_deployed_and_stop_between_calls_where_sessions_are_paired(monkeypatch):
     ort = pytest.importorskip("onnxruntime")
     spinning = []
     real = ort.InferenceSession
 
-    def recording(model, opts, **kw):
+    def entry(opts, key):
         try:
-            spinning.append(opts.get_session_config_entry("session.intra_op.allow_spinning"))
-        except Exception:  # noqa: BLE001 - unset: the runtime's default, spinning
-            spinning.append("default")
+            return opts.get_session_config_entry(key)
+        except Exception:  # noqa: BLE001 - unset: the runtime's default
+            return "-"
+
+    def recording(model, opts, **kw):
+        spinning.append((entry(opts, "session.intra_op.allow_spinning"), entry(opts, "session.force_spinning_stop")))
         return real(model, opts, **kw)
 
     monkeypatch.setattr(ort, "InferenceSession", recording)
@@ -63,7 +66,7 @@ def test_onnxruntime_threads_spin_as_deployed_except_where_sessions_are_paired(m
     be.prepare_model(model, (3, 32, 32))
     be.prepare_model(model, (3, 32, 32), paired=True)
     be.prepare_op(CONV, 5)
-    assert spinning == ["default", "0", "0"]
+    assert spinning == [("-", "-"), ("-", "1"), ("0", "-")]  # deployed; within a call; never
 
 
 class _ScriptedBackend:
