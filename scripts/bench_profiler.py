@@ -322,7 +322,8 @@ def render(r: dict) -> str:
                   f"{_passes(r['prediction'])} interleaved passes, each student timed beside the full network "
                   f"{_ruler(r['prediction'])}, and the median over the passes. "
                   "|ratio error| compares the latency relative to the full network timed beside it (the "
-                  "machine's drift since profiling cancels); |error| compares milliseconds. Pass spread: "
+                  "machine's drift since profiling cancels); |error| compares milliseconds"
+                  f"{_ms_basis(r['prediction'])}. Pass spread: "
                   "how far one student's passes scatter (max - min over median; the median over students), "
                   "the measurement's own noise. Deployed / paired: the ratio timed the old way, student and "
                   "full network in turn with threads spinning as deployed, over the paired one (the median "
@@ -340,9 +341,16 @@ def render(r: dict) -> str:
 
 def _ruler(rows: list[dict]) -> str:
     if all(x.get("ruler") == "paired" for x in rows):
-        return ("block by block, threads not spinning between calls (`time_relative`); |error| takes the "
-                "ratio times the full network's time as deployed (threads spinning), measured in the same pass")
+        return ("block by block (`time_relative`; ONNX Runtime's threads spin within a call and stop between "
+                "calls), the ratio of each student to the full network")
     return "(student, full, full, student, a whole measurement each; the median of the pairs' ratios)"
+
+
+def _ms_basis(rows: list[dict]) -> str:
+    if all(x.get("ruler") == "paired" for x in rows):
+        return (" (the measured ms: the ratio times the full network's time as deployed, threads spinning, "
+                "taken in the same pass)")
+    return ""
 
 
 def _passes(rows: list[dict]) -> str:

@@ -12,7 +12,7 @@ from staircase.errors import SpecError
 from staircase.profile.backends import get_backend
 from staircase.profile.network import misaligned_ms, predict, raw_delta
 from staircase.profile.store import Profile, ProfileMismatch
-from staircase.profile.sweep import grid_widths, profile_network
+from staircase.profile.sweep import CALIBRATION_VERSION, grid_widths, profile_network
 
 
 def _sweep(path, **kw):
@@ -44,7 +44,7 @@ def test_sweep_shares_ops_and_predicts(tmp_path):
     assert smaller.median_ms != full.median_ms
     calibration = prof.networks[r.network]["calibration"]
     assert 0.2 <= calibration["scale"] <= 3.0 and len(calibration["students"]) == 12
-    assert calibration["misalignment"] >= 0 and calibration["version"] == 6
+    assert calibration["misalignment"] >= 0 and calibration["version"] == CALIBRATION_VERSION == 7
     penalty = calibration["misalignment"] * misaligned_ms(prof, r.network, narrow, calibration["block"])
     assert smaller.median_ms == pytest.approx(full.median_ms + calibration["scale"] * raw_delta(prof, r.network, narrow)
                                               + penalty)
@@ -60,7 +60,7 @@ def test_sweep_shares_ops_and_predicts(tmp_path):
     assert recalibrated.complete and recalibrated.measured == 0
     assert any("calibrating the prediction on 12 students" in m for m in logs)
     entry = Profile.load(tmp_path / "p.json").networks[r.network]
-    assert entry["calibration"]["version"] == 6 and "full" in entry and "untouched_ms" in entry
+    assert entry["calibration"]["version"] == CALIBRATION_VERSION and "full" in entry and "untouched_ms" in entry
 
 
 def test_profile_on_another_device_is_refused(tmp_path):

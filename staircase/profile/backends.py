@@ -223,10 +223,11 @@ class OnnxRuntimeBackend(Backend):
                       ) -> Callable[[], object]:
         from .onnx_graph import export_model
 
-        # Paired, the threads still spin within a call, as deployed. With no spinning at all,
-        # WRN-40-2's students of random widths (whose layout conversions leave a thread
-        # waiting) read 4.3% faster relative to the full network than as deployed, in the
-        # median (bench_profiler.py part 3's "deployed / paired", 1.043, on 2 cores)
+        # Paired, the threads still spin within a call, as a deployed session runs each call.
+        # bench_profiler.py part 3 checks the paired ratio against the old in-turn one with
+        # spinning threads ("deployed / paired"): 0.97-1.05 in the median over 30 students,
+        # with spinning turned off altogether or within a call alike, on 2 cores; the in-turn
+        # ruler's own scatter (12-22% per student) does not tell the two settings apart
         return self._session(export_model(model, input_size, self.batch), (self.batch, *input_size),
                              spin="within_run" if paired else "deployed")
 
