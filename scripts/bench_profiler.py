@@ -119,7 +119,7 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
     Last, one check of the ruler: each student timed in turn with the full network, both as
     deployed, a whole measurement each (student, full, full, student: the way whole
     networks were compared before ``time_relative`` paired them). Its ratio over the paired
-    one, the median over students, is how far pairing without spinning moves the ratio."""
+    one, the median over students, is how far the paired ruler moves the ratio."""
     rng = random.Random(seed)
     resolved = resolve_model(model)
     size = resolved.architecture.input_size
