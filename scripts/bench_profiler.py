@@ -316,14 +316,15 @@ def render(r: dict) -> str:
                                [[x["model"], x["grid"], x["measurements"], round(x["profile_s"], 1),
                                  round(x["naive_estimate_s"], 1), round(x["ratio"], 2)] for x in r["cost"]]), ""]
     if r["prediction"]:
+        ruler, ms_basis = _ruler(r["prediction"])
         lines += ["## 3. Prediction vs end-to-end measurement", "",
                   "Random widths: 25-100% of each slot, drawn independently. Snapped: such widths snapped up to "
                   "the staircase (what the designer builds). Other students than the profile's calibration ones; "
                   f"{_passes(r['prediction'])} interleaved passes, each student timed beside the full network "
-                  f"{_ruler(r['prediction'])}, and the median over the passes. "
+                  f"{ruler}, and the median over the passes. "
                   "|ratio error| compares the latency relative to the full network timed beside it (the "
                   "machine's drift since profiling cancels); |error| compares milliseconds"
-                  f"{_ms_basis(r['prediction'])}. Pass spread: "
+                  f"{ms_basis}. Pass spread: "
                   "how far one student's passes scatter (max - min over median; the median over students), "
                   "the measurement's own noise. Deployed / paired: the ratio timed the old way, student and "
                   "full network in turn with threads spinning as deployed, over the paired one (the median "
@@ -339,18 +340,15 @@ def render(r: dict) -> str:
     return "\n".join(lines)
 
 
-def _ruler(rows: list[dict]) -> str:
+def _ruler(rows: list[dict]) -> tuple[str, str]:
+    """How part 3's students were timed beside the full network, and where its measured ms
+    came from (rows written before the paired ruler keep their own description)."""
     if all(x.get("ruler") == "paired" for x in rows):
         return ("block by block (`time_relative`; ONNX Runtime's threads spin within a call and stop between "
-                "calls), the ratio of each student to the full network")
-    return "(student, full, full, student, a whole measurement each; the median of the pairs' ratios)"
-
-
-def _ms_basis(rows: list[dict]) -> str:
-    if all(x.get("ruler") == "paired" for x in rows):
-        return (" (the measured ms: the ratio times the full network's time as deployed, threads spinning, "
+                "calls), the ratio of each student to the full network",
+                " (the measured ms: the ratio times the full network's time as deployed, threads spinning, "
                 "taken in the same pass)")
-    return ""
+    return "(student, full, full, student, a whole measurement each; the median of the pairs' ratios)", ""
 
 
 def _passes(rows: list[dict]) -> str:
