@@ -24,7 +24,7 @@ demo: install
 	$(BIN)/staircase demo
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 lint: install
 	$(BIN)/ruff check staircase tests scripts

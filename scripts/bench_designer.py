@@ -21,23 +21,23 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import torch
+
+from staircase.design.baselines import l1_scores, removal_order
+from staircase.design.designer import Designer, Saliency
+from staircase.design.measured import BesideTeacher, fit_to_target
+from staircase.files import atomic_write_json, atomic_write_text
+from staircase.modelref import resolve_model
+from staircase.profile.backends import backend_of
+from staircase.profile.store import Profile
+from staircase.profile.timing import time_relative
+from staircase.slots import make_student
+from staircase.table import format_table
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from staircase._io import atomic_write_json, atomic_write_text  # noqa: E402
-from staircase._table import format_table  # noqa: E402
-from staircase.design.baselines import l1_scores, removal_order  # noqa: E402
-from staircase.design.designer import Designer, Saliency, backend_of  # noqa: E402
-from staircase.modelref import resolve_model  # noqa: E402
-from staircase.profile.network import time_relative  # noqa: E402
-from staircase.profile.store import Profile  # noqa: E402
-from staircase.slots import make_student  # noqa: E402
 
 
 def _pruned_share(full: dict[str, int], order: list[str], share: float) -> dict[str, int]:
@@ -52,11 +52,10 @@ def _pruned_share(full: dict[str, int], order: list[str], share: float) -> dict[
     return widths
 
 
-def _measure_paired(designer, pruned, snapped, input_size, rounds=5):
+def _measure_paired(backend, pruned, snapped, input_size, rounds=5):
     """The snapped network timed block by block beside the pruned one (``time_relative``) in
     ``rounds`` rounds: the median ratio of the two (drift cancels), the range of the rounds'
     ratios, and each network's median ms."""
-    backend = designer._backend()
     runs = {k: backend.prepare_model(m, input_size, paired=True) for k, m in (("pruned", pruned), ("snapped", snapped))}
     ratios, ms = [], {"pruned": [], "snapped": []}
     for _ in range(rounds):
@@ -67,7 +66,7 @@ def _measure_paired(designer, pruned, snapped, input_size, rounds=5):
     return statistics.median(ratios), max(ratios) - min(ratios), {k: statistics.median(v) for k, v in ms.items()}
 
 
-def staircase_gain(designer: Designer, model_name: str) -> list[dict]:
+def staircase_gain(designer: Designer, backend, model_name: str) -> list[dict]:
     rows = []
     full = {n: designer.graph[n].width for n in designer.slots}
     order = removal_order(l1_scores(designer.graph, designer.slots))
@@ -75,9 +74,9 @@ def staircase_gain(designer: Designer, model_name: str) -> list[dict]:
     size = designer.arch.input_size
     for share in (0.3, 0.5, 0.7):
         pruned = _pruned_share(full, order, share)
-        snapped = designer.snapped(pruned, "up")
+        snapped = designer.snapped(pruned, "fill")
         nets = {"pruned": make_student(teacher, pruned, size).eval(), "snapped": make_student(teacher, snapped, size).eval()}
-        ratio, ratio_range, ms = _measure_paired(designer, nets["pruned"], nets["snapped"], size)
+        ratio, ratio_range, ms = _measure_paired(backend, nets["pruned"], nets["snapped"], size)
         params = {k: sum(p.numel() for p in m.parameters()) for k, m in nets.items()}
         rows.append({"model": model_name, "share": share, "params_pruned": params["pruned"],
                      "params_snapped": params["snapped"], "ms_pruned": ms["pruned"], "ms_snapped": ms["snapped"],
@@ -90,20 +89,21 @@ def staircase_gain(designer: Designer, model_name: str) -> list[dict]:
     return rows
 
 
-def hit_rate(designer: Designer, model_name: str, n: int = 10) -> dict:
+def hit_rate(designer: Designer, backend, model_name: str, n: int = 10) -> dict:
     """Targets at 30-90% of the teacher's latency in the profile. Each student is timed beside
-    the teacher (see ``Designer.student``): it hits when its time over the teacher's, measured
+    the teacher (``BesideTeacher``): it hits when its time over the teacher's, measured
     together, is at most the target share (+3%) - the machine's drift since the profile cancels.
     The absolute milliseconds are reported as well."""
     teacher_ms = designer.full_ms
     saliency = Saliency.from_parameters(designer.graph, designer.slots)
+    measure = BesideTeacher(backend, designer.resolved.model, designer.arch.input_size, teacher_ms)
     rows = []
     for i in range(n):
         frac = 0.3 + 0.6 * i / (n - 1)
         target = frac * teacher_ms
         start = time.perf_counter()
         try:
-            d = designer.design_for_target(target, saliency, f"t{i}", "bench")
+            d = fit_to_target(designer, target, saliency, f"t{i}", "bench", measure, log=lambda m: None)
         except Exception as exc:  # noqa: BLE001 - an unreachable target is a result too
             rows.append({"fraction": frac, "target_ms": target, "error": str(exc)})
             print(f"[2] {model_name} {frac:.0%}: {exc}", flush=True)
@@ -156,11 +156,11 @@ def main() -> int:
     report = {"profile": args.profile, "fingerprint": prof.fingerprint, "gain": [], "hits": [], "fisher": None}
     started = time.perf_counter()
     for model in args.models:
-        designer = Designer(prof, resolve_model(model), backend, log=lambda m: None)
+        designer = Designer(prof, resolve_model(model))
         if 1 in args.parts:
-            report["gain"] += staircase_gain(designer, model)
+            report["gain"] += staircase_gain(designer, backend, model)
         if 2 in args.parts:
-            report["hits"].append(hit_rate(designer, model))
+            report["hits"].append(hit_rate(designer, backend, model))
     if 3 in args.parts:
         report["fisher"] = fisher_throughput()
         print(f"[3] Fisher: {report['fisher']['channels_per_minute']:.0f} channels/minute", flush=True)

@@ -17,22 +17,21 @@ import dataclasses
 import json
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from staircase.files import atomic_write_json, atomic_write_text
+from staircase.modelref import resolve_model
+from staircase.profile.backends import get_backend
+from staircase.profile.prediction import LatencyModel
+from staircase.profile.staircase import snap, step_size
+from staircase.profile.sweep import profile_network
+from staircase.profile.timing import TIMINGS, time_relative
+from staircase.slots import make_student
+from staircase.table import format_table
 
-from staircase._io import atomic_write_json, atomic_write_text  # noqa: E402
-from staircase._table import format_table  # noqa: E402
-from staircase.modelref import resolve_model  # noqa: E402
-from staircase.profile.backends import get_backend  # noqa: E402
-from staircase.profile.network import predict, snap_slot, time_relative  # noqa: E402
-from staircase.profile.staircase import snap, step_size  # noqa: E402
-from staircase.profile.sweep import TIMINGS, profile_network  # noqa: E402
-from staircase.slots import make_student  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # full sweeps at 224x224 cost ~4x a grid of 4 that is refined around the steps
 GRIDS = {"resnet34": 4, "resnet18": 4, "densenet121": 4, "mobilenet_v2": 4}
@@ -53,8 +52,8 @@ def reproducibility(model, backend, paths):
     without, _, _ = _agreement(runs, with_period=False)
     return {"model": model, "agreement": agreement, "agreement_without_period": without,
             "periods": [r.profile.period(r.network) for r in runs],
-            "comparisons": 3 * len(runs[0].profile.networks[runs[0].network]["slots"]),
-            "slots_with_steps": with_steps, "slots": len(runs[0].profile.networks[runs[0].network]["slots"]),
+            "comparisons": 3 * len(runs[0].profile.network(runs[0].network).slots),
+            "slots_with_steps": with_steps, "slots": len(runs[0].profile.network(runs[0].network).slots),
             "seconds": [round(r.seconds, 1) for r in runs], "disagreements": disagreements}, runs[0]
 
 
@@ -64,7 +63,7 @@ def _agreement(runs, with_period: bool):
     agree = total = 0
     with_steps = [0] * len(runs)
     disagreements = []
-    for slot in runs[0].profile.networks[runs[0].network]["slots"]:
+    for slot in runs[0].profile.network(runs[0].network).slots:
         curves = [r.profile.slot_curve(r.network, slot) for r in runs]
         optimal = [(c if with_period else dataclasses.replace(c, period=None)).optimal() for c in curves]
         for i, opt in enumerate(optimal):
@@ -86,7 +85,7 @@ def _keep(result, kept: Path):
 
     prof = Profile.load(kept) if kept.exists() else Profile(kept, result.profile.fingerprint, result.profile.protocol)
     prof.check_fingerprint(result.profile.fingerprint)
-    for key in {k for s in result.profile.networks[result.network]["slots"].values() for k in s["layers"].values()}:
+    for key in {k for s in result.profile.network(result.network).slots.values() for k in s.layers.values()}:
         prof.ops[key] = result.profile.ops[key]
     prof.networks[result.network] = result.profile.networks[result.network]
     prof.save()
@@ -97,10 +96,10 @@ def naive_cost_seconds(result, repeats=100):
     grid), 100 fixed runs per width; from the measured medians, preparation not counted."""
     prof, net = result.profile, result.network
     total = 0.0
-    for info in prof.networks[net]["slots"].values():
-        for key in info["layers"].values():
+    for info in prof.network(net).slots.values():
+        for key in info.layers.values():
             curve = prof.curve(key)
-            total += sum(repeats * curve.at(w) / 1e3 for w in range(1, info["width"] + 1))
+            total += sum(repeats * curve.at(w) / 1e3 for w in range(1, info.width + 1))
     return total
 
 
@@ -124,14 +123,15 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
     resolved = resolve_model(model)
     size = resolved.architecture.input_size
     prof, net = result.profile, result.network
-    slots = prof.networks[net]["slots"]
+    latency = LatencyModel(prof, net)
+    slots = latency.slots
     students = []
     for i in range(n + n_snapped):
-        widths = {s: rng.randint(max(1, info["width"] // 4), info["width"]) for s, info in slots.items()}
+        widths = {s: rng.randint(max(1, full // 4), full) for s, full in slots.items()}
         kind = "random"
         if i >= n:
             kind = "snapped"
-            widths = {s: snap_slot(prof, net, s, w, "up") for s, w in widths.items()}
+            widths = {s: latency.snap(s, w, "up") for s, w in widths.items()}
         students.append((kind, widths, make_student(resolved.model, widths).eval()))
     full_paired = backend.prepare_model(resolved.model.eval(), size, paired=True)
     full_deployed = backend.prepare_model(resolved.model.eval(), size)
@@ -150,21 +150,21 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
     del runs, full_paired
     deployed = [_alternated_ratio(backend, backend.prepare_model(model, size), full_deployed, protocol)
                 for _, _, model in students]
-    full_pred = predict(prof, net, {}).median_ms
+    full_pred = latency.predict({}).median_ms
     errors = {"random": [], "snapped": []}
     ratio_errors = {"random": [], "snapped": []}
-    calibration = prof.networks[net].get("calibration", {})
-    block = calibration.get("block")
+    calibration = latency.calibration
+    block = calibration.alignment
     rows = []  # per student, to see where the prediction goes wrong
     for i, (kind, widths, _) in enumerate(students):
-        p = predict(prof, net, widths).median_ms
+        p = latency.predict(widths).median_ms
         m = statistics.median(measured[i])
         errors[kind].append(abs(p - m) / m)
         r = statistics.median(ratios[i])
         ratio_errors[kind].append(abs(p / full_pred - r) / r)
         rows.append({"kind": kind, "predicted_ratio": p / full_pred, "measured_ratio": r, "pass_ratios": ratios[i],
                      "pass_spread": (max(ratios[i]) - min(ratios[i])) / r, "deployed_ratio": deployed[i],
-                     "off_block_slots": sum(1 for s, w in widths.items() if block and w != slots[s]["width"]
+                     "off_block_slots": sum(1 for s, w in widths.items() if block and w != slots[s]
                                             and w % block)})
     return {"model": model, "students": n, "snapped_students": n_snapped, "passes": passes, "ruler": "paired",
             "median_pass_spread": statistics.median(row["pass_spread"] for row in rows),
@@ -176,7 +176,7 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
             "snapped_max_abs_error": max(errors["snapped"]) if n_snapped else None,
             "snapped_median_ratio_error": statistics.median(ratio_errors["snapped"]) if n_snapped else None,
             "snapped_max_ratio_error": max(ratio_errors["snapped"]) if n_snapped else None,
-            "calibration_scale": calibration.get("scale"), "misalignment": calibration.get("misalignment"),
+            "calibration_scale": calibration.scale, "misalignment": calibration.misalignment,
             "block": block, "per_student": rows}
 
 
@@ -205,7 +205,7 @@ def step_sizes(model, backends, tmp, keep, done):
                 stale.unlink(missing_ok=True)
             r = _sweep(model, be, path)
         sizes = [step_size(r.profile.slot_curve(r.network, s).optimal())
-                 for s in r.profile.networks[r.network]["slots"]]
+                 for s in r.profile.network(r.network).slots]
         sizes = [s for s in sizes if s]
         rows.append({"backend": f"{name} {be.precision}", "median_step": statistics.median(sizes) if sizes else None,
                      "slots_with_steps": len(sizes), "seconds": round(r.seconds, 1)})

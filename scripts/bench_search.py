@@ -23,17 +23,16 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from staircase.files import atomic_write_json, atomic_write_text
+from staircase.profile.backends import get_backend
+from staircase.profile.sweep import profile_network
+from staircase.profile.timing import measure_network
+from staircase.search.study import SearchSettings, plot_fronts, run_search
+from staircase.table import format_table
+from staircase.train.checkpoint import model_from_checkpoint
+from staircase.train.trainer import TrainConfig, train_or_reuse
 
-from staircase._io import atomic_write_json, atomic_write_text  # noqa: E402
-from staircase._table import format_table  # noqa: E402
-from staircase.profile.backends import get_backend  # noqa: E402
-from staircase.profile.network import measure_network  # noqa: E402
-from staircase.profile.sweep import profile_network  # noqa: E402
-from staircase.search.study import SearchSettings, plot_fronts, run_search  # noqa: E402
-from staircase.train.checkpoint import model_from_checkpoint  # noqa: E402
-from staircase.train.trainer import TrainConfig, train_or_reuse  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 VARIANTS = {  # name -> (snapped, early stopping)
     "plain": (False, True),
@@ -125,7 +124,7 @@ def _remeasure(backend, unpruned, input_size, variants: dict,
     import statistics
 
     from staircase.modelref import resolve_model
-    from staircase.profile.network import time_relative
+    from staircase.profile.timing import time_relative
 
     specs = sorted({p["spec"] for v in variants.values() for p in [v["baseline"], *v["front"]]
                     if p is not None and p.get("spec")})

@@ -28,18 +28,17 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+
+from staircase.files import atomic_write_json, atomic_write_text
+from staircase.models import create_model
+from staircase.table import format_table
+from staircase.train.attention import FeatureTaps
+from staircase.train.losses import at_loss
+from staircase.train.trainer import TrainConfig, train_or_reuse
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from staircase._io import atomic_write_json, atomic_write_text  # noqa: E402
-from staircase._table import format_table  # noqa: E402
-from staircase.models import create_model  # noqa: E402
-from staircase.train.attention import FeatureTaps  # noqa: E402
-from staircase.train.losses import at_loss  # noqa: E402
-from staircase.train.trainer import TrainConfig, train_or_reuse  # noqa: E402
 
 STUDENT, TEACHER = "wrn_16_1", "wrn_16_2"
 

@@ -34,22 +34,23 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
+from staircase.design.designer import Designer
+from staircase.design.measured import BesideTeacher, design_students, designed
+from staircase.design.prune import Target, run_prune
+from staircase.files import atomic_write_json, atomic_write_text
+from staircase.modelref import ResolvedModel, resolve_model
+from staircase.profile.backends import backend_of, get_backend
+from staircase.profile.sweep import profile_network
+from staircase.slots import SlotGraph
+from staircase.spec import StudentSpec
+from staircase.table import format_table
+from staircase.train.checkpoint import load_weights, save_checkpoint
+from staircase.train.trainer import TrainConfig, train_or_reuse
+from staircase.widths import WidthsFile
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from staircase._io import atomic_write_json, atomic_write_text  # noqa: E402
-from staircase._table import format_table  # noqa: E402
-from staircase.design.designer import Designer, WidthsFile, backend_of, design_students  # noqa: E402
-from staircase.design.prune import Target, run_prune  # noqa: E402
-from staircase.modelref import ResolvedModel, resolve_model  # noqa: E402
-from staircase.profile.backends import get_backend  # noqa: E402
-from staircase.profile.sweep import profile_network  # noqa: E402
-from staircase.slots import SlotGraph  # noqa: E402
-from staircase.spec import StudentSpec  # noqa: E402
-from staircase.train.checkpoint import load_weights, save_checkpoint  # noqa: E402
-from staircase.train.trainer import TrainConfig, train_or_reuse  # noqa: E402
 
 METHODS = {  # key -> (label, trained with AT, from the pruned weights)
     "staircase": ("staircase + AT", True, False),
@@ -105,10 +106,11 @@ def main() -> int:
     _fisher(resolved, args, saliency_file, Target(channels=round(args.prune_share * _inner_channels(resolved))))
 
     say("[4/5] designing each target's students, every one measured beside the teacher; the pruning route")
-    designer = Designer(prof, resolved, backend_of(prof), log=lambda m: say(f"      {m}"))
+    designer = Designer(prof, resolved)
     teacher_ms = designer.full_ms
-    designs = {t: _design_target(designer, args, saliency_file, t) for t in args.targets}
-    routes = _pruning_route(designer, resolved, args, designs, saliency_file)
+    measure = BesideTeacher(backend_of(prof), resolved.model, resolved.architecture.input_size, teacher_ms)
+    designs = {t: _design_target(designer, measure, args, saliency_file, t) for t in args.targets}
+    routes = _pruning_route(designer, measure, resolved, args, designs, saliency_file)
     nets = {}  # (target, method) -> network
     for t in args.targets:
         for method, net in (("staircase", designs[t]["staircase"]), ("pruned", routes[t]), ("copycat", routes[t]),
@@ -217,7 +219,7 @@ class Snapshots(Target):
         return total <= self.channels
 
 
-def _design_target(designer: Designer, args, saliency_file: Path, target: float) -> dict:
+def _design_target(designer: Designer, measure: BesideTeacher, args, saliency_file: Path, target: float) -> dict:
     """The staircase student and the baselines of one target, measured (or reused)."""
     folder = args.runs / f"t{round(target * 100)}"
     record = folder / "design.json"
@@ -228,7 +230,8 @@ def _design_target(designer: Designer, args, saliency_file: Path, target: float)
     say(f"      target {target:.0%}: {target_ms:.3f} ms at the profile's speed")
     name = f"{args.model}-t{round(target * 100)}"
     designed = {d.spec.name: d for d in design_students(designer, name, WidthsFile.load(saliency_file),
-                                                        target_ms=target_ms, baselines=True, measure=True)}
+                                                        target_ms=target_ms, baselines=True, measure=measure,
+                                                        log=lambda m: say(f"      {m}"))}
     doc = {method: _network(designed[f"{name}{suffix}"], folder)
            for method, suffix in (("staircase", ""), ("unsnapped", "-unsnapped"), ("uniform", "-uniform"))}
     atomic_write_json(record, doc)
@@ -241,7 +244,7 @@ def _network(d, folder: Path) -> dict:
             "at_profile_ms": d.judged_ms, "widths": d.spec.widths}
 
 
-def _pruning_route(designer: Designer, resolved: ResolvedModel, args, designs: dict[float, dict],
+def _pruning_route(designer: Designer, measure: BesideTeacher, resolved: ResolvedModel, args, designs: dict[float, dict],
                    saliency_file: Path) -> dict:
     """Fisher-prune the teacher (one run) to the channels each target's matched unsnapped
     widths keep, snapshotting the pruned network at each; every snapshot measured."""
@@ -263,9 +266,9 @@ def _pruning_route(designer: Designer, resolved: ResolvedModel, args, designs: d
         weights = folder[t] / "fisher-route.pt"
         state = torch.load(weights, weights_only=True)
         name = f"{args.model}-t{round(t * 100)}-fisher"
-        d = designer.student(state["widths"], name, "Fisher-pruned (one run, snapshot at "
-                                                    f"{sum(state['widths'].values())} inner channels) to the "
-                                                    "staircase student's measured latency")
+        d = designed(designer, state["widths"], name, "Fisher-pruned (one run, snapshot at "
+                     f"{sum(state['widths'].values())} inner channels) to the staircase student's measured latency",
+                     measure=measure)
         routes[t] = {**_network(d, folder[t]), "init": str(weights)}
         StudentSpec.load(routes[t]["spec"]).build().load_state_dict(state["model"])  # the weights fit the spec
         atomic_write_json(record, routes[t])

@@ -1,7 +1,7 @@
 """Which channel alignment do whole networks pay for, and how does the cost scale?
 
 The prediction adds a *misalignment* cost for slots whose width is off an alignment (see
-``staircase.profile.network``). This script measures students of a model beside the full
+``staircase.profile.prediction``). This script measures students of a model beside the full
 network (the median ratio of 4 adjacent pairs), of six kinds: widths drawn at random over
 25-100% of each slot, narrow ones (5-40%), the same rounded to multiples of 16, 8 and 4,
 and a mix. Then, for each candidate alignment and two ways of pricing an off-alignment
@@ -26,46 +26,46 @@ import argparse
 import json
 import random
 import statistics
-import sys
 from pathlib import Path
 
+import numpy as np
+
+from staircase.files import atomic_write_json
+from staircase.modelref import resolve_model
+from staircase.profile.backends import backend_of
+from staircase.profile.calibration import fit_calibration
+from staircase.profile.prediction import LatencyModel
+from staircase.profile.store import Profile, network_key
+from staircase.profile.timing import TIMINGS, time_relative
+from staircase.slots import make_student
+from staircase.table import format_table
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from staircase._io import atomic_write_json  # noqa: E402
-from staircase._table import format_table  # noqa: E402
-from staircase.design.designer import backend_of  # noqa: E402
-from staircase.modelref import resolve_model  # noqa: E402
-from staircase.profile.network import misaligned_ms, raw_delta, time_relative  # noqa: E402
-from staircase.profile.store import Profile  # noqa: E402
-from staircase.profile.sweep import TIMINGS, _fit_calibration, network_key  # noqa: E402
-from staircase.slots import make_student  # noqa: E402
 
 KINDS = ("random", "narrow", "x16", "x8", "x4", "mixed")
 
 
-def draw(slots: dict, kind: str, rng: random.Random) -> dict[str, int]:
+def draw(slots: dict[str, int], kind: str, rng: random.Random) -> dict[str, int]:
+    """Random widths of one kind for slots of the given full widths."""
     low, high = (0.05, 0.4) if kind == "narrow" else (0.25, 1.0)
-    widths = {n: rng.randint(max(1, round(low * i["width"])), max(1, round(high * i["width"]))) for n, i in slots.items()}
+    widths = {n: rng.randint(max(1, round(low * full)), max(1, round(high * full))) for n, full in slots.items()}
     if kind.startswith("x"):
         q = int(kind[1:])
-        widths = {n: min(slots[n]["width"], max(q, q * round(w / q))) for n, w in widths.items()}
+        widths = {n: min(slots[n], max(q, q * round(w / q))) for n, w in widths.items()}
     if kind == "mixed":
-        widths = {n: min(slots[n]["width"], max(16, 16 * round(w / 16))) if rng.random() < 0.5 else w
+        widths = {n: min(slots[n], max(16, 16 * round(w / 16))) if rng.random() < 0.5 else w
                   for n, w in widths.items()}
     return widths
 
 
-def off_alignment_ms(profile: Profile, network: str, widths: dict, block: int, at_width: bool) -> float:
+def off_alignment_ms(latency: LatencyModel, widths: dict, block: int, at_width: bool) -> float:
     """The prediction's own feature (``misaligned_ms``, at the width), or the same slots
     priced at their full-width time, the alternative this study compares it with."""
     if at_width:
-        return misaligned_ms(profile, network, widths, block)
-    slots = profile.network(network)["slots"]
-    return sum(profile.curve(k).at(slots[n]["width"])
-               for n, w in widths.items() if w != slots[n]["width"] and w % block for k in slots[n]["layers"].values())
+        return latency.misaligned_ms(widths, block)
+    slots = latency.entry.slots
+    return sum(latency.profile.curve(k).at(slots[n].width)
+               for n, w in widths.items() if w != slots[n].width and w % block for k in slots[n].layers.values())
 
 
 def leave_one_out(x: np.ndarray, y: np.ndarray, totals: np.ndarray) -> list[float]:
@@ -88,8 +88,8 @@ def main() -> int:
     resolved = resolve_model(args.model)
     size = resolved.architecture.input_size
     network = network_key(resolved.architecture.name, size)
-    slots = profile.network(network)["slots"]
-    full_ms = profile.network(network)["full"]["median_ms"]
+    latency = LatencyModel(profile, network)
+    slots, full_ms = latency.slots, latency.full_ms
     path = Path(args.out) / f"study_alignment-{args.model}.json"
     if path.exists():
         rows = json.loads(path.read_text())["students"]
@@ -110,16 +110,16 @@ def main() -> int:
         atomic_write_json(path, {"profile": args.profile, "model": args.model, "students": rows})
     y = np.array([(r["ratio"] - 1) * full_ms for r in rows])
     totals = y + full_ms
-    raw = np.array([raw_delta(profile, network, r["widths"]) for r in rows])
+    raw = np.array([latency.raw_delta(r["widths"]) for r in rows])
     table = [["none", "-", *_summary(leave_one_out(raw[:, None], y, totals))]]
     for block in (16, 8, 4, 2):
         for at_width in (False, True):
-            feature = np.array([off_alignment_ms(profile, network, r["widths"], block, at_width) for r in rows])
+            feature = np.array([off_alignment_ms(latency, r["widths"], block, at_width) for r in rows])
             errors = leave_one_out(np.stack([raw, feature], 1), y, totals)
             table.append([block, "at its width" if at_width else "full width", *_summary(errors)])
     print(format_table(["alignment", "off-alignment slot priced at", "median error", "worst error"], table))
     kinds = [r["kind"] for r in rows]
-    feature = np.array([misaligned_ms(profile, network, r["widths"], 4) for r in rows])
+    feature = np.array([latency.misaligned_ms(r["widths"], 4) for r in rows])
     print()
     print(format_table(["calibration mix (of 12)", "misalignment p10-p90", "held-out median error",
                         "held-out worst error (median of draws)", "(p90 of draws)"],
@@ -127,8 +127,8 @@ def main() -> int:
     return 0
 
 
-# how 12 calibration students of the kinds above can be mixed: a quarter random (calibration
-# versions before 5) or half random, wide and narrow (version 5 on)
+# how 12 calibration students of the kinds above can be mixed: a quarter random, or half
+# random, wide and narrow (what the calibration does)
 MIXES = {"1/4 random": {"random": 2, "narrow": 1, "x16": 3, "x8": 3, "x4": 3},
          "1/2 random": {"random": 3, "narrow": 3, "x16": 2, "x8": 2, "x4": 2}}
 
@@ -146,7 +146,7 @@ def mix_spread(mix: dict[str, int], kinds: list[str], raw: np.ndarray, feature: 
     for _ in range(draws):
         fit = [i for kind, n in mix.items() for i in rng.sample(by_kind[kind], n)]
         # the calibration's own fit (non-negative cost, clamped scale), not a plain least squares
-        scale, cost = _fit_calibration([{"predicted_delta_ms": raw[i], "misaligned_ms": feature[i],
+        scale, cost = fit_calibration([{"predicted_delta_ms": raw[i], "misaligned_ms": feature[i],
                                          "measured_delta_ms": y[i]} for i in fit])
         costs.append(cost)
         held = [i for i in by_kind["random"] + by_kind["mixed"] if i not in fit]

@@ -22,6 +22,11 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
+def _log(args: argparse.Namespace):
+    """Where progress messages go: stderr when stdout carries ``--json``, else stdout."""
+    return (lambda m: print(m, file=sys.stderr)) if args.json else print
+
+
 def _model_arguments() -> argparse.ArgumentParser:
     """Flags shared by every command that takes a MODEL."""
     p = argparse.ArgumentParser(add_help=False)
@@ -49,7 +54,7 @@ class Command:
         raise NotImplementedError
 
 
-class Models(Command):
+class ModelsCommand(Command):
     """List the zoo: input shape, parameters, MACs and slot counts of every model."""
 
     name = "models"
@@ -59,11 +64,10 @@ class Models(Command):
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace) -> int:
-        from ._table import format_table
         from .complexity import count_macs, count_params
-        from .models import create_model, list_models
-        from .models._registry import _MODELS
+        from .models import create_model, list_models, model_description
         from .slots import SlotGraph
+        from .table import format_table
 
         rows = []
         for name in list_models(args.pattern):
@@ -77,7 +81,7 @@ class Models(Command):
                 "inner_slots": len(graph.selected()),
                 "all_slots": len(graph.slots),
                 "attention_points": len(model.attention_points),
-                "description": (_MODELS[name].__doc__ or "").strip().splitlines()[0],
+                "description": model_description(name),
             })
         if args.json:
             _print_json(rows)
@@ -91,7 +95,7 @@ class Models(Command):
         return 0
 
 
-class Slots(Command):
+class SlotsCommand(Command):
     """List a model's slots: the channel groups whose width can be set."""
 
     name = "slots"
@@ -103,8 +107,8 @@ class Slots(Command):
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace) -> int:
-        from ._table import format_table
         from .slots import SlotGraph
+        from .table import format_table
 
         resolved = _resolve(args)
         graph = SlotGraph(resolved.model, resolved.architecture.input_size or resolved.model.input_size)
@@ -125,7 +129,7 @@ class Slots(Command):
         return 0
 
 
-class Student(Command):
+class StudentCommand(Command):
     """Write a student spec with the given widths (a freshly initialised network on rebuild)."""
 
     name = "student"
@@ -144,13 +148,14 @@ class Student(Command):
         from .complexity import count_macs, count_params
         from .design import uniform_widths
         from .slots import find_slots
-        from .spec import Provenance, StudentSpec, load_widths
+        from .spec import Provenance, StudentSpec
+        from .widths import WidthsFile
 
         resolved = _resolve(args)
         if resolved.spec is not None:
             raise SpecError(f"{args.model} is already a student spec; give its teacher ({resolved.spec.teacher.name})")
         if args.widths:
-            widths, method = load_widths(args.widths), "manual"
+            widths, method = WidthsFile.load(args.widths).widths, "manual"
         else:
             widths, method = uniform_widths(find_slots(resolved.model), args.scale), f"uniform x{args.scale}"
         name = args.name or Path(args.out).stem
@@ -185,7 +190,7 @@ def _backend(args: argparse.Namespace):
     return get_backend(args.backend, args.device, args.threads, args.batch, args.precision)
 
 
-class Profile(Command):
+class ProfileCommand(Command):
     """Profile a device: sweep every slot's width, time it, and find the staircase (resumable)."""
 
     name = "profile"
@@ -209,12 +214,13 @@ class Profile(Command):
         parser.add_argument("--json", action="store_true", help="print a JSON summary")
 
     def run(self, args: argparse.Namespace) -> int:
+        from .profile.calibration import disturbed_whole_network
         from .profile.plots import plot_profile
-        from .profile.sweep import disturbed_whole_network, profile_network
+        from .profile.sweep import profile_network
 
         backend = _backend(args)
         out = Path(args.out) if args.out else Path("profiles") / f"{_device_tag(backend)}-{backend.name}.json"
-        log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        log = _log(args)
         result = profile_network(args.model, backend, out, include_all=args.all, grid=args.grid, rounds=args.rounds,
                                  timing=args.timing, recalibrate=args.recalibrate,
                                  budget_minutes=args.budget_minutes, seed=args.seed,
@@ -247,7 +253,7 @@ def _device_tag(backend) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "device"
 
 
-class Steps(Command):
+class StepsCommand(Command):
     """Show the optimal widths (the staircase) of every slot in a profile."""
 
     name = "steps"
@@ -258,22 +264,22 @@ class Steps(Command):
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace) -> int:
-        from ._table import format_table
         from .profile.staircase import step_size
-        from .profile.store import Profile as ProfileFile
+        from .profile.store import Profile
+        from .table import format_table
 
-        prof = ProfileFile.load(args.profile)
+        prof = Profile.load(args.profile)
         nets = [n for n in prof.networks if args.model is None or n.split("@")[0] == args.model or n == args.model]
         if args.model and not nets:
             prof.network(args.model)  # raises with the list of covered networks
         rows = []
         for net in nets:
-            for slot, info in prof.networks[net]["slots"].items():
+            for slot, info in prof.networks[net].slots.items():
                 curve = prof.slot_curve(net, slot)
                 opt = curve.optimal()
-                rows.append({"network": net, "slot": slot, "width": info["width"], "optimal": opt,
-                             "step": step_size(opt), "period": curve.period, "grid": prof.networks[net].get("grid", 1),
-                             "noisy_points": sum(curve.noisy), "ms_at_full": curve.at(info["width"])})
+                rows.append({"network": net, "slot": slot, "width": info.width, "optimal": opt,
+                             "step": step_size(opt), "period": curve.period, "grid": prof.networks[net].grid,
+                             "noisy_points": sum(curve.noisy), "ms_at_full": curve.at(info.width)})
         if args.json:
             _print_json(rows)
             return 0
@@ -297,7 +303,7 @@ def _short(values: list[int], limit: int = 12) -> str:
     return text + (f",... ({len(values)})" if len(values) > limit else "")
 
 
-class Predict(Command):
+class PredictCommand(Command):
     """Predict a network's latency from a profile (the teacher's, or a student spec's)."""
 
     name = "predict"
@@ -309,16 +315,15 @@ class Predict(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from .modelref import resolve_model
-        from .profile.network import predict
-        from .profile.store import Profile as ProfileFile
-        from .profile.sweep import network_key
+        from .profile.prediction import LatencyModel
+        from .profile.store import Profile, network_key
 
-        prof = ProfileFile.load(args.profile)
+        prof = Profile.load(args.profile)
         resolved = resolve_model(args.model)
         key = network_key(resolved.architecture.name, resolved.architecture.input_size)
         widths = {} if resolved.spec is None else {
             n: w for n, w in resolved.spec.widths.items() if w != resolved.spec.teacher_widths[n]}
-        p = predict(prof, key, widths)
+        p = LatencyModel(prof, key).predict(widths)
         result = {"model": args.model, "network": key, "predicted_ms": p.median_ms, "spread_ms": p.spread_ms,
                   "teacher_ms": p.full_ms, "backend": prof.fingerprint.get("backend")}
         if args.json:
@@ -329,7 +334,7 @@ class Predict(Command):
         return 0
 
 
-class Measure(Command):
+class MeasureCommand(Command):
     """Time a whole network end to end on a backend (median and IQR)."""
 
     name = "measure"
@@ -339,7 +344,7 @@ class Measure(Command):
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .profile.network import measure_network
+        from .profile.timing import measure_network
 
         resolved = _resolve(args)
         backend = _backend(args)
@@ -355,7 +360,7 @@ class Measure(Command):
         return 0
 
 
-class Prune(Command):
+class PruneCommand(Command):
     """Prune a trained teacher (Fisher or L1) to a target; write its widths and saliency."""
 
     name = "prune"
@@ -389,12 +394,13 @@ class Prune(Command):
             print("staircase: warning: no --checkpoint: pruning an untrained network", file=sys.stderr)
         predicted = cost = None
         if args.profile:
-            predicted, cost = _latency_functions(args.profile, resolved)
+            latency = _latency_model(args.profile, resolved)
+            predicted, cost = latency.predicted_ms, latency.channel_cost
         elif args.latency_aware:
             raise StaircaseError("--latency-aware needs --profile PROFILE")
         target = Target(args.target_channels, int(args.target_params) if args.target_params else None,
                         args.target_ms, predicted)
-        log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        log = _log(args)
         doc = run_prune(resolved, args.method, target, Path(args.out), args.data, args.schedule, args.batch_size,
                         args.max_steps, cost if args.latency_aware else None, args.threads, log)
         if args.json:
@@ -406,29 +412,7 @@ class Prune(Command):
         return 0 if doc["reached"] else 3
 
 
-def _latency_functions(profile_path: str, resolved):
-    """(predicted ms for widths, ms one channel of a slot costs at a width) from a profile."""
-    from .profile.network import predict, slot_delta
-    from .profile.store import Profile as ProfileFile
-    from .profile.sweep import network_key
-
-    prof = ProfileFile.load(profile_path)
-    key = network_key(resolved.architecture.name, resolved.architecture.input_size)
-    slots = prof.network(key)["slots"]
-
-    def predicted(widths):
-        return predict(prof, key, {n: w for n, w in widths.items() if n in slots}).median_ms
-
-    def cost(name, width, span=8):
-        if name not in slots or width <= 1:
-            return 1.0
-        lower = max(1, width - span)
-        return max(slot_delta(prof, key, name, width)[0] - slot_delta(prof, key, name, lower)[0], 0.0) / (width - lower)
-
-    return predicted, cost
-
-
-class Design(Command):
+class DesignCommand(Command):
     """Design students from a profile: snap widths to the staircase, or the best for a latency."""
 
     name = "design"
@@ -437,9 +421,11 @@ class Design(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--profile", required=True, help="the device profile (it must cover MODEL)")
         parser.add_argument("--widths", default=None, help="widths file (from `staircase prune`) to snap")
-        parser.add_argument("--snap", choices=("nearest", "up", "down"), default="nearest",
-                            help="where a width goes: nearest optimal width (the paper), down, or up (more "
-                                 "channels for no more predicted time, judged for the whole network)")
+        parser.add_argument("--snap", choices=("nearest", "up", "down", "fill"), default="nearest",
+                            help="where a width goes: nearest optimal width (the paper), down, up (the top of its "
+                                 "step, slot by slot), or fill (more channels for no more predicted time, judged "
+                                 "for the whole network); default: nearest. Until the next release, `--snap up` "
+                                 "here still means fill, with a warning")
         parser.add_argument("--target-ms", type=float, default=None,
                             help="design for this latency: optimal widths keeping the most saliency")
         parser.add_argument("--baselines", action="store_true",
@@ -452,27 +438,35 @@ class Design(Command):
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace) -> int:
-        from ._table import format_table
-        from .design.designer import Designer, WidthsFile, backend_of, design_students
-        from .profile.store import Profile as ProfileFile
+        from .design.designer import Designer
+        from .design.measured import BesideTeacher, design_students
+        from .profile.backends import backend_of
+        from .profile.store import Profile
+        from .table import format_table
+        from .widths import WidthsFile
 
         if args.target_ms is not None and args.target_ms <= 0:
             raise StaircaseError(f"--target-ms must be positive, got {args.target_ms}")
         out = Path(args.out)
         if out.suffix != ".json":
             raise StaircaseError(f"--out {out} must name a .json student spec")
-        prof = ProfileFile.load(args.profile)
+        prof = Profile.load(args.profile)
         resolved = _resolve(args)
-        backend = None
+        snap = args.snap
+        if snap == "up":
+            snap = "fill"
+            print("staircase: warning: `design --snap up` runs the whole-network mode, now named `--snap fill`; "
+                  "in the next release `up` will snap slot by slot, as `search --snap up` does", file=sys.stderr)
+        designer = Designer(prof, resolved)
+        measure = None
         if not args.no_measure:
             backend = backend_of(prof)
             prof.check_fingerprint(backend.fingerprint(), args.allow_other_device)
-        log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-        designer = Designer(prof, resolved, backend, log=log)
+            measure = BesideTeacher(backend, resolved.model, resolved.architecture.input_size, designer.full_ms)
         widths_file = WidthsFile.load(args.widths) if args.widths else None
         l1_model = _load_teacher_weights(resolved, args.checkpoint) if args.checkpoint else None
-        designed = design_students(designer, out.stem, widths_file, args.snap, args.target_ms, args.baselines,
-                                   not args.no_measure, l1_model)
+        designed = design_students(designer, out.stem, widths_file, snap, args.target_ms, args.baselines,
+                                   measure, l1_model, _log(args))
         paths = []
         for d in designed:
             path = out.with_name(d.spec.name + ".json")
@@ -508,6 +502,14 @@ class Design(Command):
         return 0
 
 
+def _latency_model(profile_path: str, resolved):
+    from .profile.prediction import LatencyModel
+    from .profile.store import Profile, network_key
+
+    arch = resolved.architecture
+    return LatencyModel(Profile.load(profile_path), network_key(arch.name, arch.input_size))
+
+
 def _load_teacher_weights(resolved, path: str):
     """The resolved model with weights from a checkpoint (a state dict, or a dict with 'model')."""
     from .train.checkpoint import load_weights
@@ -515,7 +517,7 @@ def _load_teacher_weights(resolved, path: str):
     return load_weights(resolved.model, path, resolved.architecture.name)
 
 
-class Train(Command):
+class TrainCommand(Command):
     """Train a teacher, or a student with attention transfer / distillation from its teacher."""
 
     name = "train"
@@ -589,7 +591,7 @@ class Train(Command):
             deterministic=args.deterministic, device=args.device, threads=args.threads, workers=args.workers,
             amp=args.amp, channels_last=args.channels_last, tensorboard=args.tensorboard,
             progress=not args.no_progress, **points)
-        log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        log = _log(args)
         summary = train(config, resume=args.resume, log=log)
         if args.json:
             _print_json(summary)
@@ -599,7 +601,7 @@ class Train(Command):
         return 0
 
 
-class Evaluate(Command):
+class EvaluateCommand(Command):
     """Top-1 / top-5 accuracy and loss of a checkpoint on a dataset's test split."""
 
     name = "evaluate"
@@ -634,7 +636,7 @@ class Evaluate(Command):
         return 0
 
 
-class Export(Command):
+class ExportCommand(Command):
     """Export a checkpoint for deployment: ONNX (checked with ONNX Runtime) or OpenVINO IR."""
 
     name = "export"
@@ -668,7 +670,7 @@ class Export(Command):
         return 0
 
 
-class Search(Command):
+class SearchCommand(Command):
     """Search a pruning schedule's sparsities with Optuna: latency and top-1 together (a Pareto front)."""
 
     name = "search"
@@ -715,14 +717,14 @@ class Search(Command):
             storage=args.storage, study_name=args.study_name, workers=args.workers, ray_address=args.ray,
             profile=args.profile, snap=args.snap, early_stop=not args.no_early_stop, margin=args.margin,
             seed=args.seed)
-        log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        log = _log(args)
         summary = run_search(settings, log=log)
         if args.json:
             _print_json(summary)
         return 0
 
 
-class Demo(Command):
+class DemoCommand(Command):
     """Run the three jobs end to end on the built-in default (what `make demo` runs)."""
 
     name = "demo"
@@ -750,8 +752,9 @@ class Demo(Command):
         return run_demo(Path(args.out), settings, fresh=args.fresh)
 
 
-COMMANDS: tuple[type[Command], ...] = (Models, Slots, Student, Profile, Steps, Predict, Measure, Prune, Design,
-                                      Train, Evaluate, Export, Search, Demo)
+COMMANDS: tuple[type[Command], ...] = (ModelsCommand, SlotsCommand, StudentCommand, ProfileCommand, StepsCommand,
+                                      PredictCommand, MeasureCommand, PruneCommand, DesignCommand, TrainCommand,
+                                      EvaluateCommand, ExportCommand, SearchCommand, DemoCommand)
 
 
 def build_parser() -> argparse.ArgumentParser:

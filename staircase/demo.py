@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._table import format_table
+from .table import format_table
 
 __all__ = ["DemoSettings", "run_demo"]
 
@@ -64,7 +64,7 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
     _say("1/5", f"profiling this CPU for {s.model} (onnxruntime, every {s.grid}th width, refined at the steps)")
     result = _profile(s, out)
     prof, net = result.profile, result.network
-    first = next(iter(prof.networks[net]["slots"]))
+    first = next(iter(prof.network(net).slots))
     _note(f"e.g. {first}: optimal widths {prof.slot_curve(net, first).optimal()}")
 
     _say("2/5", f"training the teacher {s.model} on digits ({s.teacher_epochs} epochs)")
@@ -88,9 +88,9 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
 
     _say("5/5", "results")
     rows = [[f"{s.model} (teacher)", teacher["params"], _teacher_macs(s.model),
-             f"{teacher_ms[0]:.3f} +- {teacher_ms[1]:.3f}", f"{prof.networks[net]['full']['median_ms']:.3f}",
+             f"{teacher_ms[0]:.3f} +- {teacher_ms[1]:.3f}", f"{prof.network(net).full.median_ms:.3f}",
              f"{teacher['final_top1']:.1f}", "-"]]
-    points = [("teacher", prof.networks[net]["full"]["median_ms"], teacher["final_top1"])]
+    points = [("teacher", prof.network(net).full.median_ms, teacher["final_top1"])]
     for d in designed:
         if d.spec.name not in trained:
             continue
@@ -141,13 +141,16 @@ def _train(s: DemoSettings, run_dir: Path, model: str, epochs: int, teacher: str
 
 
 def _design(s: DemoSettings, out: Path, prof):
-    from .design.designer import Designer, WidthsFile, backend_of, design_students
+    from .design.designer import Designer
+    from .design.measured import BesideTeacher, Designed, design_students
     from .design.prune import Target, run_prune
     from .modelref import ResolvedModel, resolve_model
-    from .profile.network import measure_network
+    from .profile.backends import backend_of
+    from .profile.timing import measure_network
     from .slots import SlotGraph
     from .spec import StudentSpec
     from .train.checkpoint import load_weights
+    from .widths import WidthsFile
 
     resolved = resolve_model(s.model)
     load_weights(resolved.model, out / "teacher" / "last.pt", s.model)
@@ -164,7 +167,7 @@ def _design(s: DemoSettings, out: Path, prof):
               f"({doc['seconds']:.0f} s) -> {widths_path}")
     backend = backend_of(prof)
     teacher_m = measure_network(backend, resolved.model.eval(), size)
-    designer = Designer(prof, resolved, backend, log=_note)
+    designer = Designer(prof, resolved)
     target = round(s.target * designer.full_ms, 4)  # targets are judged at the profile's speed
     _note(f"teacher {designer.full_ms:.3f} ms in the profile ({teacher_m.median_ms:.3f} ms now) -> target "
           f"{target:.3f} ms")
@@ -176,24 +179,17 @@ def _design(s: DemoSettings, out: Path, prof):
     main_spec = out / "students" / f"{name}.json"
     if main_spec.exists():
         _note(f"reusing the specs in {out / 'students'}")
-        designed = [_designed_from(StudentSpec.load(p)) for p in
+        designed = [Designed.from_spec(StudentSpec.load(p)) for p in
                     [main_spec] + [out / "students" / f"{name}-{t}.json" for t in ("unsnapped", "l1", "uniform")]]
     else:
+        measure = BesideTeacher(backend, resolved.model, size, designer.full_ms)
         designed = design_students(designer, name, WidthsFile.load(widths_path), target_ms=target, baselines=True,
-                                   measure=True, l1_model=resolved.model)
+                                   measure=measure, l1_model=resolved.model, log=_note)
         for d in designed:
             d.spec.save(out / "students" / f"{d.spec.name}.json")
             _note(f"wrote {out / 'students' / (d.spec.name + '.json')}: {d.spec.provenance.method}, "
                   f"measured {d.measured_ms:.3f} ms ({d.judged_ms:.3f} at the profile's speed)")
     return designed, (teacher_m.median_ms, teacher_m.iqr_ms)
-
-
-def _designed_from(spec):
-    from .design.designer import Designed
-
-    p = spec.provenance
-    return Designed(spec, p.predicted_ms, p.measured_ms, p.measured_spread_ms, p.retained_saliency,
-                    at_profile_ms=p.notes.get("at_profile_speed_ms"))
 
 
 def _teacher_macs(model: str) -> int:

@@ -280,7 +280,7 @@ def check_widths(widths: Mapping[str, object], full: Mapping[str, int]) -> None:
 
 def find_slots(model: nn.Module, input_size: Sequence[int] | None = None, include_all: bool = False) -> list[Slot]:
     """The slots of ``model``: the default prunable set, or every prunable slot with ``include_all``."""
-    return SlotGraph(copy.deepcopy(model), _input_size(model, input_size)).selected(include_all)
+    return SlotGraph(copy.deepcopy(model), input_size_of(model, input_size)).selected(include_all)
 
 
 def slot_widths(model: nn.Module, input_size: Sequence[int] | None = None) -> dict[str, int]:
@@ -312,7 +312,7 @@ def make_student(
     weights for the channels it keeps (the first ``width`` of each slot).
     """
     student = copy.deepcopy(teacher)
-    shrink_in_place(student, widths, _input_size(teacher, input_size), init)
+    shrink_in_place(student, widths, input_size_of(teacher, input_size), init)
     return student
 
 
@@ -320,7 +320,7 @@ def shrink_in_place(
     model: nn.Module, widths: Mapping[str, int], input_size: Sequence[int] | None = None, init: bool = True
 ) -> dict[str, int]:
     """Set ``model``'s slot widths in place (optionally re-initialising); return every slot's former width."""
-    graph = SlotGraph(model, _input_size(model, input_size))
+    graph = SlotGraph(model, input_size_of(model, input_size))
     before = {s.name: s.width for s in graph.slots}
     graph.set_widths(widths)
     if init:
@@ -328,7 +328,7 @@ def shrink_in_place(
     return before
 
 
-def _input_size(model: nn.Module, input_size: Sequence[int] | None) -> tuple[int, ...]:
+def input_size_of(model: nn.Module, input_size: Sequence[int] | None) -> tuple[int, ...]:
     if input_size is not None:
         return tuple(int(s) for s in input_size)
     size = getattr(model, "input_size", None)

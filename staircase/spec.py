@@ -14,13 +14,13 @@ from typing import Any
 
 from torch import nn
 
-from ._io import atomic_write_json, read_json
+from .architecture import Architecture
 from .complexity import count_macs, count_params
 from .errors import SpecError, WidthError
-from .modelref import Architecture
+from .files import atomic_write_json, read_json
 from .slots import shrink_in_place
 
-__all__ = ["SPEC_FORMAT", "SPEC_VERSION", "Provenance", "StudentSpec", "load_widths", "widths_from_data"]
+__all__ = ["SPEC_FORMAT", "SPEC_VERSION", "Provenance", "StudentSpec"]
 
 SPEC_FORMAT = "staircase-student"
 SPEC_VERSION = 1
@@ -177,20 +177,3 @@ def _num_classes(model: nn.Module, input_size: tuple[int, ...]) -> int:
     finally:
         model.train(was_training)
     return int(out.shape[-1])
-
-
-def load_widths(path: str | Path) -> dict[str, int]:
-    """Read ``{slot: width}`` from a JSON file: a bare object, or any object with a ``widths`` object."""
-    return widths_from_data(read_json(path, "widths file"), path)
-
-
-def widths_from_data(data: Any, path: str | Path) -> dict[str, int]:
-    """The ``{slot: width}`` of a widths file's parsed JSON (``path`` names it in errors)."""
-    if isinstance(data, dict) and isinstance(data.get("widths"), dict):
-        data = data["widths"]
-    if not isinstance(data, dict) or not data:
-        raise SpecError(f"widths file {path} must hold a non-empty JSON object {{slot: width}}")
-    bad = sorted(k for k, v in data.items() if not isinstance(v, int) or isinstance(v, bool))
-    if bad:
-        raise SpecError(f"widths file {path}: width of slot {bad[0]!r} is {data[bad[0]]!r}, not an integer")
-    return data

@@ -6,9 +6,8 @@ import torch
 from staircase import create_model
 from staircase.errors import StaircaseError
 from staircase.profile.backends import BACKENDS, get_backend
-from staircase.profile.network import time_relative
 from staircase.profile.ops import OpSpec
-from staircase.profile.timing import Measurement, TimingProtocol
+from staircase.profile.timing import Measurement, TimingProtocol, time_relative
 
 FAST = TimingProtocol(warmup_s=0.0, min_block_s=0.0005, min_samples=3, max_samples=5, max_s=0.2)
 CONV = OpSpec("conv", "out", 8, 16, (3, 3), (2, 2), (1, 1), (12, 12), norm_act=True)
@@ -21,7 +20,8 @@ def _backend(name, **kw):
         pytest.skip(str(exc))
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[pytest.param(name, marks=() if name == "torch" else pytest.mark.backend)
+                        for name in sorted(BACKENDS)])
 def backend(request):
     return _backend(request.param)
 
@@ -45,6 +45,7 @@ def test_whole_network_runs(backend, paired):
     assert tuple(torch.as_tensor(run()).shape) == (1, 10)
 
 
+@pytest.mark.backend
 def test_onnxruntime_threads_spin_as_deployed_and_stop_between_calls_where_sessions_are_paired(monkeypatch):
     ort = pytest.importorskip("onnxruntime")
     spinning = []
@@ -96,6 +97,7 @@ def test_fingerprint_records_what_latency_depends_on(backend):
     assert fp["threads"] == 1 and fp["precision"] == "f32"
 
 
+@pytest.mark.backend
 def test_one_op_graph_matches_torch_numerics():
     pytest.importorskip("onnxruntime")
     from staircase.profile.onnx_graph import op_model
@@ -119,6 +121,16 @@ def test_bad_backend_device_precision_are_clear():
         get_backend("onnxruntime", precision="bf16")
 
 
-def test_openvino_precision_is_set_explicitly():
-    be = _backend("openvino", precision="bf16")
-    assert be.fingerprint()["precision"] == "bf16"
+@pytest.mark.backend
+def test_openvino_compiles_with_the_precision_asked_for():
+    """OpenVINO on a CPU with bf16 defaults to it: f32 must be set, and the compiled model
+    must say so (the fingerprint only repeats what was asked)."""
+    f32 = _backend("openvino", precision="f32")
+    compiled = f32.prepare_op(CONV, 5).compiled
+    assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
+    import openvino as ov
+
+    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("this CPU has no bf16")
+    compiled = _backend("openvino", precision="bf16").prepare_op(CONV, 5).compiled
+    assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "bf16"

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 
 def test_models_lists_the_zoo_as_json(run_cli):
     out = run_cli("models", "wrn_40_*", "--json", check=True)
@@ -8,6 +10,7 @@ def test_models_lists_the_zoo_as_json(run_cli):
     assert rows["wrn_40_2"]["inner_slots"] == 18 and rows["wrn_40_2"]["input_shape"] == [3, 32, 32]
 
 
+@pytest.mark.slow
 def test_slots_table_and_json(run_cli):
     out = run_cli("slots", "resnet56", check=True)
     assert "layer1.0.conv1" in out.stdout and "27 inner (default prunable) slots of 30" in out.stdout
@@ -15,6 +18,7 @@ def test_slots_table_and_json(run_cli):
     assert len(rows) == 30 and sum(r["residual"] for r in rows) == 3
 
 
+@pytest.mark.slow
 def test_student_writes_a_spec_that_slots_reads_back(run_cli, tmp_path):
     (tmp_path / "w.json").write_text(json.dumps({"block1.layer.0.conv1": 9}))
     out = run_cli("student", "wrn_16_2", "--widths", "w.json", "--out", "s.json", check=True)
@@ -23,6 +27,7 @@ def test_student_writes_a_spec_that_slots_reads_back(run_cli, tmp_path):
     assert {r["name"]: r["width"] for r in rows}["block1.layer.0.conv1"] == 9
 
 
+@pytest.mark.slow
 def test_user_factory_model(run_cli):
     out = run_cli("slots", "user_nets:tiny_res_concat", "--input-shape", "3,16,16", "--all", check=True)
     assert "3 all slots of 3" in out.stdout
@@ -36,6 +41,7 @@ def _one_line_error(proc, *fragments):
         assert f in lines[0]
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_without_traceback(run_cli, tmp_path):
     _one_line_error(run_cli("slots", "wrn_40_2x"), "unknown model 'wrn_40_2x'", "did you mean")
     _one_line_error(run_cli("slots", "wrn_41_2"), "WRN depth must be 6n+4")

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from staircase.demo import DemoSettings, run_demo
 from staircase.spec import StudentSpec
 
@@ -7,6 +9,8 @@ TINY = DemoSettings(model="wrn_16_1", grid=8, timing="quick", teacher_epochs=1, 
                     prune_share=0.92, threads=2)
 
 
+@pytest.mark.slow
+@pytest.mark.backend
 def test_demo_runs_the_three_jobs_and_reuses_its_results(tmp_path, capsys):
     assert run_demo(tmp_path, TINY) == 0
     out = capsys.readouterr().out

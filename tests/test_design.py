@@ -166,10 +166,13 @@ def profiled(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
+@pytest.mark.backend
 def test_design_for_a_target_writes_a_measured_student_and_baselines(profiled, tmp_path, run_cli):
+    """The real-timing path, through the CLI (the scripted tests below check the search itself)."""
     from staircase.design.designer import Designer
     from staircase.modelref import resolve_model
-    from staircase.profile.network import predict
+    from staircase.profile.prediction import LatencyModel
     from staircase.profile.store import Profile
     from staircase.spec import StudentSpec
 
@@ -179,21 +182,25 @@ def test_design_for_a_target_writes_a_measured_student_and_baselines(profiled, t
     out = tmp_path / "students" / "s.json"
     r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--target-ms", f"{target}", "--baselines",
                 "--out", str(out), "--json")
-    assert r.returncode in (0, 3), r.stderr  # 3: measured over the target on a busy machine (said on stderr)
+    assert r.returncode in (0, 3), r.stderr
     result = json.loads(r.stdout)
     names = [s["student"] for s in result["students"]]
     assert names == ["s", "s-l1", "s-uniform"]
     spec = StudentSpec.load(out)
-    # the budget is searched by measurement and may be loosened above the target: what must
-    # fit is the student's measured latency (exit 3 says it could not on a busy machine)
-    assert spec.provenance.notes["at_profile_speed_ms"] <= target or r.returncode == 3
-    assert spec.provenance.measured_ms > 0
     notes = spec.provenance.notes  # timed beside the teacher, scaled to the profile's speed
+    if r.returncode == 0:
+        assert notes["at_profile_speed_ms"] <= target
+    else:  # exit 3 says the closest design measured over the target, and by how much
+        assert "over the target" in r.stderr and notes["missed_by_ms"] > 0
+    # Even a miss is the closest of the designs measured: within 10% of the target, which is
+    # twice the pass-to-pass spread of paired measurements on this 2-core machine (5%)
+    assert notes["at_profile_speed_ms"] <= 1.10 * target
+    assert spec.provenance.measured_ms > 0
     assert notes["at_profile_speed_ms"] == pytest.approx(notes["ratio_to_teacher"] * designer.full_ms)
     # the ratio is the median of the pairs' ratios, near the ratio of the medians
     assert notes["ratio_to_teacher"] == pytest.approx(
         spec.provenance.measured_ms / notes["teacher_measured_beside_ms"], rel=0.3)
-    optimal = {n: prof.slot_curve("wrn_16_1@3x32x32", n).optimal() for n in prof.networks["wrn_16_1@3x32x32"]["slots"]}
+    optimal = designer.optimal
     assert all(spec.widths[n] in optimal[n] for n in optimal)
     for s in ("s-l1", "s-uniform"):  # matched by measurement to the student's judged latency
         notes = StudentSpec.load(out.parent / f"{s}.json").provenance.notes
@@ -201,10 +208,11 @@ def test_design_for_a_target_writes_a_measured_student_and_baselines(profiled, t
         assert 1 <= len(notes["match_tries"]) <= 5
         assert notes["at_profile_speed_ms"] == min((ms for _, ms in notes["match_tries"]),
                                                    key=lambda ms: abs(ms - notes["matched_to_ms"]))
-    assert predict(prof, "wrn_16_1@3x32x32", {n: spec.widths[n] for n in optimal}).median_ms == pytest.approx(
-        spec.provenance.predicted_ms)
+    predicted = LatencyModel(prof, "wrn_16_1@3x32x32").predict({n: spec.widths[n] for n in optimal}).median_ms
+    assert predicted == pytest.approx(spec.provenance.predicted_ms)
 
 
+@pytest.mark.slow
 def test_snap_given_widths_without_measuring(profiled, tmp_path, run_cli):
     from staircase.spec import StudentSpec
 
@@ -214,26 +222,29 @@ def test_snap_given_widths_without_measuring(profiled, tmp_path, run_cli):
     r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--widths", str(widths), "--snap", "up",
                 "--out", str(out), "--no-measure")
     assert r.returncode == 0, r.stderr
+    assert "--snap fill" in r.stderr  # `design --snap up` is the deprecated name of fill
     spec = StudentSpec.load(out)
     assert spec.widths["block1.layer.0.conv1"] >= 11 and spec.widths["block3.layer.1.conv1"] >= 37
-    assert spec.provenance.measured_ms is None and "snapped up" in spec.provenance.method
+    assert spec.provenance.measured_ms is None and "snapped fill" in spec.provenance.method
 
 
-def test_snapping_up_spends_what_alignment_saves_on_more_channels(profiled):
+def test_filling_up_spends_what_alignment_saves_on_more_channels(profiled):
     from staircase.design.designer import Designer
     from staircase.modelref import resolve_model
-    from staircase.profile.network import snap_slot
-    from staircase.profile.store import Profile
+    from staircase.profile.prediction import LatencyModel
+    from staircase.profile.store import Calibration, Profile
 
     prof = Profile.load(profiled)
     net = "wrn_16_1@3x32x32"
-    given = {n: info["width"] // 2 - 1 for n, info in prof.networks[net]["slots"].items()}  # off every block
-    each = {n: snap_slot(prof, net, n, w, "up") for n, w in given.items()}
+    latency = LatencyModel(prof, net)
+    given = {n: full // 2 - 1 for n, full in latency.slots.items()}  # off every alignment
+    each = {n: latency.snap(n, w, "up") for n, w in given.items()}
     for misalignment in (0.0, 0.3):
-        prof.networks[net]["calibration"] = {"scale": 1.0, "misalignment": misalignment, "block": 4}
-        designer = Designer(prof, resolve_model("wrn_16_1"), log=lambda m: None)
+        prof.networks[net].calibration = Calibration(scale=1.0, misalignment=misalignment, alignment=4)
+        designer = Designer(prof, resolve_model("wrn_16_1"))
         params = Saliency.from_parameters(designer.graph, designer.slots)
-        up = designer.snapped(given, "up")
+        assert designer.snapped(given, "up") == each  # up: slot by slot
+        up = designer.snapped(given, "fill")
         assert all(up[n] >= each[n] >= given[n] for n in given)
         assert all(up[n] == each[n] or up[n] in designer.optimal[n] for n in given)
         # no more time than the given widths, or than the slot-by-slot step-up where its noise
@@ -241,12 +252,13 @@ def test_snapping_up_spends_what_alignment_saves_on_more_channels(profiled):
         assert designer.predicted(up) <= max(designer.predicted(given), designer.predicted(each)) + 1e-9
         assert params.total(up) >= params.total(each)
     # off-block widths priced far above what the channels cost: every slot can afford its full width
-    prof.networks[net]["calibration"] = {"scale": 1.0, "misalignment": 5.0, "block": 4}
-    designer = Designer(prof, resolve_model("wrn_16_1"), log=lambda m: None)
-    assert designer.snapped(given, "up") == {n: info["width"] for n, info in prof.networks[net]["slots"].items()}
-    assert designer.snapped(given, "nearest") == {n: snap_slot(prof, net, n, w) for n, w in given.items()}
+    prof.networks[net].calibration = Calibration(scale=1.0, misalignment=5.0, alignment=4)
+    designer = Designer(prof, resolve_model("wrn_16_1"))
+    assert designer.snapped(given, "fill") == latency.slots
+    assert designer.snapped(given, "nearest") == {n: latency.snap(n, w) for n, w in given.items()}
 
 
+@pytest.mark.slow
 def test_design_bad_inputs_name_the_problem(profiled, tmp_path, run_cli):
     widths = tmp_path / "w.json"
     widths.write_text(json.dumps({"layer9.conv": 3}))
@@ -261,39 +273,53 @@ def test_design_bad_inputs_name_the_problem(profiled, tmp_path, run_cli):
     assert r.returncode == 1 and "does not cover resnet20" in r.stderr
 
 
+def _scripted(profiled):
+    """The fixture's network with noise-free steps of 8 channels (a busy machine may have
+    measured no steps at all), no calibration, and a designer for it."""
+    from staircase.design.designer import Designer
+    from staircase.modelref import resolve_model
+    from staircase.profile.store import FullTime, Profile
+
+    prof = Profile.load(profiled)
+    network = "wrn_16_1@3x32x32"
+    for key, entry in prof.ops.items():
+        rounds = {w: [{"median_ms": 0.01 + 0.02 * -(-w // 8), "iqr_ms": 0.0, "n": 9, "noisy": False, "samples": 9}]
+                  for w in entry["rounds"]}
+        entry["rounds"] = {}
+        for w, (m,) in rounds.items():
+            prof.add_round(key, entry["op"], w, m, journal=False)
+    prof.networks[network].calibration = None
+    prof.networks[network].full = FullTime(1.0 + sum(prof.curve(k).median_ms[-1] for k in prof.ops), 0.0)
+    return Designer(prof, resolve_model("wrn_16_1"))
+
+
+def _scripted_measure(designer, bias: float, calls: list | None = None):
+    """A machine that runs every network ``bias`` x its prediction, beside a teacher at the
+    profile's speed (what ``BesideTeacher`` returns on a real backend)."""
+    from staircase.design.measured import Timed
+    from staircase.slots import slot_widths
+
+    def measure(model):
+        widths = {n: w for n, w in slot_widths(model, designer.arch.input_size).items() if n in designer.optimal}
+        ms = designer.predicted(widths) * bias
+        if calls is not None:
+            calls.append(widths)
+        return Timed(ms, 0.0, designer.full_ms, ms / designer.full_ms, ms)
+
+    return measure
+
+
 @pytest.mark.parametrize("bias", [0.8, 1.25])
-def test_design_for_target_searches_the_budget_by_measurement(profiled, bias, monkeypatch):
+def test_design_for_target_searches_the_budget_by_measurement(profiled, bias):
     """A machine that runs students 0.8x or 1.25x of their prediction: the designer ends with a
     student that fits the target, as wide as its measurements allow (one that fits after a
     tighter try, or fills the room a pessimistic prediction left)."""
-    from staircase.design.designer import Designed, Designer, Saliency
-    from staircase.modelref import resolve_model
-    from staircase.profile.store import Profile
-    from staircase.spec import Provenance, StudentSpec
+    from staircase.design.measured import fit_to_target
 
-    # the fixture's op keys and widths, with noise-free steps of 8 channels (a busy machine
-    # may have measured no steps at all)
-    prof = Profile.load(profiled)
-    network = "wrn_16_1@3x32x32"
-    for entry in prof.ops.values():
-        entry["rounds"] = {w: [{"median_ms": 0.01 + 0.02 * -(-w // 8), "iqr_ms": 0.0, "n": 9, "noisy": False,
-                                "samples": 9}] for w in entry["rounds"]}
-    prof._curves.clear()
-    prof.networks[network].pop("calibration", None)
-    prof.networks[network]["full"] = {"median_ms": 1.0 + sum(prof.curve(k).median_ms[-1] for k in prof.ops),
-                                      "spread_ms": 0.0}
-    designer = Designer(prof, resolve_model("wrn_16_1"), log=lambda m: None)
-
-    def student(widths, name, method, saliency=None, measure=True, notes=None):
-        predicted = designer.predicted(widths)
-        spec, _ = StudentSpec.create(designer.arch, dict(widths), name,
-                                     Provenance(method=method, predicted_ms=predicted, notes=dict(notes or {})))
-        return Designed(spec, predicted, predicted * bias, 0.0, None, at_profile_ms=predicted * bias)
-
-    monkeypatch.setattr(designer, "student", student)
+    designer = _scripted(profiled)
     saliency = Saliency.from_parameters(designer.graph, designer.slots)
     target = designer.smallest_ms() + 0.6 * (designer.full_ms - designer.smallest_ms())
-    d = designer.design_for_target(target, saliency, "s", "test")
+    d = fit_to_target(designer, target, saliency, "s", "test", _scripted_measure(designer, bias), log=lambda m: None)
     tries = d.spec.provenance.notes["design_tries"]
     assert d.met and d.judged_ms <= target
     assert len(tries) == d.attempts and d.judged_ms == max(ms for _, ms in tries if ms <= target)
@@ -301,3 +327,34 @@ def test_design_for_target_searches_the_budget_by_measurement(profiled, bias, mo
         assert tries[0][1] > target and tries[1][0] < tries[0][0]
     else:  # the first design fitted with room left: the budget was loosened, and a wider one kept
         assert tries[0][1] < 0.97 * target and tries[1][0] > tries[0][0] and d.judged_ms >= tries[0][1]
+
+
+def test_design_students_matches_every_baseline_to_the_students_measured_latency(profiled):
+    """On a scripted machine (1.1x the prediction): the student fits its target, and each
+    baseline is the member of its family measured nearest the student."""
+    from staircase.design.measured import design_students
+
+    designer = _scripted(profiled)
+    target = designer.smallest_ms() + 0.5 * (designer.full_ms - designer.smallest_ms())
+    designed = design_students(designer, "s", target_ms=target, baselines=True,
+                               measure=_scripted_measure(designer, 1.1), log=lambda m: None)
+    student, *baselines = designed
+    assert [d.spec.name for d in designed] == ["s", "s-l1", "s-uniform"]
+    assert student.met and student.judged_ms <= target
+    assert all(student.spec.widths[n] in designer.optimal[n] for n in designer.optimal)
+    for d in baselines:
+        notes = d.spec.provenance.notes
+        assert notes["matched_to_ms"] == student.judged_ms
+        assert 1 <= len(notes["match_tries"]) <= 5
+        assert d.judged_ms == min((ms for _, ms in notes["match_tries"]), key=lambda ms: abs(ms - student.judged_ms))
+
+
+def test_a_design_without_measure_is_predicted_only(profiled):
+    from staircase.design.measured import fit_to_target
+
+    designer = _scripted(profiled)
+    target = designer.smallest_ms() + 0.5 * (designer.full_ms - designer.smallest_ms())
+    saliency = Saliency.from_parameters(designer.graph, designer.slots)
+    d = fit_to_target(designer, target, saliency, "s", "test", None)
+    assert d.measured_ms is None and d.at_profile_ms is None and d.spec.provenance.measured_ms is None
+    assert d.predicted_ms <= target

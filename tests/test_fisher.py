@@ -73,6 +73,7 @@ def test_fisher_prune_stops_at_the_target_and_resumes_from_its_checkpoint(tmp_pa
     assert sum(pruner.widths().values()) == 5
 
 
+@pytest.mark.slow
 def test_prune_command_fisher_on_digits(tmp_path, run_cli):
     out = tmp_path / "w.json"
     r = run_cli("prune", "wrn_16_1", "--data", "digits", "--target-channels", "160", "--max-steps", "200",
@@ -86,6 +87,7 @@ def test_prune_command_fisher_on_digits(tmp_path, run_cli):
     assert doc["steps"] == 10 * len(doc["removed"]) // 4  # the fast schedule: 4 channels every 10 steps
 
 
+@pytest.mark.slow
 def test_prune_command_l1_to_parameters(tmp_path, run_cli):
     out = tmp_path / "w.json"
     r = run_cli("prune", "wrn_16_1", "--method", "l1", "--target-params", "100000", "--out", str(out))

@@ -1,7 +1,7 @@
 import os
 import stat
 
-from staircase._io import atomic_write_json, read_json
+from staircase.files import atomic_write_json, read_json
 
 
 def test_atomic_write_gives_the_usual_mode_and_replaces_whole(tmp_path):

@@ -10,9 +10,17 @@ import pytest
 
 from staircase.errors import SpecError
 from staircase.profile.backends import get_backend
-from staircase.profile.network import misaligned_ms, predict, raw_delta
-from staircase.profile.store import Profile, ProfileMismatch
-from staircase.profile.sweep import CALIBRATION_VERSION, grid_widths, profile_network
+from staircase.profile.calibration import (
+    ALIGNMENT_RESIDUAL_TIE,
+    CALIBRATION_VERSION,
+    candidate_alignments,
+    disturbed_whole_network,
+    fit_best_alignment,
+    fit_calibration,
+)
+from staircase.profile.prediction import LatencyModel
+from staircase.profile.store import Calibration, FullTime, NetworkEntry, Profile, ProfileMismatch, SlotEntry
+from staircase.profile.sweep import grid_widths, profile_network
 
 
 def _sweep(path, **kw):
@@ -22,34 +30,39 @@ def _sweep(path, **kw):
     return profile_network("wrn_16_1", get_backend("torch", threads=1), path, timing="quick", progress=False, **kw)
 
 
+def _entry(slots: dict[str, tuple[int, dict[str, str]]], full: FullTime | None = None) -> NetworkEntry:
+    return NetworkEntry("n", [1], {n: SlotEntry(w, layers) for n, (w, layers) in slots.items()}, full=full)
+
+
 def test_grid_widths():
     assert grid_widths(20, 8) == [1, 8, 16, 20]
     assert grid_widths(3, 1) == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_sweep_shares_ops_and_predicts(tmp_path):
     r = _sweep(tmp_path / "p.json")
     assert r.complete and r.network == "wrn_16_1@3x32x32"
     prof = Profile.load(tmp_path / "p.json")
-    slots = prof.networks[r.network]["slots"]
+    slots = prof.networks[r.network].slots
     assert len(slots) == 6
     # blocks 1 of each stage repeat block 0's consumer: 6 slots share 3 consumer ops + 5 producers... measured once
-    keys = {k for s in slots.values() for k in s["layers"].values()}
+    keys = {k for s in slots.values() for k in s.layers.values()}
     assert len(keys) == len(prof.ops) == 8
-    assert r.measured >= sum(len(grid_widths(s["width"], 8)) for s in slots.values()) - 2 * 3
-    full = predict(prof, r.network, {})
-    assert full.median_ms == pytest.approx(prof.networks[r.network]["full"]["median_ms"])
+    assert r.measured >= sum(len(grid_widths(s.width, 8)) for s in slots.values()) - 2 * 3
+    latency = LatencyModel(prof, r.network)
+    full = latency.predict({})
+    assert full.median_ms == pytest.approx(prof.networks[r.network].full.median_ms)
     narrow = {"block3.layer.0.conv1": 8, "block3.layer.1.conv1": 8}
-    smaller = predict(prof, r.network, narrow)
+    smaller = latency.predict(narrow)
     assert smaller.median_ms != full.median_ms
-    calibration = prof.networks[r.network]["calibration"]
-    assert 0.2 <= calibration["scale"] <= 3.0 and len(calibration["students"]) == 12
-    assert calibration["misalignment"] >= 0 and calibration["version"] == CALIBRATION_VERSION == 7
-    penalty = calibration["misalignment"] * misaligned_ms(prof, r.network, narrow, calibration["block"])
-    assert smaller.median_ms == pytest.approx(full.median_ms + calibration["scale"] * raw_delta(prof, r.network, narrow)
-                                              + penalty)
+    calibration = prof.networks[r.network].calibration
+    assert 0.2 <= calibration.scale <= 3.0 and len(calibration.students) == 12
+    assert calibration.misalignment >= 0 and calibration.version == CALIBRATION_VERSION == 7
+    penalty = calibration.misalignment * latency.misaligned_ms(narrow, calibration.alignment)
+    assert smaller.median_ms == pytest.approx(full.median_ms + calibration.scale * latency.raw_delta(narrow) + penalty)
     with pytest.raises(SpecError, match="lacks slot"):
-        predict(prof, r.network, {"conv1": 3})
+        latency.predict({"conv1": 3})
     logs = []
     again = _sweep(tmp_path / "p.json", log=logs.append)
     assert again.measured == 0 and again.reused > 0
@@ -60,9 +73,10 @@ def test_sweep_shares_ops_and_predicts(tmp_path):
     assert recalibrated.complete and recalibrated.measured == 0
     assert any("calibrating the prediction on 12 students" in m for m in logs)
     entry = Profile.load(tmp_path / "p.json").networks[r.network]
-    assert entry["calibration"]["version"] == CALIBRATION_VERSION and "full" in entry and "untouched_ms" in entry
+    assert entry.calibration.version == CALIBRATION_VERSION and entry.full is not None
 
 
+@pytest.mark.slow
 def test_profile_on_another_device_is_refused(tmp_path):
     _sweep(tmp_path / "p.json")
     prof = Profile.load(tmp_path / "p.json")
@@ -123,6 +137,7 @@ def test_kill_9_then_resume_loses_at_most_one_point(tmp_path):
     assert summary["reused"] > 0
 
 
+@pytest.mark.slow
 def test_budget_stops_and_resumes(tmp_path):
     r = _sweep(tmp_path / "p.json", budget_minutes=0.0001)
     assert not r.complete
@@ -148,40 +163,49 @@ def test_points_timed_against_the_full_width_are_scaled_by_its_median(tmp_path):
 
 
 def test_a_coarse_grid_is_refined_between_a_step_corner_and_the_next_grid_width(tmp_path):
-    from staircase.profile.sweep import _refine_points
-
     prof = Profile(tmp_path / "p.json", {}, {})
     op = {"kind": "conv", "free": "out", "cin": 4, "cout": 40, "kernel": [1, 1], "stride": [1, 1],
           "padding": [0, 0], "hw": [4, 4], "norm_act": False}
-    prof.networks["n@1"] = {"slots": {"s": {"width": 40, "layers": {"conv": "k"}}}}
+    prof.networks["n@1"] = _entry({"s": (40, {"conv": "k"})})
     for w in grid_widths(40, 8):  # true steps of 12 channels: corners at 12, 24, 36
         t = 1.0 + 0.5 * ((w + 11) // 12)
         prof.add_round("k", op, w, {"median_ms": t, "iqr_ms": 0.0, "n": 9, "noisy": False, "samples": 9},
                        journal=False)
     assert prof.slot_curve("n@1", "s").optimal() == [8, 24, 32, 40]
-    refined = sorted(w for _, w in _refine_points(prof, "n@1", 8))
-    assert refined == [*range(9, 16), *range(25, 32), *range(33, 40)]
+    # a sweep of that grid measures every width between a corner and the next grid width
+    # (the refinement pass), and nothing else: a fake backend records what it was asked
+    from staircase.profile import sweep
+    from staircase.profile.timing import TIMINGS
+
+    asked = []
+
+    class Recorder:
+        def rounds(self, points, upto, protocol, total=None, first_round=0):
+            asked.extend(points)
+            return True
+
+    prof.networks["n@1"].grid = 8
+    prof.networks["n@1"].edges_done = True
+    assert sweep.refine_and_edges(Recorder(), prof, "n@1", 8, 1, TIMINGS["quick"], lambda m: None)
+    assert sorted(w for _, w in asked) == [*range(9, 16), *range(25, 32), *range(33, 40)]
+    assert prof.networks["n@1"].refined
 
 
 def test_calibration_fit_separates_misalignment_from_scale():
-    from staircase.profile.sweep import _fit_calibration
-
     # measured = 0.9 * predicted + 0.3 * misaligned, exactly: both come back
     points = [{"predicted_delta_ms": a, "misaligned_ms": b, "measured_delta_ms": 0.9 * a + 0.3 * b}
               for a, b in ((-1.0, 0.0), (-0.5, 2.0), (-0.8, 1.0), (-0.2, 0.0))]
-    assert _fit_calibration(points) == (pytest.approx(0.9), pytest.approx(0.3))
+    assert fit_calibration(points) == (pytest.approx(0.9), pytest.approx(0.3))
     # a negative misalignment cost is not physical: the scale alone is fitted
     points = [{"predicted_delta_ms": a, "misaligned_ms": b, "measured_delta_ms": a - 0.1 * b}
               for a, b in ((-1.0, 0.0), (-0.5, 2.0))]
-    scale, misalignment = _fit_calibration(points)
+    scale, misalignment = fit_calibration(points)
     assert misalignment == 0.0 and scale == pytest.approx((1.0 + 0.5 * 0.7) / 1.25)
 
 
 def test_calibration_keeps_the_alignment_whole_networks_pay_for():
-    from staircase.profile.sweep import _fit_best_block, candidate_blocks
-
-    assert candidate_blocks(16) == [16, 8, 4, 2]
-    assert candidate_blocks(12) == [12, 6, 3] and candidate_blocks(17) == [17] and candidate_blocks(None) == []
+    assert candidate_alignments(16) == [16, 8, 4, 2]
+    assert candidate_alignments(12) == [12, 6, 3] and candidate_alignments(17) == [17] and candidate_alignments(None) == []
     # the ops step every 16 channels, but the network pays 0.2 ms per slot off a multiple of 4
     rng = random.Random(0)
     points = []
@@ -193,16 +217,14 @@ def test_calibration_keeps_the_alignment_whole_networks_pay_for():
         predicted = -0.01 * sum(64 - w for w in widths.values())
         measured = 0.95 * predicted + 0.2 * sum(1.0 for w in widths.values() if w % 4)
         points.append({"widths": widths, "predicted_delta_ms": predicted, "measured_delta_ms": measured})
-    block, scale, misalignment, residuals = _fit_best_block(
-        points, candidate_blocks(16), lambda widths, b: sum(1.0 for w in widths.values() if b and w % b))
+    block, scale, misalignment, residuals = fit_best_alignment(
+        points, candidate_alignments(16), lambda widths, b: sum(1.0 for w in widths.values() if b and w % b))
     assert block == 4 and scale == pytest.approx(0.95) and misalignment == pytest.approx(0.2)
     assert residuals["4"] == pytest.approx(0, abs=1e-9) and residuals["16"] > 0.01
     assert all(p["misaligned_ms"] == sum(1.0 for w in p["widths"].values() if w % 4) for p in points)
 
 
 def test_calibration_keeps_the_coarser_alignment_when_a_finer_one_fits_no_better_than_noise():
-    from staircase.profile.sweep import BLOCK_RESIDUAL_TIE, _fit_best_block
-
     # the network pays for odd widths; the feature for alignment 4 is that, slightly blurred
     rng = random.Random(1)
     points = []
@@ -219,64 +241,63 @@ def test_calibration_keeps_the_coarser_alignment_when_a_finer_one_fits_no_better
             return odd + blur * (sum(widths.values()) % 3) if block == 4 else odd if block == 2 else 0.0
         return feature
 
-    block, _, _, residuals = _fit_best_block([dict(p) for p in points], [4, 2], misaligned(0.03))
-    assert residuals["2"] < residuals["4"] <= residuals["2"] * (1 + BLOCK_RESIDUAL_TIE)
+    block, _, _, residuals = fit_best_alignment([dict(p) for p in points], [4, 2], misaligned(0.03))
+    assert residuals["2"] < residuals["4"] <= residuals["2"] * (1 + ALIGNMENT_RESIDUAL_TIE)
     assert block == 4
-    block, _, _, residuals = _fit_best_block([dict(p) for p in points], [4, 2], misaligned(0.3))
-    assert residuals["4"] > residuals["2"] * (1 + BLOCK_RESIDUAL_TIE) and block == 2
+    block, _, _, residuals = fit_best_alignment([dict(p) for p in points], [4, 2], misaligned(0.3))
+    assert residuals["4"] > residuals["2"] * (1 + ALIGNMENT_RESIDUAL_TIE) and block == 2
 
 
+@pytest.mark.slow
 def test_misaligned_ms_counts_slots_off_the_block(tmp_path):
     r = _sweep(tmp_path / "p.json")
     prof = Profile.load(tmp_path / "p.json")
-    slots = prof.networks[r.network]["slots"]
+    slots = prof.networks[r.network].slots
     name = "block3.layer.0.conv1"
-    time_at_40 = sum(prof.curve(k).at(40) for k in slots[name]["layers"].values())
-    assert misaligned_ms(prof, r.network, {name: 40}, 16) == pytest.approx(time_at_40)
-    assert misaligned_ms(prof, r.network, {name: 48}, 16) == 0.0
-    assert misaligned_ms(prof, r.network, {name: 40}, None) == 0.0
+    time_at_40 = sum(prof.curve(k).at(40) for k in slots[name].layers.values())
+    latency = LatencyModel(prof, r.network)
+    assert latency.misaligned_ms({name: 40}, 16) == pytest.approx(time_at_40)
+    assert latency.misaligned_ms({name: 48}, 16) == 0.0
+    assert latency.misaligned_ms({name: 40}, None) == 0.0
 
 
 def test_snapping_up_never_buys_channels_with_time(tmp_path):
-    from staircase.profile.network import snap_slot
-
     prof = Profile(tmp_path / "p.json", {}, {})
     op = {"kind": "conv", "free": "out", "cin": 4, "cout": 64, "kernel": [1, 1], "stride": [1, 1],
           "padding": [0, 0], "hw": [4, 4], "norm_act": False}
-    prof.networks["n@1"] = {"slots": {"s": {"width": 64, "layers": {"conv": "k"}}}, "full": {"median_ms": 9.0}}
+    prof.networks["n@1"] = _entry({"s": (64, {"conv": "k"})}, FullTime(9.0, 0.0))
     # flat steps of 16 up to 32, then a slope (every width slower than the last)
     times = {w: 1.0 + (w + 15) // 16 if w <= 32 else 3.0 + 0.05 * (w - 32) for w in range(4, 65, 4)}
     for w, t in times.items():
         prof.add_round("k", op, w, {"median_ms": t, "iqr_ms": 0.0, "n": 9, "noisy": False, "samples": 9},
                        journal=False)
     assert prof.slot_curve("n@1", "s").optimal() == [16, 32, *range(36, 65, 4)]
-    assert snap_slot(prof, "n@1", "s", 20, "up") == 32  # the step's top costs what 20 costs
-    assert snap_slot(prof, "n@1", "s", 40, "up") == 40  # on the slope, wider is slower: it stays
-    assert snap_slot(prof, "n@1", "s", 42, "up") == 44  # 42 costs what 44 does (the next measured width)
-    assert snap_slot(prof, "n@1", "s", 20, "nearest") == 16
-    assert snap_slot(prof, "n@1", "s", 20, "down") == 16
+    latency = LatencyModel(prof, "n@1")
+    assert latency.snap("s", 20, "up") == 32  # the step's top costs what 20 costs
+    assert latency.snap("s", 40, "up") == 40  # on the slope, wider is slower: it stays
+    assert latency.snap("s", 42, "up") == 44  # 42 costs what 44 does (the next measured width)
+    assert latency.snap("s", 20, "nearest") == 16
+    assert latency.snap("s", 20, "down") == 16
     # the measured curve decides, not the prediction's misalignment term (it would price 40
     # at 0.5 x the slot's full-width time and let 40 grow to 64)
-    prof.networks["n@1"]["calibration"] = {"scale": 1.0, "misalignment": 0.5, "block": 16}
-    assert snap_slot(prof, "n@1", "s", 40, "up") == 40
+    prof.networks["n@1"].calibration = Calibration(scale=1.0, misalignment=0.5, alignment=16)
+    assert latency.snap("s", 40, "up") == 40
 
 
 def test_a_noisy_full_network_time_asks_for_recalibration(tmp_path):
-    from staircase.profile.sweep import disturbed_whole_network
-
     prof = Profile(tmp_path / "p.json", {}, {})
-    prof.networks["n@1"] = {"slots": {}, "full": {"median_ms": 39.3, "spread_ms": 8.7, "noisy": True}}
+    prof.networks["n@1"] = _entry({}, FullTime(39.3, 8.7, noisy=True))
     warning = disturbed_whole_network(prof, "n@1")
     assert "--recalibrate" in warning and "8.7 ms on 39.3 ms" in warning
-    prof.networks["n@1"]["full"]["noisy"] = False
+    prof.networks["n@1"].full.noisy = False
     assert disturbed_whole_network(prof, "n@1") is None
-    del prof.networks["n@1"]["full"]  # not finished yet: nothing to say
+    prof.networks["n@1"].full = None  # not finished yet: nothing to say
     assert disturbed_whole_network(prof, "n@1") is None
 
 
 def test_slot_curves_carry_the_period_their_network_shares(tmp_path):
     prof = Profile(tmp_path / "p.json", {}, {})
-    prof.networks["n@1"] = {"slots": {s: {"width": 64, "layers": {"conv": k}} for s, k in (("a", "ka"), ("b", "kb"))}}
+    prof.networks["n@1"] = _entry({s: (64, {"conv": k}) for s, k in (("a", "ka"), ("b", "kb"))})
 
     def measure(key):
         op = {"kind": "conv", "free": "out", "cin": 4, "cout": 64, "kernel": [1, 1], "stride": [1, 1],

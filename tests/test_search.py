@@ -50,6 +50,7 @@ def _settings(root, schedule, **kw):
                              **kw})
 
 
+@pytest.mark.slow
 def test_search_finds_a_front_starting_from_the_schedule_and_resumes(trained, tmp_path):
     root, schedule = trained
     out = tmp_path / "study"
@@ -60,7 +61,9 @@ def test_search_finds_a_front_starting_from_the_schedule_and_resumes(trained, tm
     assert first["sparsities"] == {"first": 0.5, "second": 0.25}  # the off-the-shelf point comes first
     assert summary["baseline"]["number"] == 0 and (out / "front.png").exists() and (out / "study.db").exists()
     for r in everything:
-        assert r["latency_ms"] > 0 and 0 <= r["top1"] <= 100 and r["epochs_run"] in (1, 2)
+        assert r["latency_ms"] > 0 and r["epochs_run"] in (1, 2)
+        # the reported top-1 is the last epoch's test accuracy of the retrained trial
+        assert r["top1"] == r["curve"][-1] and len(r["curve"]) == r["epochs_run"]
         assert r["widths"]["layer1.0.conv1"] == max(1, round((1 - r["sparsities"]["first"]) * 16))
         assert (tmp_path / "study" / f"trial-{r['number']:04d}" / "retrain" / "last.pt").exists()
     complete = [r for r in everything if r["state"] == "COMPLETE"]
@@ -71,6 +74,7 @@ def test_search_finds_a_front_starting_from_the_schedule_and_resumes(trained, tm
     assert numbers == [0, 1, 2, 3]
 
 
+@pytest.mark.slow
 def test_a_trial_that_builds_a_network_already_trained_reuses_its_result(trained, tmp_path):
     root, _ = trained
     narrow = tmp_path / "narrow.yaml"  # every sparsity in these bounds keeps the same channels
@@ -87,6 +91,7 @@ def test_a_trial_that_builds_a_network_already_trained_reuses_its_result(trained
     assert not (out / "trial-0001").exists()  # nothing trained for the copies
 
 
+@pytest.mark.slow
 def test_a_study_refuses_another_schedule_and_bad_input_is_named(trained, tmp_path):
     root, schedule = trained
     out = tmp_path / "study"
@@ -108,6 +113,7 @@ def test_a_study_refuses_another_schedule_and_bad_input_is_named(trained, tmp_pa
                    log=lambda m: None)
 
 
+@pytest.mark.slow
 def test_worker_processes_and_local_ray_give_the_same_kind_of_study(trained, tmp_path):
     pytest.importorskip("ray")
     root, schedule = trained

@@ -6,7 +6,7 @@ from user_nets import TinyResConcat
 
 from staircase import count_params, create_model, find_slots, make_student
 from staircase.errors import SlotError, WidthError
-from staircase.slots import SlotGraph
+from staircase.slots import SlotGraph, slot_widths
 
 
 @pytest.mark.parametrize(
@@ -159,14 +159,21 @@ def test_untraceable_input_size_is_a_clear_error():
         find_slots(TinyResConcat())
 
 
-def test_timm_and_torchvision_models_when_installed():
+@pytest.mark.slow
+@pytest.mark.parametrize("package,factory,slots", [
+    ("torchvision", "torchvision.models:resnet18", 8),
+    ("timm", "timm.models:resnet18", 8),
+])
+def test_torchvision_and_timm_models_when_installed(package, factory, slots):
+    import importlib.util
+
     from staircase.modelref import resolve_model
 
-    try:
-        resolved = resolve_model("torchvision.models:resnet18", input_size=(3, 64, 64))
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"torchvision unavailable: {exc}")
-    slots = find_slots(resolved.model, (3, 64, 64))
-    assert len(slots) == 8
-    student = make_student(resolved.model, {s.name: 16 for s in slots}, input_size=(3, 64, 64))
+    if importlib.util.find_spec(package) is None:  # optional: the [vision] extra
+        pytest.skip(f"{package} is not installed")
+    resolved = resolve_model(factory, input_size=(3, 64, 64))
+    found = find_slots(resolved.model, (3, 64, 64))
+    assert len(found) == slots
+    student = make_student(resolved.model, {s.name: 16 for s in found}, input_size=(3, 64, 64))
     assert student(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+    assert all(w == 16 for n, w in slot_widths(student, (3, 64, 64)).items() if n in {s.name for s in found})

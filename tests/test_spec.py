@@ -3,9 +3,11 @@ import json
 import pytest
 
 from staircase import StudentSpec, count_params
+from staircase.architecture import Architecture
 from staircase.errors import SpecError
-from staircase.modelref import Architecture, resolve_model
-from staircase.spec import Provenance, load_widths
+from staircase.modelref import resolve_model
+from staircase.spec import Provenance
+from staircase.widths import WidthsFile
 
 
 @pytest.fixture
@@ -79,7 +81,23 @@ def test_truncated_and_missing_files(spec_and_model, tmp_path):
 def test_widths_files(tmp_path):
     p = tmp_path / "w.json"
     p.write_text(json.dumps({"widths": {"a": 3}, "other": 1}))
-    assert load_widths(p) == {"a": 3}
+    assert WidthsFile.load(p).widths == {"a": 3}
     p.write_text(json.dumps({"a": "3"}))
     with pytest.raises(SpecError, match="'a' is '3', not an integer"):
-        load_widths(p)
+        WidthsFile.load(p)
+
+
+def test_a_widths_file_round_trips_and_refuses_a_newer_version(tmp_path):
+    written = WidthsFile({"a": 3, "b": 5}, {"a": [0.5, 0.25, 0.125, 0.0625]}, ["a"], "fisher-pruned", "wrn_16_1",
+                         {"target": "channels <= 8", "reached": True, "steps": 40, "seconds": 1.5})
+    path = written.save(tmp_path / "w.json")
+    assert WidthsFile.load(path) == written
+    data = json.loads(path.read_text())
+    assert data["format"] == "staircase-widths" and data["version"] == 1
+    data["version"] = 2
+    path.write_text(json.dumps(data))
+    with pytest.raises(SpecError, match="has version 2.*upgrade staircase"):
+        WidthsFile.load(path)
+    del data["version"]  # written before the version was recorded: read as version 1
+    path.write_text(json.dumps(data))
+    assert WidthsFile.load(path).widths == {"a": 3, "b": 5}

@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
+from staircase.architecture import Architecture
 from staircase.cli import main
 from staircase.errors import StaircaseError
-from staircase.modelref import Architecture
 from staircase.spec import StudentSpec
 from staircase.train import trainer as trainer_module
 from staircase.train.checkpoint import model_from_checkpoint, read_checkpoint, rng_state, set_rng_state
@@ -32,6 +32,7 @@ def teacher_run(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_two_epochs_lower_the_loss_and_write_the_run_files(teacher_run):
     out, summary = teacher_run
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -45,6 +46,7 @@ def test_two_epochs_lower_the_loss_and_write_the_run_files(teacher_run):
     assert state["epoch"] == 2 and {"optimizer", "scheduler", "rng", "architecture"} <= set(state)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch, teacher_run):
     original = trainer_module._train_epoch
 
@@ -77,6 +79,7 @@ def test_a_run_directory_is_not_mixed(tmp_path, teacher_run):
         train(_config(tmp_path / "other"), log=lambda m: None)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     calls = {"n": 0}
     real = trainer_module.F.cross_entropy
@@ -93,6 +96,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert read_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
 
 
+@pytest.mark.slow
 def test_student_distils_with_at_and_kd(tmp_path, teacher_run):
     spec, _ = StudentSpec.create(Architecture("wrn_16_1", {"num_classes": 10}, (3, 32, 32)),
                                  {"block1.layer.0.conv1": 8, "block2.layer.0.conv1": 16}, "half")
@@ -140,6 +144,8 @@ def test_rng_state_round_trips():
     assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
 
 
+@pytest.mark.slow
+@pytest.mark.backend
 def test_evaluate_and_export_from_the_command_line(tmp_path, teacher_run, capsys):
     ckpt = str(teacher_run[0] / "last.pt")
     assert main(["evaluate", ckpt, "--data", "digits", "--json"]) == 0

@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._io import atomic_write
 from ..errors import StaircaseError
+from ..files import atomic_write
 from ..slots import SlotGraph
 
 __all__ = ["FisherSchedule", "SCHEDULES", "FisherPruner", "PruneState", "fisher_prune"]

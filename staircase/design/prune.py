@@ -9,17 +9,15 @@ from pathlib import Path
 
 import torch
 
-from .._io import atomic_write_json
 from ..complexity import count_params
 from ..errors import StaircaseError
 from ..modelref import ResolvedModel
 from ..slots import SlotGraph
+from ..widths import WidthsFile
 from .baselines import applied_removals, l1_scores, prune_until, removal_order
 from .fisher import SCHEDULES, fisher_prune
 
-__all__ = ["WIDTHS_FORMAT", "Target", "run_prune"]
-
-WIDTHS_FORMAT = "staircase-widths"
+__all__ = ["Target", "run_prune"]
 
 
 class Target:
@@ -95,10 +93,11 @@ def run_prune(resolved: ResolvedModel, method: str, target: Target, out: Path, d
     else:
         raise StaircaseError(f"--method {method!r} is not one of fisher, l1")
     reached = target.reached(result["widths"], _shrunk(model, result["widths"], size) if method == "l1" else model)
-    doc = {"format": WIDTHS_FORMAT, "model": resolved.architecture.name, "method": f"{method}-pruned",
-           "target": target.describe(), "reached": reached, **result}
-    atomic_write_json(out, doc)
-    return doc
+    written = WidthsFile(result["widths"], result["saliency"], result["removed"], f"{method}-pruned",
+                         resolved.architecture.name, {"target": target.describe(), "reached": reached,
+                                                      "steps": result["steps"], "seconds": result["seconds"]})
+    written.save(out)
+    return written.to_dict()
 
 
 def _shrunk(model, widths, size):

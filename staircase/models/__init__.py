@@ -5,7 +5,7 @@
 """
 
 from . import densenet, mobilenet, resnet, resnet_cifar, wrn  # noqa: F401  (registers the models)
-from ._registry import create_model, is_model, list_models, register_model, register_pattern
+from ._registry import create_model, is_model, list_models, model_description, register_model, register_pattern
 from .base import ZooModel
 
-__all__ = ["ZooModel", "create_model", "is_model", "list_models", "register_model", "register_pattern"]
+__all__ = ["ZooModel", "create_model", "is_model", "list_models", "model_description", "register_model", "register_pattern"]

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import UnknownModelError
 
-__all__ = ["register_model", "register_pattern", "create_model", "list_models", "is_model"]
+__all__ = ["register_model", "register_pattern", "create_model", "list_models", "is_model", "model_description"]
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _PATTERNS: list[tuple[re.Pattern[str], Callable[..., nn.Module], str]] = []
@@ -62,6 +62,12 @@ def is_model(name: str) -> bool:
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a shell-style wildcard, sorted."""
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def model_description(name: str) -> str:
+    """The first line of a registered model's docstring ("" when it has none)."""
+    lines = (_MODELS[name].__doc__ or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def create_model(name: str, **kwargs) -> nn.Module:

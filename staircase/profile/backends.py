@@ -22,7 +22,7 @@ from ..errors import StaircaseError, require
 from .ops import OpSpec
 from .timing import Measurement, TimingProtocol, measure
 
-__all__ = ["Backend", "TorchBackend", "OnnxRuntimeBackend", "OpenVinoBackend", "BACKENDS", "get_backend", "cpu_model"]
+__all__ = ["Backend", "TorchBackend", "OnnxRuntimeBackend", "OpenVinoBackend", "BACKENDS", "backend_of", "get_backend", "cpu_model"]
 
 _PRECISIONS = {"fp32": "f32", "f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16", "fp16": "f16", "f16": "f16"}
 
@@ -276,6 +276,7 @@ class OpenVinoBackend(Backend):
             request.infer({0: x})
             return request.get_output_tensor(0).data
 
+        run.compiled = compiled  # for inspection: the precision and threads it really runs with
         return run
 
     def prepare_op(self, op: OpSpec, width: int) -> Callable[[], object]:
@@ -304,3 +305,10 @@ def get_backend(name: str, device: str | None = None, threads: int | None = None
     if device is None:
         device = "CPU" if name == "openvino" else "cpu"
     return cls(device=device, threads=threads, batch=batch, precision=precision)
+
+
+def backend_of(profile) -> Backend:
+    """The backend a profile (a :class:`~staircase.profile.store.Profile`) was measured with, set up the same way."""
+    fp = profile.fingerprint
+    return get_backend(fp["backend"], fp.get("device"), threads=fp.get("threads"), batch=fp.get("batch", 1),
+                       precision=fp.get("precision", "f32"))

@@ -37,7 +37,7 @@ def plot_profile(profile: Profile, network: str, out_dir: str | Path,
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    slots = list(profile.network(network)["slots"])
+    slots = list(profile.network(network).slots)
     chosen = chosen or {}
     written = []
     if per_slot:

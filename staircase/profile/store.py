@@ -17,13 +17,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_json, read_json
 from ..errors import SpecError, StaircaseError
+from ..files import atomic_write_json, read_json
 from .ops import OpSpec
 from .staircase import ambiguous_edges, lattice_period, optimal_points
 from .timing import median_stderr
 
-__all__ = ["PROFILE_FORMAT", "PROFILE_VERSION", "Profile", "ProfileMismatch", "Curve"]
+__all__ = ["PROFILE_FORMAT", "PROFILE_VERSION", "Calibration", "Curve", "FullTime", "NetworkEntry", "Profile",
+           "ProfileMismatch", "SlotEntry", "network_key"]
 
 PROFILE_FORMAT = "staircase-profile"
 PROFILE_VERSION = 1
@@ -32,6 +33,96 @@ FINGERPRINT_KEYS = ("backend", "backend_version", "device", "device_name", "cpu"
 
 
 _OLD_SAMPLES = 7  # rounds written before the sample count was recorded took at least this many
+
+
+def network_key(name: str, input_size) -> str:
+    """How a profile names a network: ``wrn_16_2@3x32x32``."""
+    return f"{name}@{'x'.join(map(str, input_size))}"
+
+
+@dataclass
+class SlotEntry:
+    """One profiled slot: its full width and, per layer it changes, the op key of its curve."""
+
+    width: int
+    layers: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"width": self.width, "layers": dict(self.layers)}
+
+
+@dataclass
+class FullTime:
+    """The unpruned network timed end to end as deployed."""
+
+    median_ms: float
+    spread_ms: float
+    noisy: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"median_ms": self.median_ms, "spread_ms": self.spread_ms, "noisy": self.noisy}
+
+
+@dataclass
+class Calibration:
+    """How whole networks differ from the summed op differences (see ``profile.calibration``):
+    ``scale`` x the summed differences + ``misalignment`` x the time of slots whose width is
+    off ``alignment`` channels. Stored as ``block`` / ``residual_by_block`` in the file."""
+
+    version: int | None = None
+    scale: float = 1.0
+    misalignment: float = 0.0
+    alignment: int | None = None
+    residual_by_alignment: dict[str, float] = field(default_factory=dict)
+    students: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
+        return cls(d.get("version"), float(d.get("scale", 1.0)), float(d.get("misalignment", 0.0)), d.get("block"),
+                   dict(d.get("residual_by_block", {})), list(d.get("students", [])))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "scale": self.scale, "misalignment": self.misalignment,
+                "block": self.alignment, "residual_by_block": self.residual_by_alignment, "students": self.students}
+
+
+@dataclass
+class NetworkEntry:
+    """What a profile knows of one network: how it was swept, its slots, its full time and
+    the prediction's calibration; ``refined`` and ``edges_done`` say which sweep passes are
+    finished (a rerun continues after them)."""
+
+    model: str
+    input_size: list[int]
+    slots: dict[str, SlotEntry] = field(default_factory=dict)
+    include_all: bool = False
+    grid: int = 1
+    full: FullTime | None = None
+    calibration: Calibration | None = None
+    refined: bool = False
+    edges_done: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NetworkEntry:
+        return cls(str(d.get("model", "")), list(d.get("input_size", [])),
+                   {n: SlotEntry(int(e["width"]), dict(e["layers"])) for n, e in d["slots"].items()},
+                   bool(d.get("include_all", False)), int(d.get("grid", 1)),
+                   FullTime(**d["full"]) if "full" in d else None,
+                   Calibration.from_dict(d["calibration"]) if "calibration" in d else None,
+                   bool(d.get("refined", False)), bool(d.get("edges_done", False)))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"model": self.model, "input_size": list(self.input_size), "include_all": self.include_all,
+                             "grid": self.grid, "slots": {n: e.to_dict() for n, e in self.slots.items()}}
+        if self.refined:
+            d["refined"] = True
+        if self.edges_done:
+            d["edges_done"] = True
+        if self.full is not None:
+            d["full"] = self.full.to_dict()
+        if self.calibration is not None:
+            d["calibration"] = self.calibration.to_dict()
+        return d
 
 
 class ProfileMismatch(StaircaseError):
@@ -110,7 +201,7 @@ class Profile:
         self.fingerprint = fingerprint
         self.protocol = protocol
         self.ops: dict[str, dict[str, Any]] = {}  # key -> {"op": OpSpec dict, "rounds": {width: [round dicts]}}
-        self.networks: dict[str, dict[str, Any]] = {}
+        self.networks: dict[str, NetworkEntry] = {}
         self.notes: dict[str, Any] = {}
         self._curves: dict[str, Curve] = {}  # summaries, dropped when a round is added
         self._periods: dict[str, tuple[tuple[int, int], int | None]] = {}  # network -> (state, period)
@@ -136,14 +227,14 @@ class Profile:
             for key, entry in data["ops"].items():
                 OpSpec.from_dict(entry["op"])
                 prof.ops[key] = {"op": entry["op"], "rounds": {int(w): list(r) for w, r in entry["rounds"].items()}}
-            prof.networks = dict(data["networks"])
+            prof.networks = {k: NetworkEntry.from_dict(v) for k, v in data["networks"].items()}
             prof.notes = dict(data.get("notes", {}))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SpecError(f"profile {path} is missing or has malformed field {exc}; it was left as it is") from None
-        prof._replay_journal()
+        prof.replay_journal()
         return prof
 
-    def _replay_journal(self) -> None:
+    def replay_journal(self) -> None:
         if not self.journal.exists():
             return
         with open(self.journal, encoding="utf-8") as f:
@@ -161,7 +252,7 @@ class Profile:
             "fingerprint": self.fingerprint,
             "protocol": self.protocol,
             "notes": self.notes,
-            "networks": self.networks,
+            "networks": {k: e.to_dict() for k, e in self.networks.items()},
             "ops": {
                 key: {
                     "op": e["op"],
@@ -217,7 +308,7 @@ class Profile:
     def period(self, network: str) -> int | None:
         """The channel period of the network's staircases (see ``lattice_period``), from
         every slot measured so far; recomputed once rounds were added."""
-        slots = self.network(network)["slots"]
+        slots = self.network(network).slots
         state = (self._rounds_added, len(slots))
         cached = self._periods.get(network)
         if cached is None or cached[0] != state:
@@ -231,7 +322,7 @@ class Profile:
         return cached[1]
 
     def _summed_curve(self, network: str, slot: str) -> Curve:
-        layers = self.networks[network]["slots"][slot]["layers"]
+        layers = self.network(network).slots[slot].layers
         curves = [self.curve(k) for k in layers.values() if k in self.ops]
         if not curves or len(curves) < len(layers):
             raise SpecError(f"profile {self.path} has no complete measurements for slot {slot!r} of {network}")
@@ -255,7 +346,7 @@ class Profile:
                 "profile this device into a new file, or pass --allow-other-device to use it anyway"
             )
 
-    def network(self, name: str) -> dict[str, Any]:
+    def network(self, name: str) -> NetworkEntry:
         if name not in self.networks:
             known = ", ".join(sorted(self.networks)) or "none"
             raise SpecError(f"profile {self.path} does not cover {name} (it covers: {known}); "

@@ -14,8 +14,13 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["Measurement", "TimingProtocol", "measure", "median_stderr"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["FULL_NETWORK_PROTOCOL", "TIMINGS", "Measurement", "Relative", "Timing", "TimingProtocol", "measure",
+           "measure_network", "median_stderr", "time_relative"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +131,66 @@ def measure(
     ratio, ratio_iqr = statistics.median(ratios), _iqr(ratios)
     return Measurement(median, iqr, len(samples) * number, ratio_iqr > protocol.target_spread * ratio, len(samples),
                        ratio, ratio_iqr, statistics.median(refs))
+
+
+FULL_NETWORK_PROTOCOL = TimingProtocol(min_samples=15, max_samples=200, max_s=4.0, target_spread=0.03)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A ``--timing`` preset: per point and round, at uncertain edges (with more samples, so
+    their standard errors shrink), how many edge passes, for whole networks, and per
+    measurement of a calibration student (shorter: it is taken several times against the
+    full network, and the median of those pairs is what counts)."""
+
+    point: TimingProtocol
+    edge: TimingProtocol
+    edge_passes: int
+    network: TimingProtocol
+    calibration: TimingProtocol
+
+
+TIMINGS: dict[str, Timing] = {
+    "quick": Timing(TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=5, max_samples=15, max_s=0.2,
+                                   target_spread=0.1),
+                    TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=9, max_samples=30, max_s=0.4), 1,
+                    TimingProtocol(warmup_s=0.01, min_samples=7, max_samples=30, max_s=0.5),
+                    TimingProtocol(warmup_s=0.01, min_samples=5, max_samples=20, max_s=0.3)),
+    "standard": Timing(TimingProtocol(), TimingProtocol(min_samples=15, max_samples=80, max_s=1.5, target_spread=0.03),
+                       2, FULL_NETWORK_PROTOCOL,
+                       TimingProtocol(min_samples=10, max_samples=100, max_s=1.0, target_spread=0.03)),
+    "careful": Timing(TimingProtocol(min_samples=15, max_samples=120, max_s=2.0, target_spread=0.03),
+                      TimingProtocol(min_samples=31, max_samples=200, max_s=4.0, target_spread=0.02), 3,
+                      TimingProtocol(min_samples=31, max_samples=400, max_s=8.0, target_spread=0.02),
+                      TimingProtocol(min_samples=15, max_samples=200, max_s=3.0, target_spread=0.02)),
+}
+
+
+@dataclass(frozen=True)
+class Relative:
+    """A network timed beside a reference: the median of the paired measurements' ratios (a
+    disturbed measurement moves one of them, not the verdict), each side's median ms in the
+    paired configuration, and the network's measurements themselves."""
+
+    ratio: float
+    run_ms: float
+    reference_ms: float
+    runs: list[Measurement]
+
+
+def time_relative(backend, run: Callable[[], object], reference: Callable[[], object], pairs: int = 2,
+                  protocol: TimingProtocol | None = None) -> Relative:
+    """``run`` against ``reference`` on ``backend`` (a :class:`~staircase.profile.backends.Backend`),
+    both prepared with ``paired=True``: ``pairs`` times, block by block (a block of one, then a
+    block of the other, and so on, as ops are timed beside their full width), so drift on any
+    time scale longer than a block cancels in each ratio. Timing the two in turn, a whole
+    measurement each, cancels only drift that is linear over seconds; ``scripts/bench_profiler.py``
+    part 3 reports how far the two rulers differ."""
+    runs = [backend.time(run, protocol or FULL_NETWORK_PROTOCOL, reference=reference) for _ in range(pairs)]
+    return Relative(statistics.median(m.ratio for m in runs), statistics.median(m.median_ms for m in runs),
+                    statistics.median(m.ref_ms for m in runs), runs)
+
+
+def measure_network(backend, model: nn.Module, input_size, protocol: TimingProtocol | None = None) -> Measurement:
+    """Time the whole network end to end on ``backend`` (median of blocks, IQR spread)."""
+    return backend.time(backend.prepare_model(model, tuple(input_size)), protocol or FULL_NETWORK_PROTOCOL)

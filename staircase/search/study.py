@@ -34,9 +34,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_json, atomic_write_text
-from .._table import format_table
 from ..errors import StaircaseError
+from ..files import atomic_write_json, atomic_write_text
+from ..table import format_table
 from .schedule import Schedule, apply_schedule, schedule_widths
 
 __all__ = ["SearchSettings", "run_search", "run_trial", "hopeless", "pareto_front", "plot_fronts"]
@@ -109,8 +109,7 @@ def run_trial(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from ..profile.backends import get_backend
-    from ..profile.network import time_relative
-    from ..profile.sweep import TIMINGS
+    from ..profile.timing import TIMINGS, time_relative
     from ..slots import slot_widths
     from ..spec import Provenance, StudentSpec
     from ..train.checkpoint import model_from_checkpoint, save_checkpoint
@@ -169,21 +168,20 @@ def run_trial(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _snapper(s: SearchSettings, arch) -> Callable[[str, int], int]:
-    from ..profile.network import snap_slot
-    from ..profile.store import Profile
-    from ..profile.sweep import network_key
+    from ..profile.prediction import LatencyModel
+    from ..profile.store import Profile, network_key
 
     profile = Profile.load(s.profile)
     key = network_key(arch.name, arch.input_size)
     if key not in profile.networks:
         raise StaircaseError(f"profile {s.profile} does not cover {key}; profile it first "
                              f"(`staircase profile {arch.name} --out {s.profile}`)")
-    slots = profile.networks[key]["slots"]
+    latency = LatencyModel(profile, key)
 
     def snapper(slot: str, width: int) -> int:
-        if slot not in slots:
+        if slot not in latency.entry.slots:
             return width
-        return snap_slot(profile, key, slot, width, s.snap)
+        return latency.snap(slot, width, s.snap)
 
     return snapper
 
@@ -289,8 +287,7 @@ def run_search(s: SearchSettings, log: Callable[[str], None] = print) -> dict[st
     TrialState = _optuna().trial.TrialState  # noqa: N806 - Optuna's enum
 
     from ..profile.backends import get_backend
-    from ..profile.network import measure_network
-    from ..profile.sweep import TIMINGS
+    from ..profile.timing import TIMINGS, measure_network
     from ..train.checkpoint import model_from_checkpoint
 
     if s.timing not in TIMINGS:

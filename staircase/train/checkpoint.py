@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._io import atomic_write
 from ..errors import StaircaseError
+from ..files import atomic_write
 
 __all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "read_checkpoint", "load_weights", "model_from_checkpoint",
            "rng_state", "set_rng_state"]
@@ -59,7 +59,7 @@ def load_weights(model: nn.Module, path: str | Path, name: str, state: dict[str,
 def model_from_checkpoint(path: str | Path, state: dict[str, Any] | None = None):
     """(model with the checkpoint's weights, its Architecture, its StudentSpec or None) from a
     staircase checkpoint alone (``state``: its contents, when already read)."""
-    from ..modelref import Architecture
+    from ..architecture import Architecture
     from ..spec import StudentSpec
 
     state = read_checkpoint(path) if state is None else state

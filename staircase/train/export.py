@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._io import atomic_write
 from ..errors import StaircaseError, require
+from ..files import atomic_write
 
 __all__ = ["export_onnx", "export_openvino", "FORMATS"]
 

@@ -39,9 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .._io import atomic_write_json, atomic_write_text
-from .._progress import progress_bar
 from ..errors import StaircaseError, require
+from ..files import atomic_write_json, atomic_write_text
+from ..progress import progress_bar
 from .attention import FeatureTaps, attention_points, check_pairing
 from .checkpoint import load_weights, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .evaluate import evaluate, topk_correct

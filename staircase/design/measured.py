@@ -1,0 +1,240 @@
+"""Designs measured end to end: every student timed on the profile's backend beside the
+teacher, and a target design searched by measurement.
+
+A student's latency is judged at the speed the machine had when the profile was made: its
+time over the teacher's, timed block by block beside it, times the teacher's time in the
+profile (drift cancels). The measuring is a callable (``BesideTeacher`` on a real backend);
+the loops here only decide what to measure next, so they run the same on a scripted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import StaircaseError
+from ..profile.backends import Backend
+from ..slots import SlotGraph
+from ..spec import StudentSpec
+from ..widths import WidthsFile
+from .baselines import l1_scores, match_measured, pruned_family, removal_order, uniform_family, widest_under
+from .designer import Designer, Saliency
+
+__all__ = ["FILL_WITHIN", "MEASURE_PAIRS", "BesideTeacher", "Designed", "Measure", "Timed", "design_students",
+           "designed", "fit_to_target"]
+
+MEASURE_PAIRS = 3  # paired student/teacher measurements: the median of three outvotes one disturbed one
+FILL_WITHIN = 0.03  # a student this close below its target is not redesigned to fill the gap
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A student timed beside the teacher: its median and IQR (ms), the teacher's median in the
+    same pairs, the median ratio of the two, and that ratio times the profile's teacher time."""
+
+    median_ms: float
+    spread_ms: float
+    teacher_ms: float
+    ratio: float
+    at_profile_ms: float
+
+
+Measure = Callable[[nn.Module], Timed]
+
+
+class BesideTeacher:
+    """Times networks block by block beside the teacher on ``backend`` (``time_relative``)."""
+
+    def __init__(self, backend: Backend, teacher: nn.Module, input_size, profile_teacher_ms: float,
+                 pairs: int = MEASURE_PAIRS):
+        self.backend, self.input_size, self.full_ms, self.pairs = backend, tuple(input_size), profile_teacher_ms, pairs
+        self.teacher_run = backend.prepare_model(teacher.eval(), self.input_size, paired=True)
+
+    def __call__(self, model: nn.Module) -> Timed:
+        from ..profile.timing import time_relative
+
+        run = self.backend.prepare_model(model.eval(), self.input_size, paired=True)
+        rel = time_relative(self.backend, run, self.teacher_run, pairs=self.pairs)
+        spread = min(m.iqr_ms for m in rel.runs)  # the best-spread pair's IQR
+        return Timed(rel.run_ms, spread, rel.reference_ms, rel.ratio, rel.ratio * self.full_ms)
+
+
+@dataclass
+class Designed:
+    spec: StudentSpec
+    predicted_ms: float
+    measured_ms: float | None
+    measured_spread_ms: float | None
+    retained: float | None  # share of the teacher's saliency kept
+    attempts: int = 1
+    met: bool = True  # measured within the target (when there was one)
+    # the measured latency scaled to the machine's speed when the profile was made
+    at_profile_ms: float | None = None
+
+    @property
+    def judged_ms(self) -> float | None:
+        """What a target is checked against: the drift-free figure when there is one."""
+        return self.at_profile_ms if self.at_profile_ms is not None else self.measured_ms
+
+    @classmethod
+    def from_spec(cls, spec: StudentSpec) -> Designed:
+        """A design read back from its spec file."""
+        p = spec.provenance
+        return cls(spec, p.predicted_ms, p.measured_ms, p.measured_spread_ms, p.retained_saliency,
+                   at_profile_ms=p.notes.get("at_profile_speed_ms"))
+
+
+def designed(designer: Designer, widths: Mapping[str, int], name: str, method: str, saliency: Saliency | None = None,
+             measure: Measure | None = None, notes: dict | None = None) -> Designed:
+    """The spec for ``widths``, predicted, and measured when ``measure`` is given."""
+    spec, model, retained = designer.spec(widths, name, method, saliency, notes)
+    if measure is None:
+        return Designed(spec, spec.provenance.predicted_ms, None, None, retained)
+    timed = measure(model)
+    spec.provenance.measured_ms, spec.provenance.measured_spread_ms = timed.median_ms, timed.spread_ms
+    spec.provenance.notes.update(teacher_measured_beside_ms=timed.teacher_ms, ratio_to_teacher=timed.ratio,
+                                  at_profile_speed_ms=timed.at_profile_ms)
+    return Designed(spec, spec.provenance.predicted_ms, timed.median_ms, timed.spread_ms, retained,
+                    at_profile_ms=timed.at_profile_ms)
+
+
+def fit_to_target(designer: Designer, target_ms: float, saliency: Saliency, name: str, method: str,
+                  measure: Measure | None, log: Callable[[str], None] = print, attempts: int = 5,
+                  close: float = FILL_WITHIN) -> Designed:
+    """The best student for ``target_ms``. Without ``measure``, the prediction's choice.
+
+    With it, the predicted budget is searched by measurement: a miss tightens it by the
+    miss, a student more than ``close`` (a share of the target) below it loosens it by the
+    room left, and once both are known the budget is bisected between them. The widest
+    student that fits is kept (fewest measurements: one, when the prediction is right). If
+    none fits, the closest is returned with ``met`` False (its notes say by how much)."""
+    if measure is None:
+        return designed(designer, designer.for_target(target_ms, saliency), name, method, saliency,
+                        notes={"target_ms": target_ms, "budget_ms": target_ms})
+    budget = target_ms
+    tried: list[tuple[float, Designed]] = []  # (predicted budget, designed), in order
+    seen: dict[tuple, Designed] = {}
+    for _ in range(attempts):
+        widths = designer.for_target(budget, saliency)
+        key = tuple(sorted(widths.items()))
+        if key in seen:  # the staircase has nothing new at this budget: not measured again
+            judged = seen[key].judged_ms
+            if judged <= target_ms or any(d.judged_ms <= target_ms for _, d in tried):
+                break  # loosening found nothing wider, or the bracket holds nothing else
+            budget -= judged - target_ms  # still missing: tighten past the repeat
+        else:
+            d = designed(designer, widths, name, method, saliency, measure,
+                         {"target_ms": target_ms, "budget_ms": budget})
+            seen[key] = d
+            tried.append((budget, d))
+            judged = d.judged_ms
+            if target_ms >= judged >= (1 - close) * target_ms:
+                break
+            log(f"  measured {judged:.3f} ms (at the profile's speed) "
+                + (f"is {1 - judged / target_ms:.1%} below {target_ms:.3f} ms; loosening the budget"
+                   if judged <= target_ms else
+                   f"misses {target_ms:.3f} ms by {judged - target_ms:.3f}; tightening the budget"))
+            fit_budgets = [b for b, d in tried if d.judged_ms <= target_ms]
+            miss_budgets = [b for b, d in tried if d.judged_ms > target_ms]
+            budget = (max(fit_budgets) + min(miss_budgets)) / 2 if fit_budgets and miss_budgets \
+                else budget + target_ms - judged
+        if budget < designer.smallest_ms():
+            break
+    return _best_of(tried, target_ms)
+
+
+def _best_of(tried: list[tuple[float, Designed]], target_ms: float) -> Designed:
+    """The widest design that fits, else the closest one, marked as missing."""
+    fits = [d for _, d in tried if d.judged_ms <= target_ms]
+    best = max(fits, key=lambda d: d.judged_ms) if fits else min((d for _, d in tried), key=lambda d: d.judged_ms)
+    best.attempts = len(tried)  # designs measured (a repeated design is not)
+    best.spec.provenance.notes["design_tries"] = [[b, d.judged_ms] for b, d in tried]  # [budget, judged ms]
+    if not fits:
+        best.met = False
+        best.spec.provenance.notes["missed_by_ms"] = best.judged_ms - target_ms
+    return best
+
+
+def design_students(designer: Designer, name: str, widths_file: WidthsFile | None = None, snap_mode: str = "nearest",
+                    target_ms: float | None = None, baselines: bool = False, measure: Measure | None = None,
+                    l1_model: nn.Module | None = None, log: Callable[[str], None] = print) -> list[Designed]:
+    """The staircase student (first), then the baselines at its latency when asked: at its
+    measured latency (judged at the profile's speed) when measuring, else at its prediction."""
+    if widths_file is not None:
+        designer.check_slots(widths_file.widths)
+        if widths_file.saliency:
+            designer.check_slots(widths_file.saliency)
+    if widths_file is not None and widths_file.saliency:
+        saliency, kind = Saliency(widths_file.saliency), "saliency"
+    else:
+        saliency, kind = Saliency.from_parameters(designer.graph, designer.slots), "parameters"
+    if target_ms is not None:
+        main = fit_to_target(designer, target_ms, saliency, name,
+                             f"staircase: optimal widths keeping the most {kind} under {target_ms} ms", measure, log)
+    elif widths_file is not None:
+        widths = designer.snapped(widths_file.widths, snap_mode, saliency)
+        main = designed(designer, widths, name, f"{widths_file.method}, snapped {snap_mode} to the staircase",
+                        saliency, measure)
+    else:
+        raise StaircaseError("give --widths (snap them to the staircase), --target-ms (design for a latency), or both")
+    if not baselines:
+        return [main]
+    return [main, *_baselines(designer, main, name, widths_file, saliency, measure, l1_model, log)]
+
+
+def _baselines(designer: Designer, main: Designed, name: str, widths_file: WidthsFile | None, saliency: Saliency,
+               measure: Measure | None, l1_model: nn.Module | None, log: Callable[[str], None]) -> list[Designed]:
+    """The unsnapped pruned widths, L1 pruning and uniform scaling at the student's latency."""
+    match = main.judged_ms if measure is not None else main.predicted_ms
+    kind = "measured" if measure is not None else "predicted"
+
+    def matched(family, suffix: str, describe: Callable[[float], str]) -> Designed:
+        """The family's member at the student's latency: measured when measuring, else predicted."""
+        label = f"{name}-{suffix}"
+        if measure is None:
+            t = widest_under(family, designer.predicted, match)
+            return designed(designer, family(t), label, describe(t), saliency)
+
+        def measure_one(widths):
+            d = designed(designer, widths, label, "", saliency, measure, {"matched_to_ms": match})
+            return d, d.judged_ms
+
+        found = match_measured(family, designer.predicted, measure_one, match)
+        d = found.result
+        d.spec.provenance.method = describe(found.t)
+        d.spec.provenance.notes["match_tries"] = [[round(t, 6), ms] for t, ms in found.tried]
+        log(f"  {label}: {d.judged_ms:.3f} ms at the profile's speed after {len(found.tried)} "
+            f"measurement(s), for {match:.3f} ms")
+        if found.t <= 0 and d.judged_ms > match:
+            d.spec.provenance.notes["floor_ms"] = d.judged_ms
+            log(f"  {label} cannot get faster than that: its smallest member is slower than the student")
+        return d
+
+    slots = [designer.graph[n] for n in designer.slots]
+    full = {s.name: s.width for s in slots}
+    found = []
+    if widths_file is not None and widths_file.removed:
+        order = list(widths_file.removed)
+        if widths_file.saliency:  # past the pruning run: the kept channels by their last saliency, one shot
+            order += removal_order({n: v[: widths_file.widths[n]] for n, v in widths_file.saliency.items()
+                                    if n in full and n in widths_file.widths})
+
+        def describe(t: float) -> str:
+            extra = round((1 - t) * len(order)) - len(widths_file.removed)
+            more = f", {extra} more channels by their last saliency" if extra > 0 else ""
+            return f"{widths_file.method}, unsnapped{more}, pruned to the student's {kind} {match:.3f} ms"
+
+        found.append(matched(pruned_family(full, order), "unsnapped", describe))
+    elif widths_file is not None:
+        found.append(designed(designer, dict(widths_file.widths), f"{name}-unsnapped",
+                              f"{widths_file.method}, unsnapped (no removal order in the file: at its own latency)",
+                              saliency, measure))
+    l1 = l1_scores(SlotGraph(l1_model, designer.arch.input_size) if l1_model is not None else designer.graph,
+                   designer.slots)
+    found.append(matched(pruned_family(full, removal_order(l1)), "l1",
+                         lambda t: f"L1-norm filter ranking, pruned to the student's {kind} {match:.3f} ms"))
+    found.append(matched(uniform_family(slots), "uniform",
+                         lambda t: f"uniform width x{t:.3f} at the student's {kind} {match:.3f} ms"))
+    return found
