@@ -311,3 +311,14 @@ def test_slot_curves_carry_the_period_their_network_shares(tmp_path):
     measure("kb")
     assert prof.period("n@1") == 16
     assert prof.slot_curve("n@1", "b").period == 16 and prof.slot_curve("n@1", "b").optimal() == [16, 32, 48, 64]
+
+
+def test_an_op_shared_by_two_slots_is_swept_to_the_widest(tmp_path):
+    r = profile_network("user_nets:two_widths", get_backend("torch", threads=1), tmp_path / "p.json", grid=8,
+                        rounds=1, timing="quick", calibration_students=0, progress=False, log=lambda m: None)
+    entry = r.profile.network(r.network)
+    assert {n: e.width for n, e in entry.slots.items()} == {"stem": 32, "a": 48, "b": 40}
+    assert entry.slots["a"].layers["a"] == entry.slots["b"].layers["b"]  # one op signature for both
+    assert r.profile.slot_curve(r.network, "a").widths[-1] == 48
+    assert r.profile.slot_curve(r.network, "b").widths[-1] >= 40
+    assert 48 in LatencyModel(r.profile, r.network).optimal("a")  # the full width is reachable

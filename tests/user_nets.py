@@ -32,3 +32,27 @@ def tiny_res_concat(num_classes: int = 5) -> TinyResConcat:
 
 def not_a_module():
     return 42
+
+
+class TwoWidths(nn.Module):
+    """Two 1x1 convolutions of one 32-channel input, 48 and 40 wide, each with its own head:
+    two slots that share their op signatures at different full widths."""
+
+    input_size = (3, 8, 8)
+
+    def __init__(self, num_classes: int = 3):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 32, 3, padding=1)
+        self.a = nn.Conv2d(32, 48, 1)
+        self.b = nn.Conv2d(32, 40, 1)
+        self.head_a = nn.Linear(48, num_classes)
+        self.head_b = nn.Linear(40, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        return (self.head_a(torch.relu(self.a(x)).mean((2, 3)))
+                + self.head_b(torch.relu(self.b(x)).mean((2, 3))))
+
+
+def two_widths(num_classes: int = 3) -> TwoWidths:
+    return TwoWidths(num_classes)

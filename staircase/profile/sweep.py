@@ -129,7 +129,8 @@ def _register_network(profile: Profile, key: str, model_ref: str, model: nn.Modu
     for slot in slots:
         layers = {}
         for layer, op in slot_ops(model, slot):
-            ops[op.key] = op
+            if op.key not in ops or op.full > ops[op.key].full:  # a shared op is swept to its widest slot
+                ops[op.key] = op
             layers[layer] = op.key
         entry.slots[slot.name] = SlotEntry(slot.width, layers)
     if recalibrate:
