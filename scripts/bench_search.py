@@ -27,7 +27,7 @@ from staircase.files import atomic_write_json, atomic_write_text
 from staircase.profile.backends import get_backend
 from staircase.profile.sweep import profile_network
 from staircase.profile.timing import measure_network
-from staircase.search.study import SearchSettings, plot_fronts, run_search
+from staircase.search import SearchSettings, plot_fronts, run_search
 from staircase.table import format_table
 from staircase.train.checkpoint import model_from_checkpoint
 from staircase.train.trainer import TrainConfig, train_or_reuse
@@ -54,7 +54,7 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--device", default="auto", help="where networks train (latency: this CPU, onnxruntime)")
+    ap.add_argument("--train-device", default="auto", help="where networks train (latency: this CPU, onnxruntime)")
     ap.add_argument("--train-images", type=int, default=None)
     ap.add_argument("--remeasure-rounds", type=int, default=3,
                     help="interleaved rounds of the final re-measurement of every front point")
@@ -67,7 +67,7 @@ def main() -> int:
     print("[1] the unpruned ResNet-56", flush=True)
     config = TrainConfig(model="resnet56", data=args.data, out=str(args.runs / "resnet56"), epochs=args.teacher_epochs,
                          batch_size=128, lr=0.1, schedule="cosine", warmup_epochs=args.teacher_warmup, train_images=args.train_images,
-                         threads=args.threads, device=args.device, progress=False)
+                         threads=args.threads, device=args.train_device, progress=False)
     unpruned = train_or_reuse(config, log=lambda m: print(f"    {m}", flush=True))
     checkpoint = args.runs / "resnet56" / "last.pt"
     model, arch, _ = model_from_checkpoint(checkpoint)
@@ -88,7 +88,7 @@ def main() -> int:
         print(f"[3] search: {name} ({args.trials} trials, {args.epochs} retraining epochs each)", flush=True)
         settings = SearchSettings(schedule=args.schedule, checkpoint=str(checkpoint), data=args.data,
                                   out=str(args.runs / name), trials=args.trials, threads=args.threads,
-                                  epochs=args.epochs, train_images=args.train_images, train_device=args.device,
+                                  epochs=args.epochs, train_images=args.train_images, train_device=args.train_device,
                                   profile=str(profile) if snapped else None, early_stop=early)
         summary = run_search(settings, log=lambda m: print(f"    {m}", flush=True))
         variants[name] = _digest(summary, json.loads((args.runs / name / "front.json").read_text())["all"])
@@ -103,7 +103,7 @@ def main() -> int:
 
     result = {"settings": {"data": args.data, "schedule": args.schedule, "teacher_epochs": args.teacher_epochs,
                            "retrain_epochs": args.epochs, "trials": args.trials, "threads": args.threads,
-                           "train_device": args.device, "train_images": args.train_images or "all",
+                           "train_device": args.train_device, "train_images": args.train_images or "all",
                            "backend": "onnxruntime CPU, batch 1, f32"},
               "unpruned": {"top1": unpruned["final_top1"], "ms": unpruned_ms, "epochs": args.teacher_epochs,
                            "train_minutes": unpruned.get("seconds_this_session", 0) / 60},

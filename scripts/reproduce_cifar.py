@@ -80,7 +80,7 @@ def main() -> int:
     ap.add_argument("--grid", type=int, default=4, help="profile every Nth width (refined at the steps)")
     ap.add_argument("--train-images", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--device", default="auto", help="where students train (latency is always this CPU's)")
+    ap.add_argument("--train-device", default="auto", help="where students train (latency is always this CPU's)")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "reproduce_cifar")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs")
     args = ap.parse_args()
@@ -133,7 +133,7 @@ def main() -> int:
                 teacher=str(teacher_ckpt) if with_at else None, at_beta=1e3 if with_at else 0.0,
                 init=net.get("init") if finetune else None, epochs=args.epochs, batch_size=128,
                 lr=args.finetune_lr if finetune else 0.1, schedule="cosine", train_images=args.train_images,
-                seed=seed, threads=args.threads, device=args.device, progress=False)
+                seed=seed, threads=args.threads, device=args.train_device, progress=False)
             summary = train_or_reuse(config, log=lambda m: None)
             accs.append(summary["final_top1"])
             train_seconds += summary.get("seconds_this_session", 0.0)
@@ -155,7 +155,7 @@ def main() -> int:
                   f"{args.prune_share:.0%} of the inner channels",
         "backend": f"onnxruntime {prof.fingerprint.get('backend_version')} CPU, "
                    f"{prof.fingerprint.get('threads')} threads, batch 1, f32",
-        "cpu": prof.fingerprint.get("cpu"), "train_device": _train_device(args.device),
+        "cpu": prof.fingerprint.get("cpu"), "train_device": _train_device(args.train_device),
         "python": platform.python_version(), "torch": torch.__version__,
         "student_training_minutes": train_seconds / 60,
         "wall_minutes_this_run": (time.perf_counter() - started) / 60,  # reused steps not counted
@@ -180,7 +180,7 @@ def _teacher(args) -> tuple[Path, dict]:
     out = args.runs / "teacher"
     config = TrainConfig(model=args.model, data=args.data, out=str(out), role="teacher", epochs=args.teacher_epochs,
                          batch_size=128, lr=0.1, train_images=args.train_images, threads=args.threads,
-                         device=args.device, seed=0, progress=False)
+                         device=args.train_device, seed=0, progress=False)
     return out / "last.pt", train_or_reuse(config, log=lambda m: say(f"      {m}"))
 
 

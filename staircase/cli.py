@@ -173,11 +173,40 @@ class StudentCommand(Command):
         return 0
 
 
+class _DeprecatedAlias(argparse.Action):
+    """An old flag kept for one release: it sets the new flag's value and says so."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"staircase: warning: {option_string} is deprecated and goes in the next release; use {self.new}",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _deprecated_alias(parser, old: str, new: str) -> None:
+    parser.add_argument(old, dest=new.lstrip("-").replace("-", "_"), action=_DeprecatedAlias, new=new,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def _check_positive(args: argparse.Namespace, *names: str) -> None:
+    """Each named numeric argument, when given, is a finite number above zero."""
+    import math
+
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise StaircaseError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+
+
 def _backend_arguments() -> argparse.ArgumentParser:
     """Flags shared by every command that runs a backend."""
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--backend", default="onnxruntime", help="torch, onnxruntime or openvino (default: onnxruntime)")
-    p.add_argument("--device", default=None, help="backend device (default: cpu; CPU for openvino)")
+    p.add_argument("--backend-device", default=None, help="the backend's device (default: cpu; CPU for openvino)")
+    _deprecated_alias(p, "--device", "--backend-device")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
     p.add_argument("--precision", default="f32", help="f32, bf16 or f16 where the backend runs it (default: f32)")
@@ -187,7 +216,7 @@ def _backend_arguments() -> argparse.ArgumentParser:
 def _backend(args: argparse.Namespace):
     from .profile.backends import get_backend
 
-    return get_backend(args.backend, args.device, args.threads, args.batch, args.precision)
+    return get_backend(args.backend, args.backend_device, args.threads, args.batch, args.precision)
 
 
 class ProfileCommand(Command):
@@ -426,8 +455,11 @@ class DesignCommand(Command):
                                  "step, slot by slot), or fill (more channels for no more predicted time, judged "
                                  "for the whole network); default: nearest. Until the next release, `--snap up` "
                                  "here still means fill, with a warning")
-        parser.add_argument("--target-ms", type=float, default=None,
+        target = parser.add_mutually_exclusive_group()
+        target.add_argument("--target-ms", type=float, default=None,
                             help="design for this latency: optimal widths keeping the most saliency")
+        target.add_argument("--target-share", type=float, default=None,
+                            help="design for this share of the teacher's latency in the profile (e.g. 0.7)")
         parser.add_argument("--baselines", action="store_true",
                             help="also write the unsnapped, L1-pruned and uniform students at the same latency")
         parser.add_argument("--checkpoint", default=None, help="teacher weights for the L1 ranking")
@@ -445,8 +477,7 @@ class DesignCommand(Command):
         from .table import format_table
         from .widths import WidthsFile
 
-        if args.target_ms is not None and args.target_ms <= 0:
-            raise StaircaseError(f"--target-ms must be positive, got {args.target_ms}")
+        _check_positive(args, "target_ms", "target_share")
         out = Path(args.out)
         if out.suffix != ".json":
             raise StaircaseError(f"--out {out} must name a .json student spec")
@@ -458,6 +489,10 @@ class DesignCommand(Command):
             print("staircase: warning: `design --snap up` runs the whole-network mode, now named `--snap fill`; "
                   "in the next release `up` will snap slot by slot, as `search --snap up` does", file=sys.stderr)
         designer = Designer(prof, resolved)
+        if args.target_share is not None:
+            args.target_ms = round(args.target_share * designer.full_ms, 6)
+            _log(args)(f"target: {args.target_share:g} x the teacher's {designer.full_ms:.4f} ms in the profile "
+                       f"= {args.target_ms:.4f} ms")
         measure = None
         if not args.no_measure:
             backend = backend_of(prof)
@@ -559,7 +594,9 @@ class TrainCommand(Command):
         g.add_argument("--deterministic", action="store_true",
                        help="deterministic algorithms: a killed and resumed run ends with the same weights")
         g = parser.add_argument_group("hardware")
-        g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun: one GPU per process)")
+        g.add_argument("--train-device", default="auto",
+                       help="where it trains: auto, cpu, cuda or cuda:N (torchrun: one GPU per process; default: auto)")
+        _deprecated_alias(g, "--device", "--train-device")
         g.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
         g.add_argument("--workers", type=int, default=0, help="data-loading processes")
         g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
@@ -588,7 +625,7 @@ class TrainCommand(Command):
             kd_alpha=args.kd_alpha, kd_T=args.kd_T, allow_other_teacher=args.allow_other_teacher,
             num_classes=args.num_classes, input_shape=list(shape) if shape else None,
             train_images=args.train_images, val_split=args.val_split, seed=args.seed,
-            deterministic=args.deterministic, device=args.device, threads=args.threads, workers=args.workers,
+            deterministic=args.deterministic, device=args.train_device, threads=args.threads, workers=args.workers,
             amp=args.amp, channels_last=args.channels_last, tensorboard=args.tensorboard,
             progress=not args.no_progress, **points)
         log = _log(args)
@@ -691,7 +728,8 @@ class SearchCommand(Command):
         parser.add_argument("--lr", type=float, default=None, help="retraining learning rate (default: the schedule's)")
         parser.add_argument("--batch-size", type=int, default=None)
         parser.add_argument("--train-images", type=int, default=None, help="retrain on this many images only")
-        parser.add_argument("--device", default="auto", help="where trials retrain: auto, cpu, cuda")
+        parser.add_argument("--train-device", default="auto", help="where trials retrain: auto, cpu, cuda (default: auto)")
+        _deprecated_alias(parser, "--device", "--train-device")
         parser.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite in --out)")
         parser.add_argument("--study-name", default="staircase-search")
         parser.add_argument("--workers", type=int, default=1, help="trials at once, each in its own process")
@@ -707,13 +745,13 @@ class SearchCommand(Command):
         parser.add_argument("--json", action="store_true")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .search.study import SearchSettings, run_search
+        from .search import SearchSettings, run_search
 
         settings = SearchSettings(
             schedule=args.schedule, checkpoint=args.checkpoint, data=args.data, out=args.out, trials=args.trials,
             backend=args.backend, backend_device=args.backend_device, threads=args.threads, timing=args.timing,
             epochs=args.epochs,
-            lr=args.lr, batch_size=args.batch_size, train_images=args.train_images, train_device=args.device,
+            lr=args.lr, batch_size=args.batch_size, train_images=args.train_images, train_device=args.train_device,
             storage=args.storage, study_name=args.study_name, workers=args.workers, ray_address=args.ray,
             profile=args.profile, snap=args.snap, early_stop=not args.no_early_stop, margin=args.margin,
             seed=args.seed)

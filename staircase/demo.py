@@ -16,7 +16,6 @@ widths, specs) and says so, ``fresh`` starts over.
 
 from __future__ import annotations
 
-import copy
 import shutil
 import time
 from dataclasses import dataclass
@@ -53,6 +52,8 @@ def _note(text: str) -> None:
 def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = False) -> int:
     import torch
 
+    from .pipeline import Pipeline
+
     s = settings or DemoSettings()
     start = time.perf_counter()
     if fresh and out.exists():
@@ -60,19 +61,20 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
     out.mkdir(parents=True, exist_ok=True)
     if s.threads:
         torch.set_num_threads(s.threads)
+    pipe = Pipeline(out, s.model, "digits", threads=s.threads, train_images=s.train_images, log=_note)
 
     _say("1/5", f"profiling this CPU for {s.model} (onnxruntime, every {s.grid}th width, refined at the steps)")
-    result = _profile(s, out)
+    result = pipe.profile(grid=s.grid, timing=s.timing)
     prof, net = result.profile, result.network
     first = next(iter(prof.network(net).slots))
     _note(f"e.g. {first}: optimal widths {prof.slot_curve(net, first).optimal()}")
 
     _say("2/5", f"training the teacher {s.model} on digits ({s.teacher_epochs} epochs)")
-    teacher = _train(s, out / "teacher", s.model, s.teacher_epochs, role="teacher")
+    teacher = pipe.teacher(s.teacher_epochs, lr=0.05, batch_size=64)
 
     _say("3/5", f"Fisher-pruning the teacher to {s.prune_share:.0%} of its channels, then designing for "
                 f"{s.target:.0%} of its latency")
-    designed, teacher_ms = _design(s, out, prof)
+    designed, teacher_ms = _design(s, pipe, prof)
 
     _say("4/5", "training the students from scratch")
     recipes = {designed[0].spec.name: True, f"{designed[0].spec.name}-unsnapped": True,
@@ -83,14 +85,13 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
             continue  # the L1 baseline is written but not trained here
         at = recipes[d.spec.name]
         _note(f"{d.spec.name}: {d.spec.provenance.method}; {'with attention transfer' if at else 'alone'}")
-        trained[d.spec.name] = _train(s, out / "train" / d.spec.name, str(out / "students" / f"{d.spec.name}.json"),
-                                      s.student_epochs, teacher=str(out / "teacher" / "last.pt") if at else None)
+        trained[d.spec.name] = pipe.train_student(d.spec, s.student_epochs, attention=at)
 
     _say("5/5", "results")
+    full_ms = prof.network(net).full.median_ms
     rows = [[f"{s.model} (teacher)", teacher["params"], _teacher_macs(s.model),
-             f"{teacher_ms[0]:.3f} +- {teacher_ms[1]:.3f}", f"{prof.network(net).full.median_ms:.3f}",
-             f"{teacher['final_top1']:.1f}", "-"]]
-    points = [("teacher", prof.network(net).full.median_ms, teacher["final_top1"])]
+             f"{teacher_ms[0]:.3f} +- {teacher_ms[1]:.3f}", f"{full_ms:.3f}", f"{teacher['final_top1']:.1f}", "-"]]
+    points = [("teacher", full_ms, teacher["final_top1"])]
     for d in designed:
         if d.spec.name not in trained:
             continue
@@ -104,13 +105,8 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
     _note("at profile speed: each student timed beside the teacher, scaled by the teacher's time in the profile "
           "(the machine's drift cancels)")
     plots = _plots(out, prof, net, designed[0].spec.widths, points, s)
-    onnx_path = out / "train" / designed[0].spec.name / "best.onnx"
-    from .train.checkpoint import model_from_checkpoint
-    from .train.export import export_onnx
-
-    model, arch, _ = model_from_checkpoint(onnx_path.with_suffix(".pt"))
-    exported = export_onnx(model, arch.input_size, onnx_path)
-    _note(f"exported the staircase student to {onnx_path} (onnxruntime vs torch: max |difference| "
+    exported = pipe.export(out / "train" / designed[0].spec.name)
+    _note(f"exported the staircase student to {exported['path']} (onnxruntime vs torch: max |difference| "
           f"{exported['max_abs_diff']:.1e})")
     (out / "results.md").write_text(f"# staircase demo\n\n```\n{table}\n```\n")
     _note(f"plots: {', '.join(str(p) for p in plots)}")
@@ -118,56 +114,16 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
     return 0
 
 
-def _profile(s: DemoSettings, out: Path):
-    from .profile.backends import get_backend
-    from .profile.sweep import profile_network
-
-    backend = get_backend("onnxruntime", threads=s.threads)
-    path = out / "profile.json"
-    if path.exists():
-        _note(f"reusing {path}")
-    return profile_network(s.model, backend, path, grid=s.grid, rounds=2, timing=s.timing, progress=True,
-                           log=_note)
-
-
-def _train(s: DemoSettings, run_dir: Path, model: str, epochs: int, teacher: str | None = None,
-           role: str = "student") -> dict:
-    from .train.trainer import TrainConfig, train_or_reuse
-
-    config = TrainConfig(model=model, data="digits", out=str(run_dir), role=role,
-                         teacher=teacher, at_beta=1e3 if teacher else 0.0, epochs=epochs, batch_size=64, lr=0.05,
-                         train_images=s.train_images, threads=s.threads, seed=0)
-    return train_or_reuse(config, log=_note)
-
-
-def _design(s: DemoSettings, out: Path, prof):
+def _design(s: DemoSettings, pipe, prof):
     from .design.designer import Designer
-    from .design.measured import BesideTeacher, Designed, design_students
-    from .design.prune import Target, run_prune
-    from .modelref import ResolvedModel, resolve_model
     from .profile.backends import backend_of
     from .profile.timing import measure_network
-    from .slots import SlotGraph
-    from .spec import StudentSpec
-    from .train.checkpoint import load_weights
-    from .widths import WidthsFile
 
-    resolved = resolve_model(s.model)
-    load_weights(resolved.model, out / "teacher" / "last.pt", s.model)
-    size = resolved.architecture.input_size
-    widths_path = out / "fisher-widths.json"
-    if widths_path.exists():
-        _note(f"reusing {widths_path}")
-    else:
-        pruned = ResolvedModel(copy.deepcopy(resolved.model), resolved.architecture)  # pruning shrinks its model
-        inner = sum(slot.width for slot in SlotGraph(pruned.model, size).selected())
-        doc = run_prune(pruned, "fisher", Target(channels=round(s.prune_share * inner)), widths_path, data="digits",
-                        batch_size=32, threads=s.threads, log=_note)
-        _note(f"Fisher pruning: {len(doc['removed'])} channels removed in {doc['steps']} steps "
-              f"({doc['seconds']:.0f} s) -> {widths_path}")
-    backend = backend_of(prof)
-    teacher_m = measure_network(backend, resolved.model.eval(), size)
-    designer = Designer(prof, resolved)
+    widths_file = pipe.prune(s.prune_share, batch_size=32)
+    teacher = pipe.trained_teacher()
+    size = teacher.architecture.input_size
+    teacher_m = measure_network(backend_of(prof), teacher.model.eval(), size)
+    designer = Designer(prof, teacher)
     target = round(s.target * designer.full_ms, 4)  # targets are judged at the profile's speed
     _note(f"teacher {designer.full_ms:.3f} ms in the profile ({teacher_m.median_ms:.3f} ms now) -> target "
           f"{target:.3f} ms")
@@ -175,20 +131,7 @@ def _design(s: DemoSettings, out: Path, prof):
     if target < lowest:  # a tiny network whose steps end above the target: the nearest reachable instead
         target = round(lowest, 4)
         _note(f"that is below what this profile's steps reach; designing for {target:.3f} ms instead")
-    name = f"{s.model}-staircase"
-    main_spec = out / "students" / f"{name}.json"
-    if main_spec.exists():
-        _note(f"reusing the specs in {out / 'students'}")
-        designed = [Designed.from_spec(StudentSpec.load(p)) for p in
-                    [main_spec] + [out / "students" / f"{name}-{t}.json" for t in ("unsnapped", "l1", "uniform")]]
-    else:
-        measure = BesideTeacher(backend, resolved.model, size, designer.full_ms)
-        designed = design_students(designer, name, WidthsFile.load(widths_path), target_ms=target, baselines=True,
-                                   measure=measure, l1_model=resolved.model, log=_note)
-        for d in designed:
-            d.spec.save(out / "students" / f"{d.spec.name}.json")
-            _note(f"wrote {out / 'students' / (d.spec.name + '.json')}: {d.spec.provenance.method}, "
-                  f"measured {d.measured_ms:.3f} ms ({d.judged_ms:.3f} at the profile's speed)")
+    designed = pipe.design(prof, target, widths_file)
     return designed, (teacher_m.median_ms, teacher_m.iqr_ms)
 
 

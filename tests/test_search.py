@@ -6,7 +6,7 @@ import json
 import pytest
 
 from staircase.errors import StaircaseError
-from staircase.search.study import SearchSettings, hopeless, pareto_front, run_search
+from staircase.search import SearchSettings, hopeless, pareto_front, run_search
 from staircase.train.trainer import TrainConfig, train
 
 pytest.importorskip("optuna")

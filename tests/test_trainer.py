@@ -185,11 +185,11 @@ def test_init_starts_from_given_weights_and_refuses_weights_that_do_not_fit(tmp_
 def test_warmup_runs_at_a_tenth_then_the_schedule_takes_the_remaining_epochs():
     import torch
 
-    from staircase.train.trainer import TrainConfig, _scheduler
+    from staircase.train.trainer import TrainConfig, make_scheduler
 
     def lrs(**kw):
         opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
-        sched = _scheduler(opt, TrainConfig(model="m", data="d", out="o", epochs=6, lr=0.1, **kw))
+        sched = make_scheduler(opt, TrainConfig(model="m", data="d", out="o", epochs=6, lr=0.1, **kw))
         out = []
         for _ in range(6):
             out.append(opt.param_groups[0]["lr"])

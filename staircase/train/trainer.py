@@ -47,7 +47,7 @@ from .checkpoint import load_weights, read_checkpoint, rng_state, save_checkpoin
 from .evaluate import evaluate, topk_correct
 from .losses import at_loss, kd_loss
 
-__all__ = ["TrainConfig", "TrainingDiverged", "train", "train_or_reuse", "RESUME_FREE"]
+__all__ = ["TrainConfig", "TrainingDiverged", "train", "train_or_reuse", "make_scheduler", "RESUME_FREE"]
 
 # settings that may change between a run and its resume (they do not change the result)
 RESUME_FREE = ("workers", "tensorboard", "progress", "eval_batch_size")
@@ -182,22 +182,8 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
     out = Path(config.out)
     if rank == 0:
         _claim_run_dir(out, config, resume)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    if config.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    device = _device(config.device, rank)
+    device, amp, channels_last = _runtime(config, rank)
     on_cuda = device.type == "cuda"
-    if on_cuda and not config.deterministic:
-        torch.backends.cudnn.benchmark = True
-    amp = on_cuda if config.amp is None else config.amp
-    channels_last = on_cuda if config.channels_last is None else config.channels_last
-    if amp and not on_cuda:
-        raise StaircaseError("--amp needs a CUDA device (this run is on the CPU)")
-    torch.manual_seed(config.seed)
-
     run = _build(config, out, device, rank, world, log)
     if config.init:  # a resumed run then loads last.pt over it
         load_weights(run.model, config.init, config.model)
@@ -207,20 +193,11 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
         model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    scheduler = _scheduler(optimizer, config)
+    scheduler = make_scheduler(optimizer, config)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     start_epoch, best = 0, -math.inf
     if resume and (out / "last.pt").exists():
-        state = read_checkpoint(out / "last.pt")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        start_epoch, best = int(state["epoch"]), float(state.get("best_top1", -math.inf))
-        log(f"resuming {out} after epoch {start_epoch} of {config.epochs}")
-        if run.main:
-            _truncate_metrics(out, start_epoch)
+        start_epoch, best = _restore(out, run, (model, optimizer, scheduler, scaler), log)
     wrapped = model
     if world > 1:
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_cuda else None)
@@ -242,14 +219,7 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
                 row["test_images"] = int(row["test_images"])
                 improved = row["test_top1"] > best
                 best = max(best, row["test_top1"])
-                state = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
-                         "best_top1": best, "config": asdict(config), "architecture": run.arch.to_dict(),
-                         "spec": run.spec.to_dict() if run.spec is not None else None, "metrics": row}
-                save_checkpoint(out / "last.pt", state)
-                if improved:
-                    save_checkpoint(out / "best.pt", state)
-                _append_metrics(out, row)
+                _save_epoch(out, run, (model, optimizer, scheduler, scaler), epoch + 1, best, row, improved)
                 if writer is not None:
                     for k, v in row.items():
                         if isinstance(v, int | float) and k != "epoch":
@@ -277,11 +247,61 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
                "final_top1": last_row.get("test_top1"), "final_top5": last_row.get("test_top5"),
                "best_top1": best, "params": sum(p.numel() for p in model.parameters()),
                "seconds_this_session": time.perf_counter() - started, "data": run.data.name,
-               "device": str(device), "threads": torch.get_num_threads(), "world_size": world}
-    if stopped_after is not None:
-        summary["stopped_after"] = stopped_after
+               "device": str(device), "threads": torch.get_num_threads(), "world_size": world,
+               **({"stopped_after": stopped_after} if stopped_after is not None else {})}
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _runtime(config: TrainConfig, rank: int) -> tuple[torch.device, bool, bool]:
+    """Threads, determinism and seed set; the device, mixed precision and channels-last."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if config.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    device = _device(config.device, rank)
+    on_cuda = device.type == "cuda"
+    if on_cuda and not config.deterministic:
+        torch.backends.cudnn.benchmark = True
+    amp = on_cuda if config.amp is None else config.amp
+    channels_last = on_cuda if config.channels_last is None else config.channels_last
+    if amp and not on_cuda:
+        raise StaircaseError("--amp needs a CUDA device (this run is on the CPU)")
+    torch.manual_seed(config.seed)
+    return device, amp, channels_last
+
+
+def _restore(out: Path, run: _Run, trained: tuple, log) -> tuple[int, float]:
+    """Load ``last.pt`` into (model, optimizer, scheduler, scaler) and the RNGs; the epochs
+    done and the best top-1 so far."""
+    model, optimizer, scheduler, scaler = trained
+    state = read_checkpoint(out / "last.pt")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+    start_epoch, best = int(state["epoch"]), float(state.get("best_top1", -math.inf))
+    log(f"resuming {out} after epoch {start_epoch} of {run.config.epochs}")
+    if run.main:
+        _truncate_metrics(out, start_epoch)
+    return start_epoch, best
+
+
+def _save_epoch(out: Path, run: _Run, trained: tuple, epochs_done: int, best: float, row: dict,
+                improved: bool) -> None:
+    """``last.pt`` (and ``best.pt`` when it improved) and the epoch's metrics row."""
+    model, optimizer, scheduler, scaler = trained
+    state = {"epoch": epochs_done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
+             "best_top1": best, "config": asdict(run.config), "architecture": run.arch.to_dict(),
+             "spec": run.spec.to_dict() if run.spec is not None else None, "metrics": row}
+    save_checkpoint(out / "last.pt", state)
+    if improved:
+        save_checkpoint(out / "best.pt", state)
+    _append_metrics(out, row)
 
 
 def _train_epoch(run: _Run, model: nn.Module, optimizer, scaler, epoch: int, amp: bool, channels_last: bool,
@@ -448,7 +468,7 @@ def _first(dataset, count: int, seed: int):
     return dataset.subset(torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed + 1))[:count])
 
 
-def _scheduler(optimizer, config: TrainConfig):
+def make_scheduler(optimizer, config: TrainConfig):
     """Stepped once per epoch: ``warmup_epochs`` at lr/10, then the schedule over the rest."""
     epochs = config.epochs - config.warmup_epochs
     if config.schedule == "cosine":

@@ -1,0 +1,157 @@
+"""The three jobs as resumable stages in one run folder: profile -> teacher -> prune ->
+design -> train -> export.
+
+Each stage writes its output under ``out`` and returns it; run again, a stage whose output
+is there is reused (and says so), a killed one resumes (profiles and training runs keep
+their journals and checkpoints). ``staircase demo`` and ``scripts/reproduce_cifar.py`` are
+both built from these stages.
+
+    out/profile.json              the device profile          (profile)
+    out/teacher/                  the trained teacher         (teacher)
+    out/<method>-widths.json      a pruning run's widths file (prune)
+    out/students/<name>.json      student specs               (design)
+    out/train/<name>/             each student's training run (train_student)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .modelref import ResolvedModel, resolve_model
+from .spec import StudentSpec
+
+__all__ = ["Pipeline"]
+
+
+@dataclass
+class Pipeline:
+    out: Path
+    model: str = "wrn_16_2"
+    data: str = "digits"
+    threads: int | None = None
+    train_device: str = "auto"
+    train_images: int | None = None
+    log: Callable[[str], None] = print
+    _teacher: ResolvedModel | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+
+    @property
+    def teacher_checkpoint(self) -> Path:
+        return self.out / "teacher" / "last.pt"
+
+    def profile(self, backend: str = "onnxruntime", grid: int = 4, timing: str = "standard", progress: bool = True):
+        """The teacher's slots profiled on ``backend`` (a :class:`~staircase.profile.sweep.SweepResult`)."""
+        from .profile.backends import get_backend
+        from .profile.sweep import profile_network
+
+        path = self.out / "profile.json"
+        if path.exists():
+            self.log(f"reusing {path}")
+        return profile_network(self.model, get_backend(backend, threads=self.threads), path, grid=grid, rounds=2,
+                               timing=timing, progress=progress, log=self.log)
+
+    def teacher(self, epochs: int, lr: float = 0.1, batch_size: int = 128) -> dict[str, Any]:
+        """The teacher trained from scratch on the data (its training summary)."""
+        return self._train(self.model, self.out / "teacher", epochs, role="teacher", lr=lr, batch_size=batch_size)
+
+    def trained_teacher(self) -> ResolvedModel:
+        """The teacher network with the weights the ``teacher`` stage trained."""
+        from .train.checkpoint import load_weights
+
+        if self._teacher is None:
+            resolved = resolve_model(self.model)
+            load_weights(resolved.model, self.teacher_checkpoint, self.model)
+            self._teacher = resolved
+        return self._teacher
+
+    def prune(self, share: float, method: str = "fisher", batch_size: int = 64, seed: int = 0):
+        """A copy of the trained teacher pruned to ``share`` of its inner channels (Fisher
+        pruning fine-tunes as it goes); its :class:`~staircase.widths.WidthsFile`."""
+        import torch
+
+        from .design.prune import Target, run_prune
+        from .slots import SlotGraph
+        from .widths import WidthsFile
+
+        path = self.out / f"{method}-widths.json"
+        if path.exists():
+            self.log(f"reusing {path}")
+            return WidthsFile.load(path)
+        teacher = self.trained_teacher()
+        pruned = ResolvedModel(copy.deepcopy(teacher.model), teacher.architecture)  # pruning shrinks its model
+        inner = sum(s.width for s in SlotGraph(pruned.model, teacher.architecture.input_size).selected())
+        torch.manual_seed(seed)
+        doc = run_prune(pruned, method, Target(channels=round(share * inner)), path, data=self.data,
+                        batch_size=batch_size, threads=self.threads, log=self.log)
+        self.log(f"{method} pruning: {len(doc['removed'])} channels removed in {doc['steps']} steps "
+                 f"({doc['seconds']:.0f} s) -> {path}")
+        return WidthsFile.load(path)
+
+    def design(self, profile, target_ms: float, widths_file=None, name: str | None = None,
+               baselines: bool = True) -> list:
+        """The staircase student for ``target_ms`` (judged at the profile's speed) and, with
+        ``baselines``, the unsnapped, L1 and uniform students measured to its latency; each
+        spec in ``students/``. Reused when the student's spec is there."""
+        from .design.designer import Designer
+        from .design.measured import BesideTeacher, Designed, design_students
+        from .profile.backends import backend_of
+
+        name = name or f"{self.model}-staircase"
+        folder = self.out / "students"
+        main = folder / f"{name}.json"
+        suffixes = ["", *(("-unsnapped",) if widths_file is not None else ()), "-l1", "-uniform"][
+            : None if baselines else 1]
+        if main.exists():
+            self.log(f"reusing the specs in {folder}")
+            return [Designed.from_spec(StudentSpec.load(folder / f"{name}{s}.json")) for s in suffixes]
+        teacher = self.trained_teacher()
+        designer = Designer(profile, teacher)
+        measure = BesideTeacher(backend_of(profile), teacher.model, teacher.architecture.input_size,
+                                designer.full_ms)
+        designed = design_students(designer, name, widths_file, target_ms=target_ms, baselines=baselines,
+                                   measure=measure, l1_model=teacher.model, log=self.log)
+        for d in designed:  # the main spec last: its presence says the stage is done
+            if d is not designed[0]:
+                d.spec.save(folder / f"{d.spec.name}.json")
+        designed[0].spec.save(main)
+        for d in designed:
+            self.log(f"wrote {folder / (d.spec.name + '.json')}: {d.spec.provenance.method}, measured "
+                     f"{d.measured_ms:.3f} ms ({d.judged_ms:.3f} at the profile's speed)")
+        return designed
+
+    def train_student(self, spec: StudentSpec, epochs: int, attention: bool = True, init: str | None = None,
+                      seed: int = 0, lr: float = 0.05, batch_size: int = 64, folder: str | None = None
+                      ) -> dict[str, Any]:
+        """Train a student spec from ``students/`` (with attention transfer from the teacher
+        when ``attention``, from ``init``'s weights when given) into ``train/<name>``."""
+        spec_path = self.out / "students" / f"{spec.name}.json"
+        if not spec_path.exists():
+            spec.save(spec_path)
+        return self._train(str(spec_path), self.out / "train" / (folder or spec.name), epochs, lr=lr,
+                           batch_size=batch_size, teacher=str(self.teacher_checkpoint) if attention else None,
+                           init=init, seed=seed)
+
+    def export(self, run: Path) -> dict[str, Any]:
+        """A training run's best checkpoint exported to ONNX beside it, checked against torch."""
+        from .train.checkpoint import model_from_checkpoint
+        from .train.export import export_onnx
+
+        model, arch, _ = model_from_checkpoint(Path(run) / "best.pt")
+        return export_onnx(model, arch.input_size, Path(run) / "best.onnx")
+
+    def _train(self, model: str, out: Path, epochs: int, role: str = "student", lr: float = 0.05,
+               batch_size: int = 64, teacher: str | None = None, init: str | None = None, seed: int = 0
+               ) -> dict[str, Any]:
+        from .train.trainer import TrainConfig, train_or_reuse
+
+        config = TrainConfig(model=model, data=self.data, out=str(out), role=role, teacher=teacher,
+                             at_beta=1e3 if teacher else 0.0, init=init, epochs=epochs, batch_size=batch_size, lr=lr,
+                             train_images=self.train_images, threads=self.threads, device=self.train_device,
+                             seed=seed, progress=False)
+        return train_or_reuse(config, log=self.log)
