@@ -326,7 +326,7 @@ def render(r: dict) -> str:
                   "machine's drift since profiling cancels); |error| compares milliseconds"
                   f"{ms_basis}. Pass spread: "
                   "how far one student's passes scatter (max - min over median; the median over students), "
-                  "the measurement's own noise. Deployed / paired: the ratio timed the old way, student and "
+                  "the measurement's own noise. Deployed / paired: the ratio timed in turn, student and "
                   "full network in turn with threads spinning as deployed, over the paired one (the median "
                   "over students): what the ruler's pairing moves.", "",
                   format_table(["model", "widths", "students", "median |error|", "worst |error|",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,14 +28,19 @@ def _log(args: argparse.Namespace):
     return (lambda m: print(m, file=sys.stderr)) if args.json else print
 
 
-def _model_arguments() -> argparse.ArgumentParser:
+def _model_arguments(model_help: str = "zoo name, package.module:factory, or a student spec file"
+                     ) -> argparse.ArgumentParser:
     """Flags shared by every command that takes a MODEL."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("model", metavar="MODEL", help="zoo name, package.module:factory, or a student spec file")
+    p.add_argument("model", metavar="MODEL", help=model_help)
+    _model_flags(p)
+    return p
+
+
+def _model_flags(p) -> None:
     p.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the model's own)")
     p.add_argument("--input-shape", default=None, metavar="C,H,W",
                    help="input size for models that do not declare one (default: the model's own)")
-    return p
 
 
 def _resolve(args: argparse.Namespace):
@@ -240,9 +246,11 @@ class ProfileCommand(Command):
                                  "measurements (when the machine was disturbed while they were taken)")
         parser.add_argument("--plots", default=None, help="folder for the plots (default: beside the profile)")
         parser.add_argument("--allow-other-device", action="store_true", help="extend a profile measured elsewhere")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
         parser.add_argument("--json", action="store_true", help="print a JSON summary")
 
     def run(self, args: argparse.Namespace) -> int:
+        from .modelref import parse_input_shape
         from .profile.calibration import disturbed_whole_network
         from .profile.plots import plot_profile
         from .profile.sweep import profile_network
@@ -250,10 +258,12 @@ class ProfileCommand(Command):
         backend = _backend(args)
         out = Path(args.out) if args.out else Path("profiles") / f"{_device_tag(backend)}-{backend.name}.json"
         log = _log(args)
-        result = profile_network(args.model, backend, out, include_all=args.all, grid=args.grid, rounds=args.rounds,
-                                 timing=args.timing, recalibrate=args.recalibrate,
+        result = profile_network(args.model, backend, out, input_size=parse_input_shape(args.input_shape),
+                                 num_classes=args.num_classes, include_all=args.all, grid=args.grid,
+                                 rounds=args.rounds, timing=args.timing, recalibrate=args.recalibrate,
                                  budget_minutes=args.budget_minutes, seed=args.seed,
-                                 allow_other_device=args.allow_other_device, progress=not args.json, log=log)
+                                 allow_other_device=args.allow_other_device,
+                                 progress=not (args.json or args.no_progress), log=log)
         plots = []
         if result.complete:
             plots = plot_profile(result.profile, result.network, args.plots or out.with_suffix("") / result.network)
@@ -339,16 +349,16 @@ class PredictCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("profile", metavar="PROFILE", help="a profile file")
-        parser.add_argument("model", metavar="MODEL_OR_SPEC", help="zoo name or student spec file")
+        parser.add_argument("model", metavar="MODEL", help="zoo name, package.module:factory, or a student spec file")
+        _model_flags(parser)
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .modelref import resolve_model
         from .profile.prediction import LatencyModel
         from .profile.store import Profile, network_key
 
         prof = Profile.load(args.profile)
-        resolved = resolve_model(args.model)
+        resolved = _resolve(args)
         key = network_key(resolved.architecture.name, resolved.architecture.input_size)
         widths = {} if resolved.spec is None else {
             n: w for n, w in resolved.spec.widths.items() if w != resolved.spec.teacher_widths[n]}
@@ -364,28 +374,40 @@ class PredictCommand(Command):
 
 
 class MeasureCommand(Command):
-    """Time a whole network end to end on a backend (median and IQR)."""
+    """Time a whole network end to end on a backend: a model, a spec, or an exported .onnx / .xml file.
+
+    It is measured at least three times in a row, and again while those disagree by more than
+    10%: the median is reported with the range, and a machine too disturbed to settle is flagged."""
 
     name = "measure"
-    parents = (_model_arguments(), _backend_arguments())
+    parents = (_model_arguments("zoo name, package.module:factory, a student spec, or an exported .onnx / "
+                                "OpenVINO .xml file"), _backend_arguments())
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .profile.timing import measure_network
+        from .profile.timing import measure_repeated
 
-        resolved = _resolve(args)
         backend = _backend(args)
-        m = measure_network(backend, resolved.model, resolved.architecture.input_size)
-        result = {"model": args.model, "median_ms": m.median_ms, "iqr_ms": m.iqr_ms, "runs": m.n, "noisy": m.noisy,
-                  **{k: v for k, v in backend.fingerprint().items() if k in ("backend", "device", "threads", "precision", "batch")}}
+        if args.model.endswith((".onnx", ".xml")):
+            run = backend.prepare_file(args.model)
+        else:
+            resolved = _resolve(args)
+            run = backend.prepare_model(resolved.model.eval(), resolved.architecture.input_size)
+        m = measure_repeated(backend, run)
+        fp = backend.fingerprint()
+        result = {"model": args.model, "median_ms": m.median_ms, "low_ms": m.low_ms, "high_ms": m.high_ms,
+                  "measurements": len(m.runs), "iqr_ms": statistics.median(r.iqr_ms for r in m.runs[-3:]),
+                  "noisy": m.noisy, **{k: fp[k] for k in ("backend", "device", "threads", "precision", "batch")}}
         if args.json:
             _print_json(result)
-        else:
-            print(f"{args.model}: {m.median_ms:.4f} ms (IQR {m.iqr_ms:.4f}, {m.n} runs) on "
-                  f"{backend.name}/{backend.device}, {backend.threads} threads, {backend.precision}, batch {backend.batch}"
-                  + ("  [noisy]" if m.noisy else ""))
+            return 0
+        print(f"{args.model}: {m.median_ms:.4f} ms (median of 3 measurements, {m.low_ms:.4f}-{m.high_ms:.4f}) on "
+              f"{backend.name}/{backend.device}, {backend.threads} threads, {backend.precision}, batch {backend.batch}")
+        if m.noisy:
+            print(f"warning: after {len(m.runs)} measurements the last three still ranged {m.spread:.0%}: the machine "
+                  "is disturbed; measure again when it is quiet", file=sys.stderr)
         return 0
 
 

@@ -45,10 +45,12 @@ class Backend(ABC):
     precisions: ClassVar[tuple[str, ...]] = ("f32",)
 
     def __init__(self, device: str = "cpu", threads: int | None = None, batch: int = 1, precision: str = "f32"):
+        if threads is not None and int(threads) < 1:
+            raise StaircaseError(f"--threads {threads} must be at least 1 (leave it out to use every core)")
         self.threads = int(threads or os.cpu_count() or 1)
         self.batch = int(batch)
-        if self.batch < 1 or self.threads < 1:
-            raise StaircaseError(f"batch ({batch}) and threads ({threads}) must be at least 1")
+        if self.batch < 1:
+            raise StaircaseError(f"--batch {batch} must be at least 1")
         key = _PRECISIONS.get(precision.lower())
         if key not in self.precisions:
             raise StaircaseError(f"backend {self.name} runs precision {'/'.join(self.precisions)}, not {precision!r}")
@@ -72,10 +74,16 @@ class Backend(ABC):
         """A call that runs the whole network once on one batch and returns its first output.
 
         ``paired``: it will be timed block by block beside another paired network
-        (``network.time_relative``), as ops are beside their full width. Where a runtime's
+        (``timing.time_relative``), as ops are beside their full width. Where a runtime's
         threads spin between calls (ONNX Runtime), they are told to stop when a call
         returns, or the idle session's threads fight the running one's for the cores.
         Unpaired, the network runs as deployed."""
+
+    def prepare_file(self, path: str, paired: bool = False) -> Callable[[], object]:
+        """A call that runs an exported network file (``.onnx``; ``.xml`` IR for OpenVINO)
+        once, at this backend's batch where the file leaves the batch open."""
+        raise StaircaseError(f"the {self.name} backend runs torch networks, not files like {path}; "
+                             "time an exported file with --backend onnxruntime or --backend openvino")
 
     def version(self) -> str:
         return torch.__version__
@@ -208,6 +216,22 @@ class OnnxRuntimeBackend(Backend):
         feed = {session.get_inputs()[0].name: self._input(shape)}
         return lambda: session.run(None, feed)[0]
 
+    def prepare_file(self, path: str, paired: bool = False) -> Callable[[], object]:
+        if not str(path).endswith(".onnx"):
+            raise StaircaseError(f"{path}: ONNX Runtime runs .onnx files; an OpenVINO IR needs --backend openvino")
+        ort = require("onnxruntime", "the onnxruntime backend", "onnx")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            dims = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).get_inputs()[0].shape
+        except OSError as exc:
+            raise StaircaseError(f"cannot read {path}: {exc.strerror}") from None
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own kinds for a bad file
+            raise StaircaseError(f"{path} is not a model ONNX Runtime can load ({str(exc).splitlines()[0][:160]})") \
+                from None
+        shape = tuple(d if isinstance(d, int) and d > 0 else self.batch for d in dims)
+        return self._session(data, shape, spin="within_run" if paired else "deployed")
+
     def prepare_op(self, op: OpSpec, width: int) -> Callable[[], object]:
         from .onnx_graph import op_model
 
@@ -224,7 +248,7 @@ class OnnxRuntimeBackend(Backend):
         from .onnx_graph import export_model
 
         # Paired, the threads still spin within a call, as a deployed session runs each call.
-        # bench_profiler.py part 3 checks the paired ratio against the old in-turn one with
+        # bench_profiler.py part 3 checks the paired ratio against an in-turn one with
         # spinning threads ("deployed / paired"): 0.97-1.05 in the median over 30 students,
         # with spinning turned off altogether or within a call alike, on 2 cores; the in-turn
         # ruler's own scatter (12-22% per student) does not tell the two settings apart
@@ -259,12 +283,26 @@ class OpenVinoBackend(Backend):
 
     def _compile(self, onnx_bytes: bytes, shape) -> Callable[[], object]:
         ov = require("openvino", "the openvino backend", "openvino")
-        core = ov.Core()
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "m.onnx")
             with open(path, "wb") as f:
                 f.write(onnx_bytes)
-            model = core.read_model(path)
+            return self._compiled(ov.Core().read_model(path), shape)
+
+    def prepare_file(self, path: str, paired: bool = False) -> Callable[[], object]:
+        ov = require("openvino", "the openvino backend", "openvino")
+        try:
+            model = ov.Core().read_model(str(path))
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError for missing and bad files alike
+            raise StaircaseError(f"{path} is not a model OpenVINO can read ({str(exc).splitlines()[0][:160]})") \
+                from None
+        dims = model.inputs[0].get_partial_shape()
+        shape = tuple(d.get_length() if d.is_static else self.batch for d in dims)
+        return self._compiled(model, shape)
+
+    def _compiled(self, model, shape) -> Callable[[], object]:
+        ov = require("openvino", "the openvino backend", "openvino")
+        core = ov.Core()
         config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
         if self.device == "CPU":
             config["INFERENCE_NUM_THREADS"] = str(self.threads)

@@ -55,6 +55,8 @@ def profile_network(
     backend: Backend,
     out: str | Path,
     *,
+    input_size: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
     include_all: bool = False,
     grid: int = 1,
     rounds: int = 2,
@@ -67,7 +69,8 @@ def profile_network(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> SweepResult:
-    """Profile ``model_ref``'s slots on ``backend`` into ``out`` (created, extended or resumed).
+    """Profile ``model_ref``'s slots on ``backend`` into ``out`` (created, extended or resumed);
+    ``input_size`` and ``num_classes`` for models that do not declare them.
 
     ``recalibrate`` times the full network and the calibration students again and refits,
     keeping the op measurements: for a profile whose whole-network timings were taken while
@@ -79,7 +82,7 @@ def profile_network(
         raise StaircaseError(f"--timing {timing!r} is not one of {', '.join(TIMINGS)}")
     preset = TIMINGS[timing]
     start = time.perf_counter()
-    resolved = resolve_model(model_ref)
+    resolved = resolve_model(model_ref, num_classes, input_size)
     model, size = resolved.model, resolved.architecture.input_size
     slots = SlotGraph(copy.deepcopy(model), size).selected(include_all)
     profile = _open_profile(Path(out), backend, preset.point, allow_other_device, log)

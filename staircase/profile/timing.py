@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["FULL_NETWORK_PROTOCOL", "TIMINGS", "Measurement", "Relative", "Timing", "TimingProtocol", "measure",
-           "measure_network", "median_stderr", "time_relative"]
+__all__ = ["FULL_NETWORK_PROTOCOL", "TIMINGS", "Measurement", "Relative", "Repeated", "Timing", "TimingProtocol", "measure",
+           "measure_network", "measure_repeated", "median_stderr", "time_relative"]
 
 
 @dataclass(frozen=True)
@@ -194,3 +194,39 @@ def time_relative(backend, run: Callable[[], object], reference: Callable[[], ob
 def measure_network(backend, model: nn.Module, input_size, protocol: TimingProtocol | None = None) -> Measurement:
     """Time the whole network end to end on ``backend`` (median of blocks, IQR spread)."""
     return backend.time(backend.prepare_model(model, tuple(input_size)), protocol or FULL_NETWORK_PROTOCOL)
+
+
+@dataclass(frozen=True)
+class Repeated:
+    """One network timed several times in a row: the median of the measurements' medians,
+    their range, and whether the range stayed wider than the protocol allows (a disturbed
+    machine: the figure is not to be trusted)."""
+
+    median_ms: float
+    low_ms: float
+    high_ms: float
+    runs: list[Measurement]
+    noisy: bool
+
+    @property
+    def spread(self) -> float:
+        return (self.high_ms - self.low_ms) / self.median_ms if self.median_ms > 0 else 0.0
+
+
+def measure_repeated(backend, run: Callable[[], object], protocol: TimingProtocol | None = None, repeats: int = 3,
+                     max_repeats: int = 7, settle: float = 0.1) -> Repeated:
+    """Time ``run`` ``repeats`` times; while the last ``repeats`` measurements' medians range
+    over more than ``settle`` of their median, measure again, up to ``max_repeats``. A first
+    measurement taken while the machine warms up or is disturbed is outvoted, and a machine
+    that stays disturbed is flagged rather than trusted."""
+    protocol = protocol or FULL_NETWORK_PROTOCOL
+    runs = [backend.time(run, protocol) for _ in range(repeats)]
+
+    def window() -> list[float]:
+        return [m.median_ms for m in runs[-repeats:]]
+
+    while len(runs) < max_repeats and (max(window()) - min(window())) > settle * statistics.median(window()):
+        runs.append(backend.time(run, protocol))
+    last = window()
+    median = statistics.median(last)
+    return Repeated(median, min(last), max(last), runs, (max(last) - min(last)) > settle * median)
