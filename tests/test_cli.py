@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from helpers import one_line_error
 
 
 def test_models_lists_the_zoo_as_json(run_cli):
@@ -33,25 +34,17 @@ def test_user_factory_model(run_cli):
     assert "3 all slots of 3" in out.stdout
 
 
-def _one_line_error(proc, *fragments):
-    assert proc.returncode == 1, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("staircase: error: "), proc.stderr
-    for f in fragments:
-        assert f in lines[0]
-
-
 @pytest.mark.slow
 def test_errors_are_one_line_without_traceback(run_cli, tmp_path):
-    _one_line_error(run_cli("slots", "wrn_40_2x"), "unknown model 'wrn_40_2x'", "did you mean")
-    _one_line_error(run_cli("slots", "wrn_41_2"), "WRN depth must be 6n+4")
-    _one_line_error(run_cli("slots", "user_nets:tiny_res_concat"), "--input-shape")
-    _one_line_error(run_cli("slots", "user_nets:not_a_module"), "not a torch.nn.Module")
-    _one_line_error(run_cli("slots", "no_such_pkg:f"), "cannot import 'no_such_pkg'")
-    _one_line_error(run_cli("slots", "missing.json"), "student spec missing.json does not exist")
-    _one_line_error(run_cli("slots", "wrn_16_1", "--input-shape", "3,a"), "input shape '3,a'")
+    one_line_error(run_cli("slots", "wrn_40_2x"), "unknown model 'wrn_40_2x'", "did you mean")
+    one_line_error(run_cli("slots", "wrn_41_2"), "WRN depth must be 6n+4")
+    one_line_error(run_cli("slots", "user_nets:tiny_res_concat"), "--input-shape")
+    one_line_error(run_cli("slots", "user_nets:not_a_module"), "not a torch.nn.Module")
+    one_line_error(run_cli("slots", "no_such_pkg:f"), "cannot import 'no_such_pkg'")
+    one_line_error(run_cli("slots", "missing.json"), "student spec missing.json does not exist")
+    one_line_error(run_cli("slots", "wrn_16_1", "--input-shape", "3,a"), "input shape '3,a'")
     (tmp_path / "w.json").write_text(json.dumps({"block1.layer.0.conv1": 99}))
-    _one_line_error(run_cli("student", "wrn_16_1", "--widths", "w.json", "--out", "s.json"),
+    one_line_error(run_cli("student", "wrn_16_1", "--widths", "w.json", "--out", "s.json"),
                     "slot 'block1.layer.0.conv1': width 99 is above the teacher's 16")
     assert not (tmp_path / "s.json").exists()
 

@@ -1,0 +1,73 @@
+"""What a user meets at the command line: models from no zoo, exported files, bad numbers
+and deprecated flags. Each error is one line that names the input, exits non-zero, and
+leaves what existed as it was."""
+
+import json
+
+import pytest
+from helpers import one_line_error
+
+
+@pytest.mark.slow
+def test_profile_and_predict_honour_the_input_shape_of_a_model_from_no_zoo(run_cli, tmp_path):
+    # TinyResConcat declares no input size: without --input-shape both refuse, naming the flag
+    one_line_error(run_cli("profile", "user_nets:tiny_res_concat", "--backend", "torch", "--out", "p.json"),
+                    "--input-shape")
+    assert not (tmp_path / "p.json").exists()
+    r = run_cli("profile", "user_nets:tiny_res_concat", "--input-shape", "3,8,8", "--backend", "torch", "--threads",
+                "1", "--timing", "quick", "--rounds", "1", "--no-progress", "--out", "p.json", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["network"] == "user_nets:tiny_res_concat@3x8x8" and summary["complete"]
+    assert "\r" not in r.stderr  # --no-progress: no progress-bar frames
+    r = run_cli("predict", "p.json", "user_nets:tiny_res_concat", "--input-shape", "3,8,8", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["predicted_ms"] == pytest.approx(json.loads(r.stdout)["teacher_ms"])
+
+
+@pytest.mark.backend
+def test_measure_times_an_exported_onnx_file(run_cli, tmp_path):
+    from staircase.models import create_model
+    from staircase.train.export import export_onnx
+
+    export_onnx(create_model("wrn_16_1").eval(), (3, 32, 32), tmp_path / "m.onnx", check=False)
+    r = run_cli("measure", "m.onnx", "--threads", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["backend"] == "onnxruntime" and result["measurements"] >= 3
+    assert result["low_ms"] <= result["median_ms"] <= result["high_ms"]
+    one_line_error(run_cli("measure", "m.onnx", "--backend", "torch"), "m.onnx", "--backend onnxruntime")
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    one_line_error(run_cli("measure", "bad.onnx", "--threads", "1"), "bad.onnx is not a model ONNX Runtime can load")
+
+
+def test_measure_repeats_until_three_agree_and_flags_a_machine_that_does_not_settle():
+    from staircase.profile.timing import Measurement, measure_repeated
+
+    class Scripted:
+        def __init__(self, times):
+            self.times = iter(times)
+
+        def time(self, run, protocol):
+            return Measurement(next(self.times), 0.01, 100, False, 10)
+
+    # a slow first measurement (the machine warming up) is outvoted by the next three
+    settled = measure_repeated(Scripted([0.47, 0.28, 0.28, 0.281, 9.9]), run=None)
+    assert len(settled.runs) == 4 and settled.median_ms == pytest.approx(0.28) and not settled.noisy
+    disturbed = measure_repeated(Scripted([0.3, 0.45, 0.3, 0.45, 0.3, 0.45, 0.3]), run=None)
+    assert len(disturbed.runs) == 7 and disturbed.noisy and disturbed.spread == pytest.approx(0.15 / 0.3)
+
+
+def test_bad_numbers_are_refused_before_any_work(run_cli, tmp_path):
+    one_line_error(run_cli("measure", "wrn_16_1", "--threads", "0"), "--threads 0 must be at least 1")
+    for flag, value in (("--target-ms", "nan"), ("--target-ms", "-1"), ("--target-share", "0"),
+                        ("--target-share", "inf")):
+        one_line_error(run_cli("design", "wrn_16_1", "--profile", "none.json", flag, value, "--out", "s.json"),
+                        flag, "must be a positive number")
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_deprecated_device_flags_still_work_and_say_what_to_use(run_cli):
+    r = run_cli("measure", "wrn_16_1", "--backend", "torch", "--device", "cpu", "--threads", "1", "--json")
+    assert r.returncode == 0 and "--device is deprecated" in r.stderr and "--backend-device" in r.stderr
+    assert json.loads(r.stdout)["device"] == "cpu"
