@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError, StaircaseError
+from .files import check_writable
 
 __all__ = ["main"]
 
@@ -157,6 +158,7 @@ class StudentCommand(Command):
         from .spec import Provenance, StudentSpec
         from .widths import WidthsFile
 
+        check_writable(args.out)
         resolved = _resolve(args)
         if resolved.spec is not None:
             raise SpecError(f"{args.model} is already a student spec; give its teacher ({resolved.spec.teacher.name})")
@@ -257,6 +259,7 @@ class ProfileCommand(Command):
 
         backend = _backend(args)
         out = Path(args.out) if args.out else Path("profiles") / f"{_device_tag(backend)}-{backend.name}.json"
+        check_writable(out)
         log = _log(args)
         result = profile_network(args.model, backend, out, input_size=parse_input_shape(args.input_shape),
                                  num_classes=args.num_classes, include_all=args.all, grid=args.grid,
@@ -438,6 +441,8 @@ class PruneCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         from .design.prune import Target, run_prune
 
+        _check_positive(args, "target_channels", "target_params", "target_ms")
+        check_writable(args.out)
         resolved = _resolve(args)
         if args.checkpoint:
             _load_teacher_weights(resolved, args.checkpoint)
@@ -501,6 +506,7 @@ class DesignCommand(Command):
 
         _check_positive(args, "target_ms", "target_share")
         out = Path(args.out)
+        check_writable(out)
         if out.suffix != ".json":
             raise StaircaseError(f"--out {out} must name a .json student spec")
         prof = Profile.load(args.profile)
@@ -518,7 +524,8 @@ class DesignCommand(Command):
         measure = None
         if not args.no_measure:
             backend = backend_of(prof)
-            prof.check_fingerprint(backend.fingerprint(), args.allow_other_device)
+            prof.check_fingerprint(backend.fingerprint(), args.allow_other_device,
+                                   warn=lambda m: print(f"staircase: warning: {m}", file=sys.stderr))
             measure = BesideTeacher(backend, resolved.model, resolved.architecture.input_size, designer.full_ms)
         widths_file = WidthsFile.load(args.widths) if args.widths else None
         l1_model = _load_teacher_weights(resolved, args.checkpoint) if args.checkpoint else None
@@ -639,6 +646,7 @@ class TrainCommand(Command):
                   for k in ("student_points", "teacher_points")}
         shape = parse_input_shape(args.input_shape)
         stem = Path(args.model).stem if args.model.endswith(".json") else args.model.replace(":", "-").replace(".", "_")
+        check_writable(args.out or "runs", folder=True)
         config = TrainConfig(
             model=args.model, data=args.data, out=args.out or f"runs/{args.role}-{stem}", role=args.role,
             teacher=args.teacher, init=args.init, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
@@ -716,6 +724,7 @@ class ExportCommand(Command):
 
         model, arch, _ = model_from_checkpoint(args.checkpoint)
         out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx" if args.format == "onnx" else ".xml")
+        check_writable(out)
         if args.format == "onnx":
             result = export_onnx(model, arch.input_size, out, check=not args.no_check)
         else:
@@ -723,9 +732,17 @@ class ExportCommand(Command):
         if args.json:
             _print_json(result)
         else:
-            check = (f"; {result['checked_with']}: max |torch - export| = {result['max_abs_diff']:.2e}"
-                     if "max_abs_diff" in result else "")
+            check = ""
+            if "max_abs_diff" in result:
+                verdict = "within" if result["within_tolerance"] else "OVER"
+                check = (f"; {result['checked_with']}: max |torch - export| = {result['max_abs_diff']:.2e}, "
+                         f"{verdict} the tolerance of {result['tolerance']:.1e} for outputs up to "
+                         f"{result['output_scale']:.3g}")
             print(f"wrote {result['path']}{check}")
+        if result.get("within_tolerance") is False:
+            print("staircase: warning: the exported network's outputs differ from torch's by more than the tolerance; "
+                  "do not deploy it before finding out why (an unsupported op, a precision setting)", file=sys.stderr)
+            return 3
         return 0
 
 
@@ -769,6 +786,7 @@ class SearchCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         from .search import SearchSettings, run_search
 
+        check_writable(args.out, folder=True)
         settings = SearchSettings(
             schedule=args.schedule, checkpoint=args.checkpoint, data=args.data, out=args.out, trials=args.trials,
             backend=args.backend, backend_device=args.backend_device, threads=args.threads, timing=args.timing,
@@ -809,6 +827,7 @@ class DemoCommand(Command):
             raise StaircaseError(f"--target {args.target} must be a share of the teacher's latency, in (0, 1)")
         settings = DemoSettings(model=args.model, teacher_epochs=args.teacher_epochs,
                                 student_epochs=args.student_epochs, target=args.target, threads=args.threads)
+        check_writable(args.out, folder=True)
         return run_demo(Path(args.out), settings, fresh=args.fresh)
 
 

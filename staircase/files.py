@@ -60,3 +60,23 @@ def read_json(path: str | os.PathLike, what: str, missing_hint: str = "", corrup
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpecError(f"{what} {path} is not valid JSON (line {exc.lineno}: {exc.msg}){corrupt_hint}") from None
+
+
+def check_writable(path: str | os.PathLike, flag: str = "--out", folder: bool = False) -> Path:
+    """Refuse, before any work, an output that cannot be written: a folder where a file is
+    meant (or the other way round), a file in the way of a folder to create, or a folder
+    this user may not write in. One :class:`SpecError` names the flag and the path."""
+    from .errors import SpecError
+
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        kind = "a folder" if path.is_dir() else "a file"
+        raise SpecError(f"{flag} {path} is {kind}; give the {'folder' if folder else 'file'} to write")
+    ancestor = path if folder and path.exists() else path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise SpecError(f"{flag} {path}: {ancestor} is a file, so no folder can be made there; choose another {flag}")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise SpecError(f"{flag} {path}: this user cannot write in {ancestor}; choose another {flag}")
+    return path

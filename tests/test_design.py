@@ -358,3 +358,19 @@ def test_a_design_without_measure_is_predicted_only(profiled):
     d = fit_to_target(designer, target, saliency, "s", "test", None)
     assert d.measured_ms is None and d.at_profile_ms is None and d.spec.provenance.measured_ms is None
     assert d.predicted_ms <= target
+
+
+def test_design_for_a_target_with_no_measure_times_nothing(profiled, tmp_path, run_cli):
+    from staircase.design.designer import Designer
+    from staircase.modelref import resolve_model
+    from staircase.profile.store import Profile
+    from staircase.spec import StudentSpec
+
+    designer = Designer(Profile.load(profiled), resolve_model("wrn_16_1"))
+    target = (designer.smallest_ms() + designer.full_ms) / 2
+    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--target-ms", f"{target}", "--no-measure",
+                "--out", str(tmp_path / "s.json"))
+    assert r.returncode == 0, r.stderr
+    spec = StudentSpec.load(tmp_path / "s.json")
+    assert spec.provenance.measured_ms is None and "at_profile_speed_ms" not in spec.provenance.notes
+    assert spec.provenance.predicted_ms <= target

@@ -3,6 +3,7 @@ and deprecated flags. Each error is one line that names the input, exits non-zer
 leaves what existed as it was."""
 
 import json
+import re
 
 import pytest
 from helpers import one_line_error
@@ -71,3 +72,70 @@ def test_deprecated_device_flags_still_work_and_say_what_to_use(run_cli):
     r = run_cli("measure", "wrn_16_1", "--backend", "torch", "--device", "cpu", "--threads", "1", "--json")
     assert r.returncode == 0 and "--device is deprecated" in r.stderr and "--backend-device" in r.stderr
     assert json.loads(r.stdout)["device"] == "cpu"
+
+
+def test_an_output_that_cannot_be_written_is_named_before_any_work(run_cli, tmp_path):
+    (tmp_path / "a_file").write_text("mine")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked").chmod(0o500)
+    try:
+        one_line_error(run_cli("student", "wrn_16_1", "--scale", "0.5", "--out", "a_file/s.json"),
+                       "--out a_file/s.json", "a_file is a file")
+        one_line_error(run_cli("train", "teacher", "wrn_16_1", "--data", "digits", "--out", "a_file"),
+                       "--out a_file is a file")
+        one_line_error(run_cli("prune", "wrn_16_1", "--method", "l1", "--target-channels", "100", "--out",
+                               "a_file/w.json"), "a_file is a file")
+        one_line_error(run_cli("profile", "wrn_16_1", "--backend", "torch", "--out", "a_file/p.json"),
+                       "a_file is a file")
+        import os
+
+        if os.geteuid() != 0:  # root writes anywhere
+            one_line_error(run_cli("student", "wrn_16_1", "--scale", "0.5", "--out", "locked/s.json"),
+                           "cannot write in locked")
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+    assert (tmp_path / "a_file").read_text() == "mine"
+
+
+def test_prune_refuses_targets_that_are_not_positive_and_keeps_the_old_output(run_cli, tmp_path):
+    (tmp_path / "w.json").write_text('{"keep": "me"}')
+    for flag, value in (("--target-channels", "0"), ("--target-ms", "-1"), ("--target-params", "nan")):
+        one_line_error(run_cli("prune", "wrn_16_1", "--method", "l1", flag, value, "--out", "w.json"), flag)
+    assert (tmp_path / "w.json").read_text() == '{"keep": "me"}'
+
+
+@pytest.mark.slow
+def test_a_train_that_failed_at_the_start_can_be_run_again_as_corrected(run_cli, tmp_path):
+    one_line_error(run_cli("train", "teacher", "wrn_16_1", "--data", "cifar10:no/such/dir", "--out", "run"),
+                   "cifar10")
+    assert not (tmp_path / "no").exists()  # a mistyped data path is not created
+    assert not (tmp_path / "run" / "config.json").exists()  # nothing claimed the run directory
+    r = run_cli("train", "teacher", "wrn_16_1", "--data", "digits", "--epochs", "1", "--train-images", "64",
+                "--no-progress", "--out", "run")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "run" / "last.pt").exists()
+
+
+def test_a_checkpoint_of_another_model_is_named_with_what_differs(tmp_path):
+    from staircase.errors import StaircaseError
+    from staircase.models import create_model
+    from staircase.train.checkpoint import load_weights, save_checkpoint
+
+    save_checkpoint(tmp_path / "c.pt", {"model": create_model("wrn_16_2").state_dict()})
+    with pytest.raises(StaircaseError) as info:
+        load_weights(create_model("wrn_16_1"), tmp_path / "c.pt", "wrn_16_1")
+    message = str(info.value)
+    assert re.search(r"\d+ of another shape \(e\.g\. [\w.]+: \[32, 16, 3, 3\] in the checkpoint, \[16, 16, 3, 3\] "
+                     r"in the model\)", message), message
+    assert "\n" not in message
+
+
+def test_the_export_check_says_whether_the_difference_is_within_tolerance():
+    import numpy as np
+
+    from staircase.train.export import F32_TOLERANCE, output_verdict
+
+    want = np.array([[10.0, -20.0]])
+    ok = output_verdict(want + 1e-5, want, F32_TOLERANCE)
+    assert ok["within_tolerance"] and ok["output_scale"] == 20.0 and ok["tolerance"] == pytest.approx(2e-3)
+    assert not output_verdict(want + 0.01, want, F32_TOLERANCE)["within_tolerance"]

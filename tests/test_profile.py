@@ -84,6 +84,15 @@ def test_profile_on_another_device_is_refused(tmp_path):
     with pytest.raises(ProfileMismatch, match="threads: profile 1 vs here 99"):
         prof.check_fingerprint(other)
     prof.check_fingerprint(other, override=True)
+    # another version of the same runtime is used for designs, with a warning naming both
+    newer = dict(prof.fingerprint, backend_version="99.0")
+    said = []
+    prof.check_fingerprint(newer, warn=said.append)
+    assert len(said) == 1 and f"torch {prof.fingerprint['backend_version']}" in said[0] and "99.0" in said[0]
+    with pytest.raises(ProfileMismatch, match="backend_version"):  # but never mixed into its measurements
+        prof.check_fingerprint(newer)
+    with pytest.raises(ProfileMismatch, match="threads"):  # and nothing else is let through
+        prof.check_fingerprint(dict(newer, threads=99), warn=said.append)
 
 
 def test_corrupt_profile_is_named_and_left_alone(tmp_path):

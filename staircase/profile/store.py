@@ -13,6 +13,7 @@ import json
 import math
 import os
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -336,14 +337,25 @@ class Profile:
 
     # -- checks ------------------------------------------------------------------------------
 
-    def check_fingerprint(self, other: dict[str, Any], override: bool = False) -> None:
-        """Refuse measurements from another device/backend/setting unless ``override``."""
-        diffs = [f"{k}: profile {self.fingerprint.get(k)!r} vs here {other.get(k)!r}"
-                 for k in FINGERPRINT_KEYS if self.fingerprint.get(k) != other.get(k)]
+    def check_fingerprint(self, other: dict[str, Any], override: bool = False,
+                          warn: Callable[[str], None] | None = None) -> None:
+        """Refuse measurements from another device/backend/setting unless ``override``.
+
+        With ``warn``, a profile that differs only in the runtime's version is used, and
+        ``warn`` says so: the steps come from the same kernels more often than not, and every
+        design is measured end to end here anyway. Extending a profile (``warn`` None) never
+        mixes versions."""
+        keys = [k for k in FINGERPRINT_KEYS if self.fingerprint.get(k) != other.get(k)]
+        if keys == ["backend_version"] and warn is not None and not override:
+            warn(f"profile {self.path} was measured with {self.fingerprint.get('backend')} "
+                 f"{self.fingerprint.get('backend_version')}, this machine runs {other.get('backend_version')}: "
+                 "using it; re-profile to be sure of the steps")
+            return
+        diffs = [f"{k}: profile {self.fingerprint.get(k)!r} vs here {other.get(k)!r}" for k in keys]
         if diffs and not override:
             raise ProfileMismatch(
-                f"profile {self.path} was measured elsewhere ({'; '.join(diffs[:3])}); "
-                "profile this device into a new file, or pass --allow-other-device to use it anyway"
+                f"profile {self.path} was measured elsewhere ({'; '.join(diffs[:3])}); profile this device into a "
+                "new file (`staircase profile MODEL --out FILE`), or pass --allow-other-device to use it anyway"
             )
 
     def network(self, name: str) -> NetworkEntry:

@@ -51,9 +51,22 @@ def load_weights(model: nn.Module, path: str | Path, name: str, state: dict[str,
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0][:200]
-        raise StaircaseError(f"checkpoint {path} does not fit {name}: {first}") from None
+        why = _mismatch(model.state_dict(), state["model"]) or str(exc).strip().splitlines()[0][:200]
+        raise StaircaseError(f"checkpoint {path} does not fit {name}: {why}; is it another model's checkpoint?") \
+            from None
     return model
+
+
+def _mismatch(mine: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """What differs between a model's state dict and a checkpoint's, in a few words."""
+    missing = [k for k in mine if k not in theirs]
+    unexpected = [k for k in theirs if k not in mine]
+    shapes = [f"{k}: {list(theirs[k].shape)} in the checkpoint, {list(mine[k].shape)} in the model"
+              for k in mine if k in theirs and hasattr(theirs[k], "shape") and theirs[k].shape != mine[k].shape]
+    parts = [f"{len(missing)} weights missing (e.g. {missing[0]})" if missing else "",
+             f"{len(unexpected)} not in the model (e.g. {unexpected[0]})" if unexpected else "",
+             f"{len(shapes)} of another shape (e.g. {shapes[0]})" if shapes else ""]
+    return ", ".join(p for p in parts if p)
 
 
 def model_from_checkpoint(path: str | Path, state: dict[str, Any] | None = None):

@@ -154,19 +154,24 @@ def _cifar(kind: str, root: Path, size, augment, download) -> DataBundle:
 
 
 def _download(kind: str, url: str, md5: str, root: Path, folder: str) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
+    """Download and extract the archive into ``root``; ``root`` is created only once the
+    download succeeded (a mistyped path is not left behind as an empty folder)."""
+    import shutil
+    import tempfile
+
     archive = root / url.rsplit("/", 1)[1]
     if not archive.exists():
-        partial = archive.with_suffix(".part")
-        try:
-            with urllib.request.urlopen(url, timeout=30) as r, open(partial, "wb") as f:
-                while chunk := r.read(1 << 20):
-                    f.write(chunk)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise StaircaseError(f"{kind} is not in {root} and cannot be downloaded ({exc}); put the extracted "
-                                 f"{folder}/ folder there, or download {url} by hand") from None
-        partial.rename(archive)
+        with tempfile.TemporaryDirectory() as tmp:
+            partial = Path(tmp) / archive.name
+            try:
+                with urllib.request.urlopen(url, timeout=30) as r, open(partial, "wb") as f:
+                    while chunk := r.read(1 << 20):
+                        f.write(chunk)
+            except OSError as exc:
+                raise StaircaseError(f"{kind} is not in {root} and cannot be downloaded ({exc}); put the extracted "
+                                     f"{folder}/ folder there, or download {url} by hand") from None
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.move(partial, archive)
     digest = hashlib.md5(archive.read_bytes()).hexdigest()  # noqa: S324 - the published checksum is MD5
     if digest != md5:
         raise StaircaseError(f"{archive} has MD5 {digest}, expected {md5}: delete it and try again")

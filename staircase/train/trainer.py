@@ -180,11 +180,11 @@ def train_or_reuse(config: TrainConfig, log: Callable[[str], None] = print) -> d
 def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
            on_epoch: EpochCallback | None = None) -> dict[str, Any]:
     out = Path(config.out)
-    if rank == 0:
-        _claim_run_dir(out, config, resume)
     device, amp, channels_last = _runtime(config, rank)
     on_cuda = device.type == "cuda"
-    run = _build(config, out, device, rank, world, log)
+    run = _build(config, out, device, rank, world, log)  # data, model, teacher, points: checked before any write
+    if rank == 0:
+        _claim_run_dir(out, config, resume)
     if config.init:  # a resumed run then loads last.pt over it
         load_weights(run.model, config.init, config.model)
         log(f"starting from the weights in {config.init}")
@@ -512,6 +512,8 @@ def _claim_run_dir(out: Path, config: TrainConfig, resume: bool) -> None:
     ``resume`` and only with the same configuration."""
     path = out / "config.json"
     mine = asdict(config)
+    if path.exists() and not (out / "last.pt").exists():
+        path.unlink()  # a run that never finished an epoch (it failed at the start): nothing to protect
     if path.exists():
         try:
             theirs = json.loads(path.read_text())

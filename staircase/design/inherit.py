@@ -1,0 +1,75 @@
+"""Students that start from the teacher: each slot keeps the teacher's most important
+channels, with their weights.
+
+A channel's importance is its Fisher saliency when a pruning run's widths file says which
+teacher channel each score belongs to (``WidthsFile.channels``), else the L1 norm of the
+producer's filter (Li et al.). The surgery is torch-pruning's, through ``SlotGraph.prune``,
+so any model that has slots inherits; what the student keeps of each slot is written down
+(``kept``: teacher channel indices, ascending) so that the spec can record it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+
+from torch import nn
+
+from ..errors import StaircaseError
+from ..slots import SlotGraph, check_widths, input_size_of
+from ..widths import WidthsFile
+from .baselines import l1_scores
+
+__all__ = ["channel_scores", "inherit"]
+
+
+def channel_scores(teacher: nn.Module, names: Sequence[str], input_size=None,
+                   widths_file: WidthsFile | None = None) -> tuple[dict[str, list[float]], str]:
+    """Per slot, one score per teacher channel (by channel index), and what they are:
+    ``"fisher"`` from ``widths_file`` where it maps its scores to teacher channels, else
+    ``"l1"``."""
+    graph = SlotGraph(copy.deepcopy(teacher), input_size_of(teacher, input_size))
+    scores = l1_scores(graph, names)
+    if widths_file is None or not widths_file.saliency or not widths_file.channels:
+        return scores, "l1"
+    fisher = {}
+    for name in names:
+        width = graph[name].width
+        values, channels = widths_file.saliency.get(name), widths_file.channels.get(name)
+        if values is None or channels is None or len(values) != len(channels) or sorted(channels) != list(range(width)):
+            raise StaircaseError(f"widths file: slot {name!r} has no Fisher score for each of its {width} teacher "
+                                 "channels; was it pruned from another model? Leave the widths file out to rank by L1")
+        row = [0.0] * width
+        for channel, value in zip(channels, values, strict=True):
+            row[channel] = float(value)
+        fisher[name] = row
+    return fisher, "fisher"
+
+
+def inherit(teacher: nn.Module, widths: Mapping[str, int], scores: Mapping[str, Sequence[float]],
+            input_size=None) -> tuple[nn.Module, dict[str, list[int]]]:
+    """A copy of ``teacher`` in which each slot of ``widths`` keeps its ``width`` highest-scoring
+    channels (and their weights); slots not named keep all theirs. Returns the student and,
+    per slot named, the teacher channels it kept. A slot that concatenates several producers
+    keeps a share of each, in proportion to its size (as ``make_student`` does)."""
+    student = copy.deepcopy(teacher)
+    graph = SlotGraph(student, input_size_of(teacher, input_size))
+    check_widths(widths, {s.name: s.width for s in graph.slots})
+    kept = {}
+    for name, width in widths.items():
+        score = list(scores[name]) if name in scores else [0.0] * graph[name].width
+        if len(score) != graph[name].width:
+            raise StaircaseError(f"slot {name!r}: {len(score)} channel scores for {graph[name].width} channels")
+        segments = graph.segments(name)
+        shares = _shares(width, [len(s) for s in segments])
+        keep = sorted(i for seg, k in zip(segments, shares, strict=True)
+                      for i in sorted(seg, key=lambda i: (-score[i], i))[:k])
+        graph.prune(name, [i for i in range(graph[name].width) if i not in set(keep)])
+        kept[name] = keep
+    return student, kept
+
+
+def _shares(total: int, sizes: Sequence[int]) -> list[int]:
+    from ..slots import proportional_split
+
+    return proportional_split(total, sizes)
