@@ -137,7 +137,12 @@ class SlotsCommand(Command):
 
 
 class StudentCommand(Command):
-    """Write a student spec with the given widths (a freshly initialised network on rebuild)."""
+    """Write a student spec with the given widths; with --inherit, also its weights from the teacher.
+
+    Without --inherit the spec rebuilds a freshly initialised network. With --inherit CKPT each
+    narrowed slot keeps the trained teacher's most important channels (Fisher saliency from a
+    widths file of `staircase prune`, else the L1 norm of their filters) and their weights,
+    written beside the spec (S.json -> S.pt) for `train student --init`, `evaluate` and `export`."""
 
     name = "student"
     parents = (_model_arguments(),)
@@ -149,11 +154,14 @@ class StudentCommand(Command):
         src.add_argument("--scale", type=float, help="scale every default slot by this factor (uniform baseline)")
         parser.add_argument("--out", required=True, metavar="SPEC.json", help="where to write the spec")
         parser.add_argument("--name", default=None, help="the student's name (default: the output file's stem)")
+        parser.add_argument("--inherit", metavar="TEACHER_CKPT", default=None,
+                            help="start from this trained teacher's weights (writes SPEC.pt beside SPEC.json)")
         parser.add_argument("--json", action="store_true", help="print the spec instead of a summary")
 
     def run(self, args: argparse.Namespace) -> int:
         from .complexity import count_macs, count_params
         from .design import uniform_widths
+        from .design.inherit import inherited_student, save_student
         from .slots import find_slots
         from .spec import Provenance, StudentSpec
         from .widths import WidthsFile
@@ -162,15 +170,21 @@ class StudentCommand(Command):
         resolved = _resolve(args)
         if resolved.spec is not None:
             raise SpecError(f"{args.model} is already a student spec; give its teacher ({resolved.spec.teacher.name})")
+        widths_file = None
         if args.widths:
-            widths, method = WidthsFile.load(args.widths).widths, "manual"
+            widths_file = WidthsFile.load(args.widths)
+            widths, method = widths_file.widths, "manual"
         else:
             widths, method = uniform_widths(find_slots(resolved.model), args.scale), f"uniform x{args.scale}"
         name = args.name or Path(args.out).stem
         spec, _ = StudentSpec.create(resolved.architecture, widths, name, Provenance(method=method))
         size = resolved.architecture.input_size
         teacher_params, teacher_macs = count_params(resolved.model), count_macs(resolved.model, size)
-        spec.save(args.out)
+        if args.inherit:
+            teacher = _load_teacher_weights(resolved, args.inherit)
+            save_student(spec, inherited_student(teacher, spec, args.inherit, widths_file), args.out)
+        else:
+            spec.save(args.out)
         if args.json:
             _print_json(spec.to_dict())
             return 0
@@ -178,6 +192,9 @@ class StudentCommand(Command):
         print(f"wrote {args.out}: {name}, {changed} of {len(spec.widths)} slots narrowed")
         print(f"  params {teacher_params:,} -> {spec.params:,} ({spec.params / teacher_params:.1%})")
         print(f"  MACs   {teacher_macs:,} -> {spec.macs:,} ({spec.macs / teacher_macs:.1%})")
+        if args.inherit:
+            print(f"  weights: the teacher's in {args.inherit}, its most important channels by "
+                  f"{spec.provenance.init['ranked_by']}, in {Path(args.out).with_suffix('.pt')}")
         return 0
 
 
@@ -489,7 +506,15 @@ class DesignCommand(Command):
                             help="design for this share of the teacher's latency in the profile (e.g. 0.7)")
         parser.add_argument("--baselines", action="store_true",
                             help="also write the unsnapped, L1-pruned and uniform students at the same latency")
+        parser.add_argument("--allocation", choices=("fisher", "l1", "params", "proportional"), default=None,
+                            help="how a target's latency is shared among slots: the most Fisher saliency (needs "
+                                 "--widths from `staircase prune`), L1 saliency or parameters on the optimal widths, "
+                                 "or the teacher's proportions snapped up to the steps (default: fisher with a "
+                                 "widths file that has saliency, else params)")
         parser.add_argument("--checkpoint", default=None, help="teacher weights for the L1 ranking")
+        parser.add_argument("--inherit", metavar="TEACHER_CKPT", default=None,
+                            help="every student starts from this trained teacher's weights: each slot keeps its most "
+                                 "important channels (written beside each spec, S.json -> S.pt)")
         parser.add_argument("--out", required=True, help="student spec to write (baselines go beside it)")
         parser.add_argument("--no-measure", action="store_true", help="predict only; do not time the students")
         parser.add_argument("--allow-other-device", action="store_true",
@@ -498,6 +523,7 @@ class DesignCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from .design.designer import Designer
+        from .design.inherit import inherited_student, save_student
         from .design.measured import BesideTeacher, design_students
         from .profile.backends import backend_of
         from .profile.store import Profile
@@ -528,18 +554,26 @@ class DesignCommand(Command):
                                    warn=lambda m: print(f"staircase: warning: {m}", file=sys.stderr))
             measure = BesideTeacher(backend, resolved.model, resolved.architecture.input_size, designer.full_ms)
         widths_file = WidthsFile.load(args.widths) if args.widths else None
-        l1_model = _load_teacher_weights(resolved, args.checkpoint) if args.checkpoint else None
+        if args.inherit and args.checkpoint and args.checkpoint != args.inherit:
+            raise StaircaseError("--checkpoint and --inherit name two teachers; give one (--inherit's weights also "
+                                 "rank the L1 baseline)")
+        weights = args.checkpoint or args.inherit
+        l1_model = _load_teacher_weights(resolved, weights) if weights else None
         designed = design_students(designer, out.stem, widths_file, snap, args.target_ms, args.baselines,
-                                   measure, l1_model, _log(args))
+                                   measure, l1_model, _log(args), allocation=args.allocation)
         paths = []
         for d in designed:
             path = out.with_name(d.spec.name + ".json")
-            d.spec.save(path)
+            if args.inherit:
+                save_student(d.spec, inherited_student(l1_model, d.spec, args.inherit, widths_file), path)
+            else:
+                d.spec.save(path)
             paths.append(path)
         rows = [{"student": d.spec.name, "params": d.spec.params, "macs": d.spec.macs,
                  "predicted_ms": d.predicted_ms, "measured_ms": d.measured_ms, "measured_iqr_ms": d.measured_spread_ms,
-                 "at_profile_speed_ms": d.at_profile_ms, "retained_saliency": d.retained, "method": d.spec.provenance.method, "spec": str(p),
-                 "met_target": d.met} for d, p in zip(designed, paths, strict=True)]
+                 "at_profile_speed_ms": d.at_profile_ms, "retained_saliency": d.retained,
+                 "method": d.spec.provenance.method, "spec": str(p), "met_target": d.met,
+                 "matched": d.spec.provenance.notes.get("matched")} for d, p in zip(designed, paths, strict=True)]
         teacher = {"student": f"{resolved.architecture.name} (teacher)", "predicted_ms": designer.full_ms}
         if args.json:
             _print_json({"teacher_ms": designer.full_ms, "students": rows})
@@ -547,13 +581,14 @@ class DesignCommand(Command):
             def ms(v):
                 return "-" if v is None else f"{v:.3f}"
 
-            table = [[teacher["student"], "-", "-", ms(designer.full_ms), "-", ms(designer.full_ms), "-"]]
+            table = [[teacher["student"], "-", "-", ms(designer.full_ms), "-", ms(designer.full_ms), "-", "-"]]
             table += [[r["student"], r["params"], r["macs"], ms(r["predicted_ms"]),
                        "-" if r["measured_ms"] is None else f"{r['measured_ms']:.3f} +- {r['measured_iqr_ms']:.3f}",
                        ms(r["at_profile_speed_ms"]),
-                       "-" if r["retained_saliency"] is None else f"{r['retained_saliency']:.1%}"] for r in rows]
+                       "-" if r["retained_saliency"] is None else f"{r['retained_saliency']:.1%}",
+                       {True: "yes", False: "NO"}.get(r["matched"], "-")] for r in rows]
             print(format_table(["network", "params", "MACs", "predicted ms", "measured ms (IQR)",
-                                "at profile speed", "saliency kept"], table))
+                                "at profile speed", "saliency kept", "matched (3%)"], table))
             print("(at profile speed: measured beside the teacher, scaled by the teacher's time in the profile; "
                   "targets are checked against it)")
             for r in rows:

@@ -105,7 +105,7 @@ class Pipeline:
         name = name or f"{self.model}-staircase"
         folder = self.out / "students"
         main = folder / f"{name}.json"
-        suffixes = ["", *(("-unsnapped",) if widths_file is not None else ()), "-l1", "-uniform"][
+        suffixes = ["", *(("-unsnapped",) if widths_file is not None else ()), "-l1", "-l1-round", "-uniform"][
             : None if baselines else 1]
         if main.exists():
             self.log(f"reusing the specs in {folder}")

@@ -220,6 +220,20 @@ class SlotGraph:
                 parts.append(sorted(int(i) for i in item.root_idxs))
         return sorted(parts) if parts else [list(range(width))]
 
+    def producer_channels(self, name: str) -> list[tuple[nn.Module, list[int], list[int]]]:
+        """Each layer whose output channels the slot's channels are: (layer, the slot's
+        channel indices, that layer's own output channel indices), in the same order."""
+        module = self.model.get_submodule(self[name].name)
+        width = _out_width(module)
+        pruner = self._dg.get_pruner_of_module(module)
+        group = self._dg.get_pruning_group(module, pruner.prune_out_channels, list(range(width)))
+        found = []
+        for item in group:
+            target = item.dep.target.module
+            if isinstance(target, (_CONV, nn.Linear)) and self._dg.is_out_channel_pruning_fn(item.dep.handler):
+                found.append((target, [int(i) for i in item.root_idxs], [int(i) for i in item.idxs]))
+        return found
+
     def set_widths(self, widths: Mapping[str, int]) -> None:
         """Shrink each named slot to ``widths[name]`` channels, dropping the last channels.
 
@@ -233,7 +247,7 @@ class SlotGraph:
                 raise WidthError(
                     f"slot {name!r}: width {width} is below {len(segments)}, the number of producers it concatenates"
                 )
-            keep = _proportional_split(width, [len(seg) for seg in segments])
+            keep = proportional_split(width, [len(seg) for seg in segments])
             drop = [i for seg, k in zip(segments, keep, strict=True) for i in seg[k:]]
             self.prune(name, drop)
 
@@ -242,7 +256,7 @@ def _out_width(module: nn.Module) -> int:
     return module.out_channels if isinstance(module, _CONV) else module.out_features
 
 
-def _proportional_split(total: int, sizes: Sequence[int]) -> list[int]:
+def proportional_split(total: int, sizes: Sequence[int]) -> list[int]:
     """Split ``total`` over parts in proportion to ``sizes``, each part at least 1 (largest remainder)."""
     if len(sizes) == 1:
         return [total]

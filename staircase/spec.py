@@ -23,7 +23,7 @@ from .slots import shrink_in_place
 __all__ = ["SPEC_FORMAT", "SPEC_VERSION", "Provenance", "StudentSpec"]
 
 SPEC_FORMAT = "staircase-student"
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2 added provenance.init (a student that starts from the teacher's weights)
 
 
 @dataclass
@@ -37,6 +37,9 @@ class Provenance:
     measured_ms: float | None = None
     measured_spread_ms: float | None = None
     retained_saliency: float | None = None
+    # where the weights start: None (freshly initialised), or {"from": teacher checkpoint,
+    # "ranked_by": "fisher" | "l1", "kept": {slot: teacher channel indices}}
+    init: dict[str, Any] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -5,8 +5,10 @@
 object (a student spec, say), is read as a widths file too. Fields (``docs/formats.md``):
 ``format`` "staircase-widths", ``version``, ``model``, ``method``, ``widths``, and optionally
 ``saliency`` (per slot, one score per channel: the kept ones first, then the removed ones
-in the order they went), ``removed`` (one slot name per channel removed, in order),
-``target``, ``reached``, ``steps``, ``seconds``.
+in the order they went), ``channels`` (per slot, the teacher channel each saliency score
+belongs to: what a student that inherits the teacher's weights keeps; from version 2),
+``removed`` (one slot name per channel removed, in order), ``target``, ``reached``,
+``steps``, ``seconds``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from .files import atomic_write_json, read_json
 __all__ = ["WIDTHS_FORMAT", "WIDTHS_VERSION", "WidthsFile"]
 
 WIDTHS_FORMAT = "staircase-widths"
-WIDTHS_VERSION = 1  # files written before the version was recorded read as version 1
+WIDTHS_VERSION = 2  # 2 added ``channels``; files without a version read as version 1
 
 
 @dataclass
@@ -32,6 +34,7 @@ class WidthsFile:
     method: str = "given widths"
     model: str | None = None
     run: dict[str, Any] = field(default_factory=dict)  # the pruning run's target, reached, steps, seconds
+    channels: dict[str, list[int]] | None = None  # the teacher channel of each saliency score
 
     @classmethod
     def load(cls, path: str | Path) -> WidthsFile:
@@ -61,16 +64,22 @@ class WidthsFile:
             raise SpecError(f"widths file {path}: 'saliency' must map slots to lists of numbers")
         if removed is not None and not (isinstance(removed, list) and all(isinstance(x, str) for x in removed)):
             raise SpecError(f"widths file {path}: 'removed' must be a list of slot names")
+        channels = data.get("channels")
+        if channels is not None and not (isinstance(channels, dict) and all(
+                isinstance(v, list) and all(isinstance(x, int) for x in v) for v in channels.values())):
+            raise SpecError(f"widths file {path}: 'channels' must map slots to lists of channel indices")
         model = data.get("model")
         run = {k: data[k] for k in ("target", "reached", "steps", "seconds") if k in data}
         return cls(dict(widths), saliency, removed, str(data.get("method", "given widths")),
-                   model if isinstance(model, str) else None, run)
+                   model if isinstance(model, str) else None, run, channels)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"format": WIDTHS_FORMAT, "version": WIDTHS_VERSION, "model": self.model,
                              "method": self.method, **self.run, "widths": self.widths}
         if self.saliency is not None:
             d["saliency"] = self.saliency
+        if self.channels is not None:
+            d["channels"] = self.channels
         if self.removed is not None:
             d["removed"] = self.removed
         return d

@@ -20,7 +20,7 @@ def test_demo_runs_the_three_jobs_and_reuses_its_results(tmp_path, capsys):
         assert json.loads((tmp_path / "train" / name / "summary.json").read_text())["epochs"] == 1
     main = StudentSpec.load(tmp_path / "students" / "wrn_16_1-staircase.json")
     judged = main.provenance.notes["at_profile_speed_ms"]
-    for baseline in ("unsnapped", "l1", "uniform"):  # matched to the student's measured latency, not its prediction
+    for baseline in ("unsnapped", "l1", "l1-round", "uniform"):  # matched to the student's measured latency, not its prediction
         notes = StudentSpec.load(tmp_path / "students" / f"wrn_16_1-staircase-{baseline}.json").provenance.notes
         assert notes["matched_to_ms"] == judged
         assert 0.6 * judged < notes["at_profile_speed_ms"] < 1.6 * judged, (baseline, notes)

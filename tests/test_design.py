@@ -185,7 +185,7 @@ def test_design_for_a_target_writes_a_measured_student_and_baselines(profiled, t
     assert r.returncode in (0, 3), r.stderr
     result = json.loads(r.stdout)
     names = [s["student"] for s in result["students"]]
-    assert names == ["s", "s-l1", "s-uniform"]
+    assert names == ["s", "s-l1", "s-l1-round", "s-uniform"]
     spec = StudentSpec.load(out)
     notes = spec.provenance.notes  # timed beside the teacher, scaled to the profile's speed
     if r.returncode == 0:
@@ -202,7 +202,7 @@ def test_design_for_a_target_writes_a_measured_student_and_baselines(profiled, t
         spec.provenance.measured_ms / notes["teacher_measured_beside_ms"], rel=0.3)
     optimal = designer.optimal
     assert all(spec.widths[n] in optimal[n] for n in optimal)
-    for s in ("s-l1", "s-uniform"):  # matched by measurement to the student's judged latency
+    for s in ("s-l1", "s-l1-round", "s-uniform"):  # matched by measurement to the student's judged latency
         notes = StudentSpec.load(out.parent / f"{s}.json").provenance.notes
         assert notes["matched_to_ms"] == pytest.approx(spec.provenance.notes["at_profile_speed_ms"])
         assert 1 <= len(notes["match_tries"]) <= 5
@@ -339,7 +339,7 @@ def test_design_students_matches_every_baseline_to_the_students_measured_latency
     designed = design_students(designer, "s", target_ms=target, baselines=True,
                                measure=_scripted_measure(designer, 1.1), log=lambda m: None)
     student, *baselines = designed
-    assert [d.spec.name for d in designed] == ["s", "s-l1", "s-uniform"]
+    assert [d.spec.name for d in designed] == ["s", "s-l1", "s-l1-round", "s-uniform"]
     assert student.met and student.judged_ms <= target
     assert all(student.spec.widths[n] in designer.optimal[n] for n in designer.optimal)
     for d in baselines:
@@ -374,3 +374,29 @@ def test_design_for_a_target_with_no_measure_times_nothing(profiled, tmp_path, r
     spec = StudentSpec.load(tmp_path / "s.json")
     assert spec.provenance.measured_ms is None and "at_profile_speed_ms" not in spec.provenance.notes
     assert spec.provenance.predicted_ms <= target
+
+
+def test_a_baseline_that_cannot_reach_the_students_latency_is_marked_unmatched(profiled):
+    """A machine on which every network off the optimal widths runs ten times the teacher:
+    no member of the L1 or uniform families gets within 3% of the student."""
+    from staircase.design.measured import Timed, design_students
+    from staircase.slots import slot_widths
+
+    designer = _scripted(profiled)
+    full_ms = designer.full_ms
+
+    def measure(model):
+        widths = {n: w for n, w in slot_widths(model, designer.arch.input_size).items() if n in designer.optimal}
+        on_steps = all(w in designer.optimal[n] for n, w in widths.items())
+        ms = designer.predicted(widths) if on_steps else 10 * full_ms
+        return Timed(ms, 0.0, full_ms, ms / full_ms, ms)
+
+    target = designer.smallest_ms() + 0.5 * (full_ms - designer.smallest_ms())
+    student, *baselines = design_students(designer, "s", target_ms=target, baselines=True, measure=measure,
+                                          log=lambda m: None)
+    assert student.met
+    off_steps = [d for d in baselines if not all(w in designer.optimal[n] for n, w in d.spec.widths.items()
+                                                 if n in designer.optimal)]
+    assert off_steps  # (a member that happens to sit on the steps is measured like the student)
+    for d in off_steps:
+        assert d.spec.provenance.notes["matched"] is False and d.judged_ms == 10 * full_ms

@@ -93,10 +93,10 @@ def test_a_widths_file_round_trips_and_refuses_a_newer_version(tmp_path):
     path = written.save(tmp_path / "w.json")
     assert WidthsFile.load(path) == written
     data = json.loads(path.read_text())
-    assert data["format"] == "staircase-widths" and data["version"] == 1
-    data["version"] = 2
+    assert data["format"] == "staircase-widths" and data["version"] == 2
+    data["version"] = 3
     path.write_text(json.dumps(data))
-    with pytest.raises(SpecError, match="has version 2.*upgrade staircase"):
+    with pytest.raises(SpecError, match="has version 3.*upgrade staircase"):
         WidthsFile.load(path)
     del data["version"]  # written before the version was recorded: read as version 1
     path.write_text(json.dumps(data))

@@ -15,7 +15,8 @@ from ..errors import WidthError
 from ..slots import Slot, SlotGraph
 
 __all__ = ["uniform_widths", "uniform_for_latency", "l1_scores", "removal_order", "prune_until", "applied_removals",
-           "uniform_family", "pruned_family", "widest_under", "Matched", "match_measured"]
+           "uniform_family", "pruned_family", "round_widths", "rounded_family", "widest_under", "Matched",
+           "match_measured"]
 
 Predictor = Callable[[Mapping[str, int]], float]
 
@@ -39,11 +40,10 @@ def l1_scores(graph: SlotGraph, names: Sequence[str]) -> dict[str, list[float]]:
     the slot's mean so that slots of different sizes compare (a global ranking)."""
     scores = {}
     for name in names:
-        slot = graph[name]
-        total = torch.zeros(slot.width)
-        for member in slot.members_with("producer") + slot.members_with("depthwise"):
-            w = graph.model.get_submodule(member.module).weight
-            total += w.detach().abs().reshape(w.shape[0], -1).sum(1).float()[: slot.width]
+        total = torch.zeros(graph[name].width)
+        for layer, slot_idx, own_idx in graph.producer_channels(name):  # a concatenation has several
+            norms = layer.weight.detach().abs().reshape(layer.weight.shape[0], -1).sum(1).float()
+            total[slot_idx] += norms[own_idx]
         mean = float(total.mean()) or 1.0
         scores[name] = (total / mean).tolist()
     return scores
@@ -111,6 +111,17 @@ def pruned_family(full: Mapping[str, int], order: Sequence[str]) -> Family:
     """Pruning in ``order``: ``t`` is the share of the order's removals *not* made."""
     steps = [n for n in order if n in full]
     return lambda t: _after_removals(full, steps, round((1 - t) * len(steps)))
+
+
+def round_widths(widths: Mapping[str, int], full: Mapping[str, int], multiple: int) -> dict[str, int]:
+    """Each width rounded down to a multiple of ``multiple``, at least one multiple, as
+    Torch-Pruning's ``round_to`` rounds what a layer keeps; at most the slot's full width."""
+    return {n: min(full[n], multiple * max(w // multiple, 1)) for n, w in widths.items()}
+
+
+def rounded_family(family: Family, full: Mapping[str, int], multiple: int) -> Family:
+    """``family``'s members with their widths rounded to multiples of ``multiple``."""
+    return lambda t: round_widths(family(t), full, multiple)
 
 
 def widest_under(family: Family, cost: Predictor, limit: float, lo: float = 0.0, hi: float = 1.0,

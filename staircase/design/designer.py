@@ -23,10 +23,14 @@ from ..slots import SlotGraph
 from ..spec import Provenance, StudentSpec
 from .knapsack import Choice, min_cost, solve
 
-__all__ = ["SNAP_MODES", "Designer", "Saliency"]
+__all__ = ["ALLOCATIONS", "SNAP_MODES", "Designer", "Saliency"]
 
 # nearest/down/up move each slot to its own staircase; fill is up for the whole network
 SNAP_MODES = ("nearest", "up", "down", "fill")
+# how a target's latency is shared among the slots: the most Fisher saliency, L1 saliency or
+# parameters the optimal widths keep (a knapsack), or the teacher's own proportions (every
+# slot scaled by one factor, then up to the top of its step)
+ALLOCATIONS = ("fisher", "l1", "params", "proportional")
 
 
 class Saliency:
@@ -138,6 +142,22 @@ class Designer:
                 f"target {target_ms:.3f} ms is below the smallest latency reachable on this profile's steps: "
                 f"{lowest:.3f} ms predicted for {self.network}; ask for at least that")
         return solve(choices, target_ms - self.full_ms).widths
+
+    def proportional(self, t: float) -> dict[str, int]:
+        """Every slot at share ``t`` of its width (at least one channel), then up to the top
+        of its step: at least uniform scaling's channels for no more time, slot by slot."""
+        return {n: self.latency.snap(n, max(1, round(t * full)), "up") for n, full in self.latency.slots.items()}
+
+    def proportional_for(self, target_ms: float) -> dict[str, int]:
+        """The widest ``proportional`` widths predicted at or under ``target_ms``."""
+        from .baselines import widest_under
+
+        t = widest_under(self.proportional, self.predicted, target_ms)
+        widths = self.proportional(t)
+        if self.predicted(widths) > target_ms:
+            raise StaircaseError(f"target {target_ms:.3f} ms is below the fastest proportional student on this "
+                                 f"profile's steps: {self.predicted(widths):.3f} ms predicted for {self.network}")
+        return widths
 
     def choices(self, saliency: Saliency, widths: Mapping[str, Sequence[int]] | None = None
                 ) -> dict[str, list[Choice]]:

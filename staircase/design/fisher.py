@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +56,9 @@ class FisherPruner:
         self.names = list(names) if names is not None else [s.name for s in self.graph.selected()]
         self.acc: dict[str, torch.Tensor] = {}
         self.last: dict[str, torch.Tensor] = {}  # the last full window's saliency, kept across resets
+        # the teacher channel each current channel of a slot was (None: unknown, after
+        # resuming a checkpoint that did not record it)
+        self.origin: dict[str, list[int]] | None = {}
         self.steps = 0
         self._handles = []
         for name in self.names:
@@ -65,6 +68,7 @@ class FisherPruner:
             self._handles.append(module.register_forward_hook(self._hook(name)))
             self.acc[name] = torch.zeros(slot.width)
             self.last[name] = torch.zeros(slot.width)
+            self.origin[name] = list(range(slot.width))
 
     def _hook(self, name: str):
         def forward_hook(_module, _inputs, out):
@@ -93,9 +97,10 @@ class FisherPruner:
         return {n: a / max(self.steps, 1) for n, a in self.acc.items()}
 
     def prune(self, count: int, cost: Callable[[str, int], float] | None = None,
-              min_width: int = 1) -> list[tuple[str, float]]:
+              min_width: int = 1) -> list[tuple[str, float, int | None]]:
         """Remove the ``count`` globally least salient channels (saliency / ``cost(slot, width)``
-        when given); return (slot, saliency) per channel removed, and reset the accumulators."""
+        when given); return (slot, saliency, teacher channel or None) per channel removed, and
+        reset the accumulators."""
         sal = self.saliency()
         widths = self.widths()
         candidates = []
@@ -112,11 +117,13 @@ class FisherPruner:
             if widths[name] - len(chosen.get(name, [])) <= min_width:
                 continue
             chosen.setdefault(name, []).append(idx)
-            removed.append((name, v))
+            removed.append((name, v, self.origin[name][idx] if self.origin is not None else None))
         for name, idxs in chosen.items():
             self.graph.prune(name, idxs)
             keep = [i for i in range(len(sal[name])) if i not in set(idxs)]
             self.last[name] = sal[name][keep]
+            if self.origin is not None:
+                self.origin[name] = [self.origin[name][i] for i in keep]
         for name in self.names:
             if name not in chosen:
                 self.last[name] = sal[name]
@@ -135,14 +142,14 @@ class PruneState:
     step: int = 0
     removed: list[str] = field(default_factory=list)  # slot per channel removed, in order
     removed_saliency: list[float] = field(default_factory=list)
+    removed_channel: list[int | None] = field(default_factory=list)  # the teacher channel each one was
     seconds: float = 0.0
 
 
-def _save_checkpoint(path: Path, model: nn.Module, widths: Mapping[str, int], state: PruneState,
-                     last: Mapping[str, torch.Tensor]) -> None:
-    checkpoint = {"format": "staircase-fisher-checkpoint", "model": model.state_dict(), "widths": dict(widths),
-                  "state": vars(state), "last": {k: v.tolist() for k, v in last.items()},
-                  "rng": torch.get_rng_state()}
+def _save_checkpoint(path: Path, model: nn.Module, pruner: FisherPruner, state: PruneState) -> None:
+    checkpoint = {"format": "staircase-fisher-checkpoint", "model": model.state_dict(), "widths": pruner.widths(),
+                  "state": vars(state), "last": {k: v.tolist() for k, v in pruner.last.items()},
+                  "origin": pruner.origin, "rng": torch.get_rng_state()}
     atomic_write(path, lambda f: torch.save(checkpoint, f))
 
 
@@ -185,12 +192,13 @@ def fisher_prune(
 
         shrink_in_place(model, resumed["widths"], input_size, init=False)
         model.load_state_dict(resumed["model"])
-        state = PruneState(**resumed["state"])
+        state = PruneState(**{"removed_channel": [None] * len(resumed["state"]["removed"]), **resumed["state"]})
         torch.set_rng_state(resumed["rng"])
         log(f"resuming Fisher pruning at step {state.step} ({len(state.removed)} channels removed)")
     pruner = FisherPruner(model, input_size, names)
     if resumed is not None:
         pruner.last = {k: torch.tensor(v, dtype=torch.float64) for k, v in resumed["last"].items()}
+        pruner.origin = resumed.get("origin")  # None from a checkpoint that did not record it
     if stop(pruner.widths(), model):
         pruner.remove_hooks()
         return pruner, state
@@ -218,12 +226,13 @@ def fisher_prune(
             if not removed:
                 log("every slot is down to one channel: stopping")
                 break
-            state.removed += [n for n, _ in removed]
-            state.removed_saliency += [v for _, v in removed]
+            state.removed += [n for n, _, _ in removed]
+            state.removed_saliency += [v for _, v, _ in removed]
+            state.removed_channel += [c for _, _, c in removed]
             opt = optimiser()  # parameter shapes changed
             state.seconds = time.perf_counter() - started
             if checkpoint is not None:
-                _save_checkpoint(checkpoint, model, pruner.widths(), state, pruner.last)
+                _save_checkpoint(checkpoint, model, pruner, state)
             if stop(pruner.widths(), model):
                 break
         if max_steps is not None and state.step >= max_steps:

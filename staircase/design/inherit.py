@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from torch import nn
 
 from ..errors import StaircaseError
-from ..slots import SlotGraph, check_widths, input_size_of
+from ..slots import SlotGraph, check_widths, input_size_of, proportional_split
+from ..spec import StudentSpec
 from ..widths import WidthsFile
 from .baselines import l1_scores
 
-__all__ = ["channel_scores", "inherit"]
+__all__ = ["channel_scores", "inherit", "inherited_student", "save_student"]
 
 
 def channel_scores(teacher: nn.Module, names: Sequence[str], input_size=None,
@@ -61,7 +63,7 @@ def inherit(teacher: nn.Module, widths: Mapping[str, int], scores: Mapping[str, 
         if len(score) != graph[name].width:
             raise StaircaseError(f"slot {name!r}: {len(score)} channel scores for {graph[name].width} channels")
         segments = graph.segments(name)
-        shares = _shares(width, [len(s) for s in segments])
+        shares = proportional_split(width, [len(s) for s in segments])
         keep = sorted(i for seg, k in zip(segments, shares, strict=True)
                       for i in sorted(seg, key=lambda i: (-score[i], i))[:k])
         graph.prune(name, [i for i in range(graph[name].width) if i not in set(keep)])
@@ -69,7 +71,25 @@ def inherit(teacher: nn.Module, widths: Mapping[str, int], scores: Mapping[str, 
     return student, kept
 
 
-def _shares(total: int, sizes: Sequence[int]) -> list[int]:
-    from ..slots import proportional_split
+def inherited_student(teacher: nn.Module, spec: StudentSpec, checkpoint: str,
+                      widths_file: WidthsFile | None = None) -> nn.Module:
+    """``spec``'s network with the trained ``teacher``'s weights (from ``checkpoint``) for the
+    channels it keeps; the spec's provenance records where from, by which scores, and which
+    teacher channels each narrowed slot kept."""
+    names = [n for n, w in spec.widths.items() if w != spec.teacher_widths[n]]
+    scores, ranked_by = channel_scores(teacher, names, spec.teacher.input_size, widths_file)
+    model, kept = inherit(teacher, {n: spec.widths[n] for n in names}, scores, spec.teacher.input_size)
+    spec.provenance.init = {"from": str(checkpoint), "ranked_by": ranked_by, "kept": kept}
+    return model
 
-    return proportional_split(total, sizes)
+
+def save_student(spec: StudentSpec, model: nn.Module, path) -> tuple[Path, Path]:
+    """The spec at ``path`` and, beside it (``S.json`` -> ``S.pt``), a checkpoint of the
+    student's weights that ``evaluate``, ``export`` and ``train student --init`` take."""
+    from ..train.checkpoint import save_checkpoint
+
+    path = Path(path)
+    spec.save(path)
+    weights = save_checkpoint(path.with_suffix(".pt"), {"model": model.state_dict(), "epoch": 0,
+                                                        "architecture": spec.teacher.to_dict(), "spec": spec.to_dict()})
+    return path, weights

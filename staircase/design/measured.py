@@ -19,14 +19,24 @@ from ..profile.backends import Backend
 from ..slots import SlotGraph
 from ..spec import StudentSpec
 from ..widths import WidthsFile
-from .baselines import l1_scores, match_measured, pruned_family, removal_order, uniform_family, widest_under
-from .designer import Designer, Saliency
+from .baselines import (
+    l1_scores,
+    match_measured,
+    pruned_family,
+    removal_order,
+    rounded_family,
+    uniform_family,
+    widest_under,
+)
+from .designer import ALLOCATIONS, Designer, Saliency
 
-__all__ = ["FILL_WITHIN", "MEASURE_PAIRS", "BesideTeacher", "Designed", "Measure", "Timed", "design_students",
+__all__ = ["DEFAULT_ROUND_TO", "FILL_WITHIN", "MATCH_WITHIN", "MEASURE_PAIRS", "BesideTeacher", "Designed", "Measure", "Timed", "design_students",
            "designed", "fit_to_target"]
 
 MEASURE_PAIRS = 3  # paired student/teacher measurements: the median of three outvotes one disturbed one
 FILL_WITHIN = 0.03  # a student this close below its target is not redesigned to fill the gap
+MATCH_WITHIN = 0.03  # a baseline measured further than this from the student's latency is unmatched
+DEFAULT_ROUND_TO = 16  # the l1-round baseline's multiple where the profile found no period
 
 
 @dataclass(frozen=True)
@@ -102,22 +112,25 @@ def designed(designer: Designer, widths: Mapping[str, int], name: str, method: s
 
 def fit_to_target(designer: Designer, target_ms: float, saliency: Saliency, name: str, method: str,
                   measure: Measure | None, log: Callable[[str], None] = print, attempts: int = 5,
-                  close: float = FILL_WITHIN) -> Designed:
+                  close: float = FILL_WITHIN, choose: Callable[[float], dict[str, int]] | None = None) -> Designed:
     """The best student for ``target_ms``. Without ``measure``, the prediction's choice.
+    ``choose(budget)`` gives the widths for a predicted budget (default: the knapsack on
+    ``saliency``, ``designer.for_target``).
 
     With it, the predicted budget is searched by measurement: a miss tightens it by the
     miss, a student more than ``close`` (a share of the target) below it loosens it by the
     room left, and once both are known the budget is bisected between them. The widest
     student that fits is kept (fewest measurements: one, when the prediction is right). If
     none fits, the closest is returned with ``met`` False (its notes say by how much)."""
+    choose = choose or (lambda budget: designer.for_target(budget, saliency))
     if measure is None:
-        return designed(designer, designer.for_target(target_ms, saliency), name, method, saliency,
+        return designed(designer, choose(target_ms), name, method, saliency,
                         notes={"target_ms": target_ms, "budget_ms": target_ms})
     budget = target_ms
     tried: list[tuple[float, Designed]] = []  # (predicted budget, designed), in order
     seen: dict[tuple, Designed] = {}
     for _ in range(attempts):
-        widths = designer.for_target(budget, saliency)
+        widths = choose(budget)
         key = tuple(sorted(widths.items()))
         if key in seen:  # the staircase has nothing new at this budget: not measured again
             judged = seen[key].judged_ms
@@ -159,29 +172,53 @@ def _best_of(tried: list[tuple[float, Designed]], target_ms: float) -> Designed:
 
 def design_students(designer: Designer, name: str, widths_file: WidthsFile | None = None, snap_mode: str = "nearest",
                     target_ms: float | None = None, baselines: bool = False, measure: Measure | None = None,
-                    l1_model: nn.Module | None = None, log: Callable[[str], None] = print) -> list[Designed]:
+                    l1_model: nn.Module | None = None, log: Callable[[str], None] = print,
+                    allocation: str | None = None) -> list[Designed]:
     """The staircase student (first), then the baselines at its latency when asked: at its
-    measured latency (judged at the profile's speed) when measuring, else at its prediction."""
+    measured latency (judged at the profile's speed) when measuring, else at its prediction.
+
+    ``allocation`` (one of ``ALLOCATIONS``) says how a target's latency is shared among the
+    slots; by default the widths file's saliency where it has one, else parameters."""
     if widths_file is not None:
         designer.check_slots(widths_file.widths)
         if widths_file.saliency:
             designer.check_slots(widths_file.saliency)
-    if widths_file is not None and widths_file.saliency:
-        saliency, kind = Saliency(widths_file.saliency), "saliency"
-    else:
-        saliency, kind = Saliency.from_parameters(designer.graph, designer.slots), "parameters"
+    allocation = allocation or ("fisher" if widths_file is not None and widths_file.saliency else "params")
+    saliency, kind = _saliency(designer, allocation, widths_file, l1_model)
     if target_ms is not None:
-        main = fit_to_target(designer, target_ms, saliency, name,
-                             f"staircase: optimal widths keeping the most {kind} under {target_ms} ms", measure, log)
+        if allocation == "proportional":
+            main = fit_to_target(designer, target_ms, saliency, name,
+                                 f"staircase (proportional): the teacher's proportions, each slot up to the top of "
+                                 f"its step, under {target_ms} ms", measure, log, choose=designer.proportional_for)
+        else:
+            main = fit_to_target(designer, target_ms, saliency, name, f"staircase ({allocation}): optimal widths "
+                                 f"keeping the most {kind} under {target_ms} ms", measure, log)
     elif widths_file is not None:
         widths = designer.snapped(widths_file.widths, snap_mode, saliency)
         main = designed(designer, widths, name, f"{widths_file.method}, snapped {snap_mode} to the staircase",
                         saliency, measure)
     else:
         raise StaircaseError("give --widths (snap them to the staircase), --target-ms (design for a latency), or both")
+    main.spec.provenance.notes["allocation"] = allocation
     if not baselines:
         return [main]
     return [main, *_baselines(designer, main, name, widths_file, saliency, measure, l1_model, log)]
+
+
+def _saliency(designer: Designer, allocation: str, widths_file: WidthsFile | None,
+              l1_model: nn.Module | None) -> tuple[Saliency, str]:
+    """The channel scores an allocation keeps the most of, and their name."""
+    if allocation not in ALLOCATIONS:
+        raise StaircaseError(f"--allocation {allocation!r} is not one of {', '.join(ALLOCATIONS)}")
+    if allocation == "fisher":
+        if widths_file is None or not widths_file.saliency:
+            raise StaircaseError("--allocation fisher keeps the most Fisher saliency: give --widths, a widths file "
+                                 "written by `staircase prune`")
+        return Saliency(widths_file.saliency), "Fisher saliency" if "fisher" in widths_file.method else "saliency"
+    if allocation == "l1":
+        graph = SlotGraph(l1_model, designer.arch.input_size) if l1_model is not None else designer.graph
+        return Saliency(l1_scores(graph, designer.slots)), "L1 saliency"
+    return Saliency.from_parameters(designer.graph, designer.slots), "parameters"
 
 
 def _baselines(designer: Designer, main: Designed, name: str, widths_file: WidthsFile | None, saliency: Saliency,
@@ -201,12 +238,14 @@ def _baselines(designer: Designer, main: Designed, name: str, widths_file: Width
             d = designed(designer, widths, label, "", saliency, measure, {"matched_to_ms": match})
             return d, d.judged_ms
 
-        found = match_measured(family, designer.predicted, measure_one, match)
+        found = match_measured(family, designer.predicted, measure_one, match, tolerance=MATCH_WITHIN)
         d = found.result
         d.spec.provenance.method = describe(found.t)
         d.spec.provenance.notes["match_tries"] = [[round(t, 6), ms] for t, ms in found.tried]
+        d.spec.provenance.notes["matched"] = abs(d.judged_ms - match) <= MATCH_WITHIN * match
         log(f"  {label}: {d.judged_ms:.3f} ms at the profile's speed after {len(found.tried)} "
-            f"measurement(s), for {match:.3f} ms")
+            f"measurement(s), for {match:.3f} ms" + ("" if d.spec.provenance.notes["matched"] else
+                                                     f": UNMATCHED (more than {MATCH_WITHIN:.0%} away)"))
         if found.t <= 0 and d.judged_ms > match:
             d.spec.provenance.notes["floor_ms"] = d.judged_ms
             log(f"  {label} cannot get faster than that: its smallest member is slower than the student")
@@ -235,6 +274,10 @@ def _baselines(designer: Designer, main: Designed, name: str, widths_file: Width
                    designer.slots)
     found.append(matched(pruned_family(full, removal_order(l1)), "l1",
                          lambda t: f"L1-norm filter ranking, pruned to the student's {kind} {match:.3f} ms"))
+    round_to = designer.profile.period(designer.network) or DEFAULT_ROUND_TO
+    found.append(matched(rounded_family(pruned_family(full, removal_order(l1)), full, round_to), "l1-round",
+                         lambda t: f"L1-norm filter ranking, widths rounded to multiples of {round_to}, pruned to the "
+                                   f"student's {kind} {match:.3f} ms"))
     found.append(matched(uniform_family(slots), "uniform",
                          lambda t: f"uniform width x{t:.3f} at the student's {kind} {match:.3f} ms"))
     return found

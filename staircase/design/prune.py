@@ -71,7 +71,8 @@ def run_prune(resolved: ResolvedModel, method: str, target: Target, out: Path, d
             target.params if target.params is not None else target.ms)
         widths = prune_until(full, order, size_of, goal)
         removed = applied_removals(full, order, sum(full.values()) - sum(widths.values()))
-        result = {"widths": widths, "saliency": scores, "removed": removed, "steps": 0, "seconds": 0.0}
+        result = {"widths": widths, "saliency": scores, "removed": removed, "steps": 0, "seconds": 0.0,
+                  "channels": {n: list(range(full[n])) for n in names}}
     elif method == "fisher":
         if data is None:
             raise StaircaseError("Fisher pruning fine-tunes as it goes: give --data (e.g. digits, cifar10:PATH)")
@@ -86,16 +87,22 @@ def run_prune(resolved: ResolvedModel, method: str, target: Target, out: Path, d
                                      max_steps, log, names)
         widths = pruner.widths()
         saliency = {n: pruner.last[n].tolist() for n in names}
-        for n, v in zip(state.removed, state.removed_saliency, strict=True):
+        channels = {n: list(pruner.origin[n]) for n in names} if pruner.origin is not None else None
+        for n, v, c in zip(state.removed, state.removed_saliency, state.removed_channel, strict=True):
             saliency[n].append(v)  # removed channels keep the saliency they had when removed
+            if channels is not None:
+                channels[n].append(c)
+        if channels is not None and any(c is None for values in channels.values() for c in values):
+            channels = None  # resumed from a checkpoint that did not record them
         result = {"widths": widths, "saliency": saliency, "removed": state.removed, "steps": state.step,
-                  "seconds": state.seconds}
+                  "seconds": state.seconds, "channels": channels}
     else:
         raise StaircaseError(f"--method {method!r} is not one of fisher, l1")
     reached = target.reached(result["widths"], _shrunk(model, result["widths"], size) if method == "l1" else model)
     written = WidthsFile(result["widths"], result["saliency"], result["removed"], f"{method}-pruned",
                          resolved.architecture.name, {"target": target.describe(), "reached": reached,
-                                                      "steps": result["steps"], "seconds": result["seconds"]})
+                                                      "steps": result["steps"], "seconds": result["seconds"]},
+                         result["channels"])
     written.save(out)
     return written.to_dict()
 

@@ -1,0 +1,91 @@
+"""Students that start from the teacher's weights, and the baselines users would try."""
+
+import json
+
+import pytest
+import torch
+from helpers import one_line_error
+from user_nets import TinyResConcat
+
+from staircase.design.baselines import round_widths
+from staircase.design.inherit import channel_scores, inherit
+from staircase.models import create_model
+from staircase.slots import find_slots, slot_widths
+
+
+def _eval(model, x):
+    with torch.no_grad():
+        return model.eval()(x)
+
+
+def test_a_student_that_keeps_every_width_computes_what_the_teacher_does():
+    teacher = create_model("wrn_16_1").eval()
+    widths = {s.name: s.width for s in find_slots(teacher)}
+    student, kept = inherit(teacher, widths, {n: [0.0] * w for n, w in widths.items()})
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(_eval(student, x), _eval(teacher, x), atol=1e-6)
+    assert all(kept[n] == list(range(w)) for n, w in widths.items())
+
+
+def test_the_kept_channels_are_the_highest_scoring_and_carry_their_weights():
+    teacher = create_model("wrn_16_1").eval()
+    name = "block2.layer.0.conv1"  # 32 channels
+    scores = {name: [float((7 * i) % 32) for i in range(32)]}  # a hand-made ranking
+    student, kept = inherit(teacher, {name: 5}, scores)
+    best = sorted(range(32), key=lambda i: -scores[name][i])[:5]
+    assert kept[name] == sorted(best)
+    conv = dict(teacher.named_modules())[name]
+    assert torch.equal(dict(student.named_modules())[name].weight, conv.weight[sorted(best)])
+    nxt = dict(teacher.named_modules())["block2.layer.0.conv2"]  # the consumer keeps the same input channels
+    assert torch.equal(dict(student.named_modules())["block2.layer.0.conv2"].weight, nxt.weight[:, sorted(best)])
+    assert slot_widths(student)[name] == 5
+
+
+def test_a_model_from_no_zoo_inherits_even_across_a_concatenation():
+    teacher = TinyResConcat().eval()
+    slots = {s.name: s.width for s in find_slots(teacher, (3, 8, 8), include_all=True)}
+    widths = {n: max(2, w // 2) for n, w in slots.items()}
+    scores, ranked_by = channel_scores(teacher, list(widths), (3, 8, 8))
+    student, kept = inherit(teacher, widths, scores, (3, 8, 8))
+    assert ranked_by == "l1" and {n: len(k) for n, k in kept.items()} == widths
+    assert _eval(student, torch.randn(1, 3, 8, 8)).shape == (1, 5)
+    assert slot_widths(student, (3, 8, 8)) == {**slots, **widths}
+
+
+def test_round_to_rounds_each_width_to_a_multiple_within_the_slot():
+    full = {"a": 64, "b": 24, "c": 10}
+    # down to a multiple of 16, at least one multiple, never past the slot's own width
+    assert round_widths({"a": 37, "b": 7, "c": 9}, full, 16) == {"a": 32, "b": 16, "c": 10}
+    assert round_widths({"a": 63, "b": 24, "c": 1}, full, 16) == {"a": 48, "b": 16, "c": 10}
+    assert round_widths({"a": 64, "b": 15, "c": 10}, full, 8) == {"a": 64, "b": 8, "c": 8}
+
+
+@pytest.mark.slow
+def test_student_inherit_writes_weights_that_evaluate_export_and_init_take(run_cli, tmp_path):
+    r = run_cli("train", "teacher", "wrn_16_1", "--data", "digits", "--epochs", "1", "--train-images", "128",
+                "--no-progress", "--out", "t")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("prune", "wrn_16_1", "--checkpoint", "t/last.pt", "--data", "digits", "--target-channels", "200",
+                "--batch-size", "16", "--out", "w.json")
+    assert r.returncode == 0, r.stderr
+    widths = json.loads((tmp_path / "w.json").read_text())
+    assert widths["version"] == 2 and all(sorted(c) == list(range(len(c))) for c in widths["channels"].values())
+    r = run_cli("student", "wrn_16_1", "--widths", "w.json", "--inherit", "t/last.pt", "--out", "s/s.json")
+    assert r.returncode == 0, r.stderr
+    assert "its most important channels by fisher, in s/s.pt" in r.stdout
+    spec = json.loads((tmp_path / "s" / "s.json").read_text())
+    init = spec["provenance"]["init"]
+    assert spec["version"] == 2 and init["from"] == "t/last.pt" and init["ranked_by"] == "fisher"
+    assert {n: len(k) for n, k in init["kept"].items()} == {n: w for n, w in widths["widths"].items()
+                                                             if w != spec["teacher_widths"][n]}
+    assert (tmp_path / "s" / "s.pt").exists()
+    r = run_cli("evaluate", "s/s.pt", "--data", "digits", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["images"] == 360
+    assert run_cli("export", "s/s.pt").returncode == 0
+    r = run_cli("train", "student", "s/s.json", "--init", "s/s.pt", "--teacher", "t/last.pt", "--data", "digits",
+                "--epochs", "1", "--train-images", "64", "--no-progress", "--out", "st")
+    assert r.returncode == 0, r.stderr
+    assert "starting from the weights in s/s.pt" in r.stdout
+    one_line_error(run_cli("student", "wrn_16_2", "--scale", "0.5", "--inherit", "t/last.pt", "--out", "x.json"),
+                   "t/last.pt does not fit wrn_16_2")
