@@ -56,9 +56,12 @@ class Pipeline:
         return profile_network(self.model, get_backend(backend, threads=self.threads), path, grid=grid, rounds=2,
                                timing=timing, progress=progress, log=self.log)
 
-    def teacher(self, epochs: int, lr: float = 0.1, batch_size: int = 128) -> dict[str, Any]:
-        """The teacher trained from scratch on the data (its training summary)."""
-        return self._train(self.model, self.out / "teacher", epochs, role="teacher", lr=lr, batch_size=batch_size)
+    def teacher(self, epochs: int, lr: float = 0.1, batch_size: int = 128, deterministic: bool = False
+                ) -> dict[str, Any]:
+        """The teacher trained from scratch on the data (its training summary); ``deterministic``
+        trains the same weights again on the same kind of machine."""
+        return self._train(self.model, self.out / "teacher", epochs, role="teacher", lr=lr, batch_size=batch_size,
+                           deterministic=deterministic)
 
     def trained_teacher(self) -> ResolvedModel:
         """The teacher network with the weights the ``teacher`` stage trained."""
@@ -125,6 +128,19 @@ class Pipeline:
                      f"{d.measured_ms:.3f} ms ({d.judged_ms:.3f} at the profile's speed)")
         return designed
 
+    def inherit(self, spec: StudentSpec, widths_file=None) -> Path:
+        """``students/<name>.pt``: the student with the trained teacher's weights for the
+        channels it keeps (Fisher-ranked where ``widths_file`` maps saliency to channels,
+        else L1); its spec records which."""
+        from .design.inherit import inherited_student, save_student
+
+        path = self.out / "students" / f"{spec.name}.json"
+        weights = path.with_suffix(".pt")
+        if weights.exists():
+            return weights
+        model = inherited_student(self.trained_teacher().model, spec, str(self.teacher_checkpoint), widths_file)
+        return save_student(spec, model, path)[1]
+
     def train_student(self, spec: StudentSpec, epochs: int, attention: bool = True, init: str | None = None,
                       seed: int = 0, lr: float = 0.05, batch_size: int = 64, folder: str | None = None
                       ) -> dict[str, Any]:
@@ -146,12 +162,12 @@ class Pipeline:
         return export_onnx(model, arch.input_size, Path(run) / "best.onnx")
 
     def _train(self, model: str, out: Path, epochs: int, role: str = "student", lr: float = 0.05,
-               batch_size: int = 64, teacher: str | None = None, init: str | None = None, seed: int = 0
-               ) -> dict[str, Any]:
+               batch_size: int = 64, teacher: str | None = None, init: str | None = None, seed: int = 0,
+               deterministic: bool = False) -> dict[str, Any]:
         from .train.trainer import TrainConfig, train_or_reuse
 
         config = TrainConfig(model=model, data=self.data, out=str(out), role=role, teacher=teacher,
                              at_beta=1e3 if teacher else 0.0, init=init, epochs=epochs, batch_size=batch_size, lr=lr,
                              train_images=self.train_images, threads=self.threads, device=self.train_device,
-                             seed=seed, progress=False)
+                             seed=seed, deterministic=deterministic, progress=False)
         return train_or_reuse(config, log=self.log)

@@ -14,10 +14,13 @@ TINY = DemoSettings(model="wrn_16_1", grid=8, timing="quick", teacher_epochs=1, 
 def test_demo_runs_the_three_jobs_and_reuses_its_results(tmp_path, capsys):
     assert run_demo(tmp_path, TINY) == 0
     out = capsys.readouterr().out
-    names = ["wrn_16_1-staircase", "wrn_16_1-staircase-unsnapped", "wrn_16_1-staircase-uniform"]
-    for name in names:
+    names = ["wrn_16_1-staircase", *(f"wrn_16_1-staircase-{b}" for b in ("unsnapped", "l1", "l1-round", "uniform"))]
+    for name in names:  # every network trained the same way: from the teacher's weights, AT, the same epochs
         assert name in out
         assert json.loads((tmp_path / "train" / name / "summary.json").read_text())["epochs"] == 1
+        config = json.loads((tmp_path / "train" / name / "config.json").read_text())
+        assert config["init"].endswith(f"students/{name}.pt") and config["at_beta"] == 1e3
+        assert StudentSpec.load(tmp_path / "students" / f"{name}.json").provenance.init["ranked_by"] == "fisher"
     main = StudentSpec.load(tmp_path / "students" / "wrn_16_1-staircase.json")
     judged = main.provenance.notes["at_profile_speed_ms"]
     for baseline in ("unsnapped", "l1", "l1-round", "uniform"):  # matched to the student's measured latency, not its prediction
@@ -30,3 +33,4 @@ def test_demo_runs_the_three_jobs_and_reuses_its_results(tmp_path, capsys):
     assert run_demo(tmp_path, TINY) == 0
     again = capsys.readouterr().out
     assert again.count("reusing") >= 5  # profile, teacher, widths, specs, every student run
+    assert "won: " in out and "won: " in (tmp_path / "results.md").read_text()
