@@ -25,7 +25,7 @@ from staircase.files import atomic_write_json, atomic_write_text
 from staircase.modelref import resolve_model
 from staircase.profile.backends import get_backend
 from staircase.profile.prediction import LatencyModel
-from staircase.profile.staircase import snap, step_size
+from staircase.profile.steps import snap, step_size
 from staircase.profile.sweep import profile_network
 from staircase.profile.timing import TIMINGS, time_relative
 from staircase.slots import make_student

@@ -68,7 +68,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="cifar10:../shared/data")
     ap.add_argument("--model", default="wrn_16_2")
-    ap.add_argument("--teacher-epochs", type=int, default=20, help="the teacher's, and the from-scratch students'")
+    ap.add_argument("--teacher-epochs", type=int, default=15, help="the teacher's, and the from-scratch students'")
     ap.add_argument("--finetune-epochs", type=int, default=3, help="every network that starts from the teacher")
     ap.add_argument("--finetune-lr", type=float, default=0.01)
     ap.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.7], help="shares of the teacher's latency")
@@ -90,12 +90,15 @@ def main() -> int:
     doc = json.loads(rows_path.read_text()) if rows_path.exists() else {}
     rows = [r for r in doc.get("rows", []) if "init" in r]  # rows of this experiment's schema only
 
+    kept = args.docs / "results_cifar"
+    _carry(kept, args.runs, KEPT)  # what an earlier session kept: the same teacher and saliency
     say(f"[1/4] profiling this CPU for {args.model} (onnxruntime, grid {args.grid})")
     prof = pipe.profile(grid=args.grid, progress=False).profile
     say(f"[2/4] the teacher, {args.teacher_epochs} epochs (deterministic: a later session retrains the same one)")
     teacher = pipe.teacher(args.teacher_epochs, lr=0.1, batch_size=128, deterministic=True)
     say(f"[3/4] Fisher saliency: pruning a copy to {args.prune_share:.0%} of its inner channels")
     widths_file = pipe.prune(args.prune_share)
+    _carry(args.runs, kept, KEPT)
     say("[4/4] designs (kept in docs/results_cifar/), then one training run per row")
     specs = {t: _designs(pipe, prof, widths_file, t, args.docs / "results_cifar")
              for t in sorted(set(args.targets) | set(args.scratch_targets))}
@@ -116,6 +119,20 @@ def main() -> int:
                     _write(rows, settings, args.docs)
     _write(rows, settings, args.docs)
     return 0
+
+
+# kept with the results (committed), so that later sessions train rows of the same teacher
+KEPT = ("teacher/last.pt", "teacher/config.json", "teacher/summary.json", "fisher-widths.json")
+
+
+def _carry(source: Path, dest: Path, names) -> None:
+    """Copy each of ``names`` from ``source`` to ``dest`` where ``dest`` lacks it."""
+    import shutil
+
+    for name in names:
+        if (source / name).exists() and not (dest / name).exists():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, dest / name)
 
 
 def _designs(pipe: Pipeline, prof, widths_file, target: float, keep: Path) -> dict[str, StudentSpec]:

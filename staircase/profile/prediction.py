@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import SpecError
-from .staircase import snap, step_size
+from .steps import snap, step_size
 from .store import Calibration, Curve, NetworkEntry, Profile
 
 __all__ = ["LatencyModel", "Prediction", "UP_REL_TOL"]

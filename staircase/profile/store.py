@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import SpecError, StaircaseError
 from ..files import atomic_write_json, read_json
 from .ops import OpSpec
-from .staircase import ambiguous_edges, lattice_period, optimal_points
+from .steps import ambiguous_edges, lattice_period, optimal_points
 from .timing import median_stderr
 
 __all__ = ["PROFILE_FORMAT", "PROFILE_VERSION", "Calibration", "Curve", "FullTime", "NetworkEntry", "Profile",

@@ -5,7 +5,7 @@ import statistics
 import pytest
 
 from staircase.errors import StaircaseError
-from staircase.profile.staircase import ambiguous_edges, lattice_period, optimal_points, snap, step_size
+from staircase.profile.steps import ambiguous_edges, lattice_period, optimal_points, snap, step_size
 from staircase.profile.timing import TimingProtocol, measure, median_stderr
 
 
