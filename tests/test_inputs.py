@@ -139,3 +139,25 @@ def test_the_export_check_says_whether_the_difference_is_within_tolerance():
     ok = output_verdict(want + 1e-5, want, F32_TOLERANCE)
     assert ok["within_tolerance"] and ok["output_scale"] == 20.0 and ok["tolerance"] == pytest.approx(2e-3)
     assert not output_verdict(want + 0.01, want, F32_TOLERANCE)["within_tolerance"]
+
+
+def test_progress_off_a_terminal_is_a_line_every_tenth_with_the_time_left():
+    from staircase.progress import LineProgress
+
+    lines, now = [], [0.0]
+    bar = LineProgress(40, "profiling", "pt", write=lines.append, clock=lambda: now[0])
+    for _ in range(40):
+        now[0] += 0.5
+        bar.update()
+    assert len(lines) == 10 and "\r" not in "".join(lines)
+    assert lines[0] == "profiling: 4/40 pt (10%), 2 pt/s, 2 s so far, about 18 s left"
+    assert lines[-1].startswith("profiling: 40/40 pt (100%)") and lines[-1].endswith("about 0 s left")
+
+
+def test_a_pruning_run_says_how_far_it_got_and_how_long_is_left():
+    from staircase.design.fisher import PruneState, progress_line
+
+    state = PruneState(step=200, removed=["a"] * 80, seconds=240.0)
+    assert progress_line(state, 400, 200) == ("pruning: step 200, 80 channels removed, 400 left, 4.0 min, "
+                                               "about 10.0 min to 200")
+    assert progress_line(state, 400, None).endswith("400 left, 4.0 min")

@@ -31,7 +31,7 @@ from ..errors import StaircaseError
 from ..files import atomic_write
 from ..slots import SlotGraph
 
-__all__ = ["FisherSchedule", "SCHEDULES", "FisherPruner", "PruneState", "fisher_prune"]
+__all__ = ["FisherSchedule", "SCHEDULES", "FisherPruner", "PruneState", "fisher_prune", "progress_line"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,16 @@ def _save_checkpoint(path: Path, model: nn.Module, pruner: FisherPruner, state: 
     atomic_write(path, lambda f: torch.save(checkpoint, f))
 
 
+def progress_line(state: PruneState, left: int, goal: int | None) -> str:
+    """How far a pruning run got, and (towards ``goal`` channels) about how long is left."""
+    line = (f"pruning: step {state.step}, {len(state.removed)} channels removed, {left} left, "
+            f"{state.seconds / 60:.1f} min")
+    if goal is not None and state.removed and left > goal:
+        per_channel = state.seconds / len(state.removed)
+        line += f", about {(left - goal) * per_channel / 60:.1f} min to {goal}"
+    return line
+
+
 def _forever(batches: Iterable):
     """Batches epoch after epoch (a DataLoader reshuffles each time it is iterated)."""
     while True:
@@ -175,9 +185,13 @@ def fisher_prune(
     max_steps: int | None = None,
     log: Callable[[str], None] = print,
     names: Iterable[str] | None = None,
+    goal_channels: int | None = None,
+    report_every_s: float = 30.0,
 ) -> tuple[FisherPruner, PruneState]:
     """Fine-tune ``model`` on ``batches`` (cycled) with cross-entropy while pruning, until
-    ``stop(widths, model)`` holds (checked after every prune) or ``max_steps``. With a
+    ``stop(widths, model)`` holds (checked after every prune) or ``max_steps``; says how far
+    it got every ``report_every_s`` (with the time left when ``goal_channels``, the total
+    the pruned slots are heading for, is given). With a
     ``checkpoint`` that exists, ``model`` must be the same teacher: it is shrunk to the
     checkpoint's widths and its weights loaded, and the job goes on from there."""
     state = PruneState()
@@ -211,6 +225,7 @@ def fisher_prune(
     model.train()
     loss_fn = nn.CrossEntropyLoss()
     started = time.perf_counter() - state.seconds
+    reported = time.perf_counter()
     for x, y in _forever(batches):
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y)
@@ -231,6 +246,9 @@ def fisher_prune(
             state.removed_channel += [c for _, _, c in removed]
             opt = optimiser()  # parameter shapes changed
             state.seconds = time.perf_counter() - started
+            if time.perf_counter() - reported > report_every_s:
+                reported = time.perf_counter()
+                log(progress_line(state, sum(pruner.widths().values()), goal_channels))
             if checkpoint is not None:
                 _save_checkpoint(checkpoint, model, pruner, state)
             if stop(pruner.widths(), model):

@@ -84,7 +84,7 @@ def run_prune(resolved: ResolvedModel, method: str, target: Target, out: Path, d
             raise StaircaseError(f"--schedule {schedule!r} is not one of {', '.join(SCHEDULES)}")
         work = out.with_name(out.name + ".ckpt")
         pruner, state = fisher_prune(model, size, loader, target.reached, SCHEDULES[schedule], work, cost,
-                                     max_steps, log, names)
+                                     max_steps, log, names, goal_channels=target.channels)
         widths = pruner.widths()
         saliency = {n: pruner.last[n].tolist() for n in names}
         channels = {n: list(pruner.origin[n]) for n in names} if pruner.origin is not None else None
