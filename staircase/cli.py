@@ -511,6 +511,9 @@ class DesignCommand(Command):
                                  "--widths from `staircase prune`), L1 saliency or parameters on the optimal widths, "
                                  "or the teacher's proportions snapped up to the steps (default: fisher with a "
                                  "widths file that has saliency, else params)")
+        parser.add_argument("--min-width", type=int, default=None,
+                            help="no slot narrower than this (default: the period of the profile's steps; 1 allows "
+                                 "one-channel bottlenecks)")
         parser.add_argument("--checkpoint", default=None, help="teacher weights for the L1 ranking")
         parser.add_argument("--inherit", metavar="TEACHER_CKPT", default=None,
                             help="every student starts from this trained teacher's weights: each slot keeps its most "
@@ -542,7 +545,7 @@ class DesignCommand(Command):
             snap = "fill"
             print("staircase: warning: `design --snap up` runs the whole-network mode, now named `--snap fill`; "
                   "in the next release `up` will snap slot by slot, as `search --snap up` does", file=sys.stderr)
-        designer = Designer(prof, resolved)
+        designer = Designer(prof, resolved, min_width=args.min_width)
         if args.target_share is not None:
             args.target_ms = round(args.target_share * designer.full_ms, 6)
             _log(args)(f"target: {args.target_share:g} x the teacher's {designer.full_ms:.4f} ms in the profile "
@@ -593,6 +596,11 @@ class DesignCommand(Command):
                   "targets are checked against it)")
             for r in rows:
                 print(f"wrote {r['spec']}: {r['method']}")
+            held = designed[0].spec.provenance.notes.get("at_minimum_width")
+            if held:
+                print(f"{len(held)} slot(s) of {designed[0].spec.name} at the minimum width "
+                      f"({designer.min_widths[held[0]]} channels; --min-width): {', '.join(held[:6])}"
+                      + (" ..." if len(held) > 6 else ""))
         main = designed[0]
         if not main.met:
             print(f"staircase: warning: the closest design measured {main.judged_ms:.3f} ms at the profile's speed, "

@@ -400,3 +400,23 @@ def test_a_baseline_that_cannot_reach_the_students_latency_is_marked_unmatched(p
     assert off_steps  # (a member that happens to sit on the steps is measured like the student)
     for d in off_steps:
         assert d.spec.provenance.notes["matched"] is False and d.judged_ms == 10 * full_ms
+
+
+def test_no_slot_is_designed_below_the_minimum_width_and_the_design_says_which_hit_it(profiled):
+    from staircase.design.designer import Designer
+    from staircase.modelref import resolve_model
+
+    scripted = _scripted(profiled)  # steps every 8 channels
+    prof = scripted.profile
+    assert scripted.min_widths == {n: min(w, prof.period(scripted.network) or 1) for n, w in scripted.latency.slots.items()}
+    loose = Designer(prof, resolve_model("wrn_16_1"), min_width=1)
+    tight = Designer(prof, resolve_model("wrn_16_1"), min_width=16)
+    assert tight.smallest_ms() > loose.smallest_ms()
+    saliency = Saliency.from_parameters(tight.graph, tight.slots)
+    widths = tight.for_target(tight.smallest_ms(), saliency)
+    assert all(w >= min(16, full) for w, full in zip(widths.values(), tight.latency.slots.values(), strict=True))
+    assert set(tight.at_minimum(widths)) == {n for n, w in widths.items() if w == 16 < tight.latency.slots[n]}
+    assert tight.at_minimum(widths)  # the fastest design holds some slot at the minimum
+    assert all(w >= 16 for w in tight.snapped({n: 1 for n in widths}, "nearest").values())
+    with pytest.raises(StaircaseError, match="--min-width 0 must be at least 1"):
+        Designer(prof, resolve_model("wrn_16_1"), min_width=0)

@@ -82,7 +82,10 @@ class Saliency:
 class Designer:
     """The widths of students of one network, chosen on one profile's staircases."""
 
-    def __init__(self, profile: Profile, resolved: ResolvedModel):
+    def __init__(self, profile: Profile, resolved: ResolvedModel, min_width: int | None = None):
+        """``min_width``: no slot is designed narrower (nor wider than its own width); by
+        default the period of the profile's steps (1 when it found none). A one-channel
+        bottleneck is legal but rarely what a user wants."""
         self.profile = profile
         self.resolved = resolved
         self.arch = resolved.architecture
@@ -91,7 +94,19 @@ class Designer:
         self.full_ms = self.latency.full_ms  # raises when the profile has not finished the network
         self.slots = list(self.latency.slots)
         self.graph = SlotGraph(resolved.model, self.arch.input_size)
-        self.optimal = {n: self.latency.optimal(n) for n in self.slots}
+        if min_width is not None and min_width < 1:
+            raise StaircaseError(f"--min-width {min_width} must be at least 1")
+        floor = min_width if min_width is not None else (profile.period(self.network) or 1)
+        self.min_widths = {n: min(full, floor) for n, full in self.latency.slots.items()}
+        self.optimal = {n: [w for w in self.latency.optimal(n) if w >= self.min_widths[n]] or [full]
+                        for n, full in self.latency.slots.items()}
+
+    def _at_least_min(self, slot: str, width: int) -> int:
+        return width if width >= self.min_widths[slot] else self.optimal[slot][0]
+
+    def at_minimum(self, widths: Mapping[str, int]) -> list[str]:
+        """The slots of ``widths`` held at the minimum width (below their own width)."""
+        return [n for n, w in widths.items() if n in self.min_widths and w <= self.min_widths[n] < self.latency.slots[n]]
 
     # -- widths ------------------------------------------------------------------------------
 
@@ -102,8 +117,8 @@ class Designer:
         if mode not in SNAP_MODES:
             raise StaircaseError(f"snap mode {mode!r} is not one of {', '.join(SNAP_MODES)}")
         self.check_slots(widths)
-        each = {n: self.latency.snap(n, w, "up" if mode == "fill" else mode) if n in self.optimal else w
-                for n, w in widths.items()}
+        each = {n: self._at_least_min(n, self.latency.snap(n, w, "up" if mode == "fill" else mode))
+                if n in self.optimal else w for n, w in widths.items()}
         if mode != "fill":
             return each
         return self._filled_up(widths, each, saliency or Saliency.from_parameters(self.graph, self.slots))
@@ -146,7 +161,8 @@ class Designer:
     def proportional(self, t: float) -> dict[str, int]:
         """Every slot at share ``t`` of its width (at least one channel), then up to the top
         of its step: at least uniform scaling's channels for no more time, slot by slot."""
-        return {n: self.latency.snap(n, max(1, round(t * full)), "up") for n, full in self.latency.slots.items()}
+        return {n: self.latency.snap(n, max(self.min_widths[n], round(t * full)), "up")
+                for n, full in self.latency.slots.items()}
 
     def proportional_for(self, target_ms: float) -> dict[str, int]:
         """The widest ``proportional`` widths predicted at or under ``target_ms``."""

@@ -100,6 +100,9 @@ def designed(designer: Designer, widths: Mapping[str, int], name: str, method: s
              measure: Measure | None = None, notes: dict | None = None) -> Designed:
     """The spec for ``widths``, predicted, and measured when ``measure`` is given."""
     spec, model, retained = designer.spec(widths, name, method, saliency, notes)
+    held = designer.at_minimum(widths)
+    if held:
+        spec.provenance.notes["at_minimum_width"] = held
     if measure is None:
         return Designed(spec, spec.provenance.predicted_ms, None, None, retained)
     timed = measure(model)
