@@ -272,6 +272,7 @@ class ProfileCommand(Command):
         from .modelref import parse_input_shape
         from .profile.calibration import disturbed_whole_network
         from .profile.plots import plot_profile
+        from .profile.prediction import LatencyModel
         from .profile.sweep import profile_network
 
         backend = _backend(args)
@@ -302,6 +303,9 @@ class ProfileCommand(Command):
                       "their steps are less certain: see `staircase steps`")
             if disturbed:
                 print(f"warning: {disturbed}")
+            few = LatencyModel(result.profile, result.network).few_steps() if result.complete else None
+            if few:
+                print(f"warning: {few}")
         return 0 if result.complete else 3
 
 
@@ -522,6 +526,8 @@ class DesignCommand(Command):
         parser.add_argument("--no-measure", action="store_true", help="predict only; do not time the students")
         parser.add_argument("--allow-other-device", action="store_true",
                             help="use a profile measured on another device or backend")
+        parser.add_argument("--allow-few-steps", action="store_true",
+                            help="design on a profile that found steps in half its slots or fewer")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -546,6 +552,9 @@ class DesignCommand(Command):
             print("staircase: warning: `design --snap up` runs the whole-network mode, now named `--snap fill`; "
                   "in the next release `up` will snap slot by slot, as `search --snap up` does", file=sys.stderr)
         designer = Designer(prof, resolved, min_width=args.min_width)
+        few = designer.latency.few_steps()
+        if few and not args.allow_few_steps:
+            raise StaircaseError(f"{few} (or pass --allow-few-steps to design on it anyway)")
         if args.target_share is not None:
             args.target_ms = round(args.target_share * designer.full_ms, 6)
             _log(args)(f"target: {args.target_share:g} x the teacher's {designer.full_ms:.4f} ms in the profile "

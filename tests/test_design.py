@@ -3,6 +3,7 @@ import json
 import random
 
 import pytest
+from helpers import one_line_error
 
 from staircase.design.baselines import (
     applied_removals,
@@ -157,6 +158,8 @@ def test_parameter_saliency_counts_the_weights_of_a_channel():
 
 @pytest.fixture(scope="module")
 def profiled(tmp_path_factory):
+    """A quick profile (a busy machine may find few steps in it: the CLI tests on it pass
+    --allow-few-steps; the refusal has its own test)."""
     from staircase.profile.backends import get_backend
     from staircase.profile.sweep import profile_network
 
@@ -180,7 +183,7 @@ def test_design_for_a_target_writes_a_measured_student_and_baselines(profiled, t
     designer = Designer(prof, resolve_model("wrn_16_1"))
     target = (designer.smallest_ms() + designer.full_ms) / 2  # on a busy machine the steps may be few
     out = tmp_path / "students" / "s.json"
-    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--target-ms", f"{target}", "--baselines",
+    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--allow-few-steps", "--target-ms", f"{target}", "--baselines",
                 "--out", str(out), "--json")
     assert r.returncode in (0, 3), r.stderr
     result = json.loads(r.stdout)
@@ -219,7 +222,7 @@ def test_snap_given_widths_without_measuring(profiled, tmp_path, run_cli):
     widths = tmp_path / "w.json"
     widths.write_text(json.dumps({"widths": {"block1.layer.0.conv1": 11, "block3.layer.1.conv1": 37}}))
     out = tmp_path / "snapped.json"
-    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--widths", str(widths), "--snap", "up",
+    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--allow-few-steps", "--widths", str(widths), "--snap", "up",
                 "--out", str(out), "--no-measure")
     assert r.returncode == 0, r.stderr
     assert "--snap fill" in r.stderr  # `design --snap up` is the deprecated name of fill
@@ -262,10 +265,10 @@ def test_filling_up_spends_what_alignment_saves_on_more_channels(profiled):
 def test_design_bad_inputs_name_the_problem(profiled, tmp_path, run_cli):
     widths = tmp_path / "w.json"
     widths.write_text(json.dumps({"layer9.conv": 3}))
-    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--widths", str(widths), "--out",
+    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--allow-few-steps", "--widths", str(widths), "--out",
                 str(tmp_path / "x.json"), "--no-measure")
     assert r.returncode == 1 and "layer9.conv" in r.stderr and "another model" in r.stderr
-    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--target-ms", "0.0001", "--out",
+    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--allow-few-steps", "--target-ms", "0.0001", "--out",
                 str(tmp_path / "x.json"), "--no-measure")
     assert r.returncode == 1 and "smallest latency reachable" in r.stderr
     r = run_cli("design", "resnet20", "--profile", str(profiled), "--target-ms", "1", "--out",
@@ -368,7 +371,7 @@ def test_design_for_a_target_with_no_measure_times_nothing(profiled, tmp_path, r
 
     designer = Designer(Profile.load(profiled), resolve_model("wrn_16_1"))
     target = (designer.smallest_ms() + designer.full_ms) / 2
-    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--target-ms", f"{target}", "--no-measure",
+    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--allow-few-steps", "--target-ms", f"{target}", "--no-measure",
                 "--out", str(tmp_path / "s.json"))
     assert r.returncode == 0, r.stderr
     spec = StudentSpec.load(tmp_path / "s.json")
@@ -420,3 +423,23 @@ def test_no_slot_is_designed_below_the_minimum_width_and_the_design_says_which_h
     assert all(w >= 16 for w in tight.snapped({n: 1 for n in widths}, "nearest").values())
     with pytest.raises(StaircaseError, match="--min-width 0 must be at least 1"):
         Designer(prof, resolve_model("wrn_16_1"), min_width=0)
+
+
+def test_a_profile_that_found_too_few_steps_is_not_designed_on(profiled, tmp_path, run_cli):
+    from staircase.profile.prediction import LatencyModel
+    from staircase.profile.store import Profile
+
+    prof = Profile.load(profiled)
+    for key, entry in prof.ops.items():  # every width costs the same: no slot shows a step
+        rounds = {w: [{"median_ms": 0.05, "iqr_ms": 0.0, "n": 9, "noisy": False, "samples": 9}] for w in entry["rounds"]}
+        entry["rounds"] = {}
+        for w, (m,) in rounds.items():
+            prof.add_round(key, entry["op"], w, m, journal=False)
+    flat = tmp_path / "flat.json"
+    prof.path = flat
+    prof.save()
+    latency = LatencyModel(Profile.load(flat), "wrn_16_1@3x32x32")
+    assert sorted(latency.flat_slots()) == sorted(latency.slots) and "--grid 1" in latency.few_steps()
+    one_line_error(run_cli("design", "wrn_16_1", "--profile", str(flat), "--target-share", "0.9", "--no-measure",
+                           "--out", str(tmp_path / "s.json")), "found steps in only 0 of 6 slots", "--allow-few-steps")
+    assert not (tmp_path / "s.json").exists()

@@ -214,7 +214,9 @@ def test_calibration_fit_separates_misalignment_from_scale():
 
 def test_calibration_keeps_the_alignment_whole_networks_pay_for():
     assert candidate_alignments(16) == [16, 8, 4, 2]
-    assert candidate_alignments(12) == [12, 6, 3] and candidate_alignments(17) == [17] and candidate_alignments(None) == []
+    # a step that is not a power of two is a noisy one: the nearest power of two
+    assert candidate_alignments(15) == [16, 8, 4, 2] == candidate_alignments(17)
+    assert candidate_alignments(11) == [8, 4, 2] and candidate_alignments(None) == [] and candidate_alignments(1) == []
     # the ops step every 16 channels, but the network pays 0.2 ms per slot off a multiple of 4
     rng = random.Random(0)
     points = []

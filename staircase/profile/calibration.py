@@ -28,6 +28,7 @@ threads spinning): drift since the sweep cancels.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 
@@ -98,14 +99,14 @@ def fit_best_alignment(points: list[dict], alignments: list[int], misaligned: Ca
 
 
 def candidate_alignments(step: int | None) -> list[int]:
-    """Alignments a whole network may need, coarsest first: the op curves' step size, halved
-    while it stays even, down to 2."""
+    """Alignments a whole network may need, coarsest first: the op curves' step size at the
+    nearest power of two (kernels block channels in powers of two: a step of 15 is a noisy
+    16), halved down to 2."""
     alignments = []
-    while step and step >= 2:
-        alignments.append(step)
-        if step % 2:
-            break
-        step //= 2
+    power = 1 << round(math.log2(step)) if step else 0
+    while power >= 2:
+        alignments.append(power)
+        power //= 2
     return alignments
 
 

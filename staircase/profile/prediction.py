@@ -138,6 +138,21 @@ class LatencyModel:
                 total += sum(self.profile.curve(key).at(width) for key in info.layers.values())
         return total
 
+    def flat_slots(self) -> list[str]:
+        """Slots whose staircase shows no step (only the full width is optimal): their width
+        cannot buy time, or the profile was too coarse or too noisy to see how."""
+        return [n for n in self.entry.slots if self.optimal(n) == [self.entry.slots[n].width]]
+
+    def few_steps(self) -> str | None:
+        """Why designing on this profile is unwise, or None: more than half its slots show no
+        step, which a real device rarely does; says what to run instead."""
+        flat = self.flat_slots()
+        if 2 * len(flat) <= len(self.entry.slots):
+            return None
+        return (f"profile {self.profile.path} found steps in only {len(self.entry.slots) - len(flat)} of "
+                f"{len(self.entry.slots)} slots of {self.network} (its grid was {self.entry.grid}): too coarse or too "
+                "noisy to design on; profile again with --grid 1, or --timing careful on a quiet machine")
+
     def median_step(self) -> int | None:
         """The op curves' step size as the profile saw it: the median over the slots whose
         staircase shows one (None when none does); the calibration tries it and its halves as
