@@ -89,3 +89,25 @@ def test_student_inherit_writes_weights_that_evaluate_export_and_init_take(run_c
     assert "starting from the weights in s/s.pt" in r.stdout
     one_line_error(run_cli("student", "wrn_16_2", "--scale", "0.5", "--inherit", "t/last.pt", "--out", "x.json"),
                    "t/last.pt does not fit wrn_16_2")
+
+
+def test_stages_are_found_where_a_model_declares_no_attention_points():
+    from staircase.train.attention import attention_points, stage_points
+
+    resnet = create_model("resnet20")
+    assert stage_points(resnet, (3, 32, 32)) == list(resnet.attention_points)  # the declared ones, found
+    assert attention_points(TinyResConcat(), None, "teacher", (3, 8, 8)) == ["dw"]
+    assert attention_points(TinyResConcat(), ["a1"], "teacher", (3, 8, 8)) == ["a1"]  # named ones win
+
+
+@pytest.mark.slow
+def test_attention_transfer_pairs_a_model_from_no_zoo_with_its_student_by_itself(run_cli, tmp_path):
+    model = ("user_nets:tiny_res_concat", "--input-shape", "3,8,8")
+    r = run_cli("train", "teacher", *model, "--data", "digits", "--epochs", "1", "--train-images", "64",
+                "--no-progress", "--out", "t")
+    assert r.returncode == 0, r.stderr
+    assert run_cli("student", *model, "--num-classes", "10", "--scale", "0.5", "--out", "s.json").returncode == 0
+    r = run_cli("train", "student", "s.json", "--teacher", "t/last.pt", "--data", "digits", "--epochs", "1",
+                "--train-images", "64", "--no-progress", "--out", "st")
+    assert r.returncode == 0, r.stderr
+    assert "attention transfer (beta 1000) over 1 point pairs: dw~dw" in r.stdout

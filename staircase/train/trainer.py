@@ -409,8 +409,8 @@ def _build(config: TrainConfig, out: Path, device: torch.device, rank: int, worl
     if teacher is not None:
         teacher.to(device)
         if config.at_beta:
-            s_points = attention_points(resolved.model, config.student_points, "student")
-            t_points = attention_points(teacher, config.teacher_points, "teacher")
+            s_points = attention_points(resolved.model, config.student_points, "student", size)
+            t_points = attention_points(teacher, config.teacher_points, "teacher", size)
             shapes = check_pairing(resolved.model, s_points, teacher, t_points, size)
             for (s_name, t_name), (s_hw, t_hw) in zip(zip(s_points, t_points, strict=True), shapes, strict=True):
                 if s_hw != t_hw:
