@@ -208,16 +208,8 @@ class SlotGraph:
 
     def segments(self, name: str) -> list[list[int]]:
         """The slot's channels grouped by the concatenated producer they come from (one group if none)."""
-        module = self.model.get_submodule(self[name].name)
-        width = _out_width(module)
-        pruner = self._dg.get_pruner_of_module(module)
-        group = self._dg.get_pruning_group(module, pruner.prune_out_channels, list(range(width)))
-        parts = []
-        for item in group:
-            target = item.dep.target.module
-            if (isinstance(target, (_CONV, nn.Linear)) and self._dg.is_out_channel_pruning_fn(item.dep.handler)
-                    and _out_width(target) < width):
-                parts.append(sorted(int(i) for i in item.root_idxs))
+        width = self.current_width(name)
+        parts = [sorted(idx) for layer, idx, _ in self.producer_channels(name) if _out_width(layer) < width]
         return sorted(parts) if parts else [list(range(width))]
 
     def producer_channels(self, name: str) -> list[tuple[nn.Module, list[int], list[int]]]:
