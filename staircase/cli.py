@@ -536,7 +536,6 @@ class DesignCommand(Command):
         from .design.measured import BesideTeacher, design_students
         from .profile.backends import backend_of
         from .profile.store import Profile
-        from .table import format_table
         from .widths import WidthsFile
 
         _check_positive(args, "target_ms", "target_share")
@@ -586,36 +585,41 @@ class DesignCommand(Command):
                  "at_profile_speed_ms": d.at_profile_ms, "retained_saliency": d.retained,
                  "method": d.spec.provenance.method, "spec": str(p), "met_target": d.met,
                  "matched": d.spec.provenance.notes.get("matched")} for d, p in zip(designed, paths, strict=True)]
-        teacher = {"student": f"{resolved.architecture.name} (teacher)", "predicted_ms": designer.full_ms}
         if args.json:
             _print_json({"teacher_ms": designer.full_ms, "students": rows})
         else:
-            def ms(v):
-                return "-" if v is None else f"{v:.3f}"
-
-            table = [[teacher["student"], "-", "-", ms(designer.full_ms), "-", ms(designer.full_ms), "-", "-"]]
-            table += [[r["student"], r["params"], r["macs"], ms(r["predicted_ms"]),
-                       "-" if r["measured_ms"] is None else f"{r['measured_ms']:.3f} +- {r['measured_iqr_ms']:.3f}",
-                       ms(r["at_profile_speed_ms"]),
-                       "-" if r["retained_saliency"] is None else f"{r['retained_saliency']:.1%}",
-                       {True: "yes", False: "NO"}.get(r["matched"], "-")] for r in rows]
-            print(format_table(["network", "params", "MACs", "predicted ms", "measured ms (IQR)",
-                                "at profile speed", "saliency kept", "matched (3%)"], table))
-            print("(at profile speed: measured beside the teacher, scaled by the teacher's time in the profile; "
-                  "targets are checked against it)")
-            for r in rows:
-                print(f"wrote {r['spec']}: {r['method']}")
-            held = designed[0].spec.provenance.notes.get("at_minimum_width")
-            if held:
-                print(f"{len(held)} slot(s) of {designed[0].spec.name} at the minimum width "
-                      f"({designer.min_widths[held[0]]} channels; --min-width): {', '.join(held[:6])}"
-                      + (" ..." if len(held) > 6 else ""))
+            _print_designs(designer, designed, rows, f"{resolved.architecture.name} (teacher)")
         main = designed[0]
         if not main.met:
             print(f"staircase: warning: the closest design measured {main.judged_ms:.3f} ms at the profile's speed, "
                   f"{main.judged_ms - args.target_ms:.3f} ms over the target {args.target_ms} ms", file=sys.stderr)
             return 3
         return 0
+
+
+def _print_designs(designer, designed: list, rows: list[dict], teacher: str) -> None:
+    """The design command's table, the files it wrote and the slots held at the minimum width."""
+    from .table import format_table
+
+    def ms(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    table = [[teacher, "-", "-", ms(designer.full_ms), "-", ms(designer.full_ms), "-", "-"]]
+    table += [[r["student"], r["params"], r["macs"], ms(r["predicted_ms"]),
+               "-" if r["measured_ms"] is None else f"{r['measured_ms']:.3f} +- {r['measured_iqr_ms']:.3f}",
+               ms(r["at_profile_speed_ms"]), "-" if r["retained_saliency"] is None else f"{r['retained_saliency']:.1%}",
+               {True: "yes", False: "NO"}.get(r["matched"], "-")] for r in rows]
+    print(format_table(["network", "params", "MACs", "predicted ms", "measured ms (IQR)", "at profile speed",
+                        "saliency kept", "matched (3%)"], table))
+    print("(at profile speed: measured beside the teacher, scaled by the teacher's time in the profile; "
+          "targets are checked against it)")
+    for r in rows:
+        print(f"wrote {r['spec']}: {r['method']}")
+    held = designed[0].spec.provenance.notes.get("at_minimum_width")
+    if held:
+        print(f"{len(held)} slot(s) of {designed[0].spec.name} at the minimum width "
+              f"({designer.min_widths[held[0]]} channels; --min-width): {', '.join(held[:6])}"
+              + (" ..." if len(held) > 6 else ""))
 
 
 def _latency_model(profile_path: str, resolved):

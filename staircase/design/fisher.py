@@ -163,6 +163,23 @@ def progress_line(state: PruneState, left: int, goal: int | None) -> str:
     return line
 
 
+def _resume(checkpoint: Path, model: nn.Module, input_size, log: Callable[[str], None]) -> dict:
+    """Shrink ``model`` to the checkpoint's widths, load its weights and RNG; its contents."""
+    try:
+        resumed = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets one message
+        raise StaircaseError(f"pruning checkpoint {checkpoint} cannot be read ({type(exc).__name__}); "
+                             "delete it to start over") from None
+    from ..slots import shrink_in_place
+
+    shrink_in_place(model, resumed["widths"], input_size, init=False)
+    model.load_state_dict(resumed["model"])
+    torch.set_rng_state(resumed["rng"])
+    log(f"resuming Fisher pruning at step {resumed['state']['step']} ({len(resumed['state']['removed'])} channels "
+        "removed)")
+    return resumed
+
+
 def _forever(batches: Iterable):
     """Batches epoch after epoch (a DataLoader reshuffles each time it is iterated)."""
     while True:
@@ -194,21 +211,9 @@ def fisher_prune(
     the pruned slots are heading for, is given). With a
     ``checkpoint`` that exists, ``model`` must be the same teacher: it is shrunk to the
     checkpoint's widths and its weights loaded, and the job goes on from there."""
-    state = PruneState()
-    resumed = None
-    if checkpoint is not None and checkpoint.exists():
-        try:
-            resumed = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file gets one message
-            raise StaircaseError(f"pruning checkpoint {checkpoint} cannot be read ({type(exc).__name__}); "
-                                 "delete it to start over") from None
-        from ..slots import shrink_in_place
-
-        shrink_in_place(model, resumed["widths"], input_size, init=False)
-        model.load_state_dict(resumed["model"])
-        state = PruneState(**{"removed_channel": [None] * len(resumed["state"]["removed"]), **resumed["state"]})
-        torch.set_rng_state(resumed["rng"])
-        log(f"resuming Fisher pruning at step {state.step} ({len(state.removed)} channels removed)")
+    resumed = _resume(checkpoint, model, input_size, log) if checkpoint is not None and checkpoint.exists() else None
+    state = PruneState(**{"removed_channel": [None] * len(resumed["state"]["removed"]), **resumed["state"]}) \
+        if resumed is not None else PruneState()
     pruner = FisherPruner(model, input_size, names)
     if resumed is not None:
         pruner.last = {k: torch.tensor(v, dtype=torch.float64) for k, v in resumed["last"].items()}
