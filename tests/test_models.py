@@ -85,13 +85,14 @@ def test_macs_match_hand_count():
     assert count_macs(net, (3, 8, 8)) == 4 * 8 * 8 * 3 * 9 + 4 * 8 * 8 * 2
 
 
+@pytest.mark.slow
 def test_torchvision_weights_load_when_available():
-    from staircase._compat import import_vision_package
+    import importlib.util
 
-    try:
-        tvm = import_vision_package("torchvision.models")
-    except ImportError:
+    from staircase.architecture import call_factory
+
+    if importlib.util.find_spec("torchvision") is None:  # optional: the [vision] extra
         pytest.skip("torchvision not installed")
     for name in ("resnet34", "densenet121", "mobilenet_v2"):
         ours = create_model(name)
-        ours.load_state_dict(getattr(tvm, name)().state_dict())
+        ours.load_state_dict(call_factory(f"torchvision.models:{name}", {}).state_dict())
