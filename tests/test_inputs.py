@@ -161,3 +161,14 @@ def test_a_pruning_run_says_how_far_it_got_and_how_long_is_left():
     assert progress_line(state, 400, 200) == ("pruning: step 200, 80 channels removed, 400 left, 4.0 min, "
                                                "about 10.0 min to 200")
     assert progress_line(state, 400, None).endswith("400 left, 4.0 min")
+
+
+def test_make_installs_the_runtime_the_shipped_profiles_were_made_with():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pins = dict(line.split("==") for line in (root / "requirements.lock").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    profile = json.loads((root / "profiles" / "cpu-onnxruntime.json").read_text())
+    assert pins["onnxruntime"] == profile["fingerprint"]["backend_version"]
+    assert pins["torch"].split("+")[0] == profile["fingerprint"]["torch"].split("+")[0]
