@@ -161,6 +161,11 @@ def _designs(pipe: Pipeline, prof, widths_file, target: float, keep: Path) -> di
     return specs
 
 
+def matched(ratio: float, target: float) -> bool:
+    """A row counts as at its target when its measured ratio is within 3% of it."""
+    return abs(ratio / target - 1) <= MATCH_WITHIN
+
+
 def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, method: str, part: str, target: float, seed: int,
                epochs: int, args) -> dict:
     """Train one network for one seed; its row."""
@@ -182,7 +187,7 @@ def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, method: str, part
     ratio = spec.provenance.notes["ratio_to_teacher"]
     row = {"method": method, "init": part, "target": target, "seed": seed, "epochs": epochs,
            "train_minutes": summary["seconds_this_session"] / 60, "ratio": ratio, "params": spec.params,
-           "top1": summary["final_top1"], "matched": abs(ratio / target - 1) <= MATCH_WITHIN, "network": spec.name}
+           "top1": summary["final_top1"], "matched": matched(ratio, target), "network": spec.name}
     say(f"      {target:.0%} from {part:7s} {method:24s} seed {seed}: top-1 {row['top1']:.2f}% at {ratio:.3f} of the "
         f"teacher{'' if row['matched'] else ' (UNMATCHED)'}, {row['train_minutes']:.1f} min")
     return row

@@ -1,0 +1,45 @@
+"""The experiment's fairness rules and verdicts (scripts/reproduce_cifar.py), on hand-made rows."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_cifar.py"
+
+
+@pytest.fixture(scope="module")
+def repro():
+    spec = importlib.util.spec_from_file_location("reproduce_cifar", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(method, top1, seed, ratio=0.5, init="teacher", target=0.5, epochs=3):
+    return {"method": method, "init": init, "target": target, "seed": seed, "epochs": epochs, "train_minutes": 1.0,
+            "ratio": ratio, "params": 1000, "top1": top1, "matched": abs(ratio / target - 1) <= 0.03}
+
+
+def test_every_network_of_a_part_trains_the_same_epochs_and_starts_the_same_way(repro):
+    assert set(repro.FROM_SCRATCH.values()) <= set(repro.FROM_TEACHER)  # scratch rows train designs of the same set
+    assert {"staircase", "staircase-l1", "staircase-proportional", "uniform", "l1-round", "fisher"} == \
+        set(repro.FROM_TEACHER)
+
+
+def test_a_row_more_than_3_percent_from_its_target_is_unmatched(repro):
+    assert repro.matched(0.514, 0.5) and repro.matched(0.486, 0.5)
+    assert not repro.matched(0.52, 0.5) and not repro.matched(0.48, 0.5)
+
+
+def test_the_verdict_names_the_winner_its_margin_and_whether_the_seeds_tell_them_apart(repro):
+    rows = [_row("staircase", t, s) for s, t in enumerate((60.0, 61.0, 62.0))]
+    rows += [_row("uniform", t, s) for s, t in enumerate((55.0, 56.0, 57.0))]
+    (line,) = repro.verdicts(rows)
+    assert "staircase won with 61.00 +- 1.00% (3 seeds), 5.00 points over uniform" in line
+    assert "more than the seeds' spread (1.00)" in line
+    rows = [_row("staircase", t, s) for s, t in enumerate((60.0, 62.0, 64.0))]
+    rows += [_row("uniform", t, s) for s, t in enumerate((61.0, 63.0, 65.0))]
+    (line,) = repro.verdicts(rows)
+    assert line.startswith("- from teacher, 50% of the teacher: uniform won") and "within the seeds' spread" in line
+    assert "the tool's default staircase student ranked 2 of 2, 1.00 points behind" in line
