@@ -92,10 +92,10 @@ def main() -> int:
 
     kept = args.docs / "results_cifar"
     _carry(kept, args.runs, KEPT)  # what an earlier session kept: the same teacher and saliency
-    say(f"[1/4] profiling this CPU for {args.model} (onnxruntime, grid {args.grid})")
-    prof = pipe.profile(grid=args.grid, progress=False).profile
-    say(f"[2/4] the teacher, {args.teacher_epochs} epochs (deterministic: a later session retrains the same one)")
+    say(f"[1/4] the teacher, {args.teacher_epochs} epochs (deterministic: a later session retrains the same one)")
     teacher = pipe.teacher(args.teacher_epochs, lr=0.1, batch_size=128, deterministic=True)
+    say(f"[2/4] profiling this CPU for {args.model} (onnxruntime, grid {args.grid})")
+    prof = pipe.profile(grid=args.grid, progress=False).profile
     say(f"[3/4] Fisher saliency: pruning a copy to {args.prune_share:.0%} of its inner channels")
     widths_file = pipe.prune(args.prune_share)
     _carry(args.runs, kept, KEPT)
