@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .table import format_table
 
-__all__ = ["DemoSettings", "run_demo"]
+__all__ = ["DemoSettings", "run_demo", "winner"]
 
 
 @dataclass
@@ -104,7 +104,7 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
     print(table)
     _note("at profile speed: each student timed beside the teacher, scaled by the teacher's time in the profile "
           "(the machine's drift cancels); matched: within 3% of the staircase student's")
-    verdict = _winner(designed, trained)
+    verdict = winner(designed, trained)
     _note(verdict)
     table += f"\n\n{verdict}"
     plots = _plots(out, prof, net, designed[0].spec.widths, points, s)
@@ -117,17 +117,20 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
     return 0
 
 
-def _winner(designed, trained: dict) -> str:
-    """Which student won, computed from the table: the most accurate of those at the
-    staircase student's latency (matched within 3%, or the student itself)."""
-    main = designed[0].spec.name
-    fair = [d.spec.name for d in designed if d.spec.name == main or d.spec.provenance.notes.get("matched")]
+def winner(designed, trained: dict) -> str:
+    """Which network won, computed from the table: the most accurate of those that run no
+    slower than the staircase student (measured within 3% of it, or faster)."""
+    main = designed[0]
+    limit = main.judged_ms * 1.03
+    fair = [d.spec.name for d in designed if d is main or d.judged_ms <= limit]
     best = max(fair, key=lambda n: trained[n]["final_top1"])
-    gap = trained[best]["final_top1"] - trained[main]["final_top1"]
-    left_out = [d.spec.name for d in designed if d.spec.name not in fair]
+    gap = trained[best]["final_top1"] - trained[main.spec.name]["final_top1"]
+    slower = [d.spec.name for d in designed if d.spec.name not in fair]
     said = (f"won: {best}, {trained[best]['final_top1']:.1f}% top-1" +
-            (" (the staircase student)" if best == main else f", {gap:.1f} points over the staircase student"))
-    return said + (f"; not compared, measured more than 3% away: {', '.join(left_out)}" if left_out else "")
+            (" (the staircase student)" if best == main.spec.name else
+             f", {gap:.1f} points over the staircase student at no more latency"))
+    return said + (f"; not compared, measured more than 3% slower than the student: {', '.join(slower)}"
+                   if slower else "")
 
 
 def _design(s: DemoSettings, pipe, prof):

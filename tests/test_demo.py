@@ -34,3 +34,22 @@ def test_demo_runs_the_three_jobs_and_reuses_its_results(tmp_path, capsys):
     again = capsys.readouterr().out
     assert again.count("reusing") >= 5  # profile, teacher, widths, specs, every student run
     assert "won: " in out and "won: " in (tmp_path / "results.md").read_text()
+
+
+def test_the_winner_is_the_most_accurate_network_no_slower_than_the_student():
+    from types import SimpleNamespace
+
+    from staircase.demo import winner
+
+    def net(name, ms):
+        return SimpleNamespace(spec=SimpleNamespace(name=name), judged_ms=ms)
+
+    designed = [net("s", 1.00), net("s-uniform", 1.02), net("s-l1", 0.90), net("s-l1-round", 1.10)]
+    top1 = {"s": 70.0, "s-uniform": 69.0, "s-l1": 71.5, "s-l1-round": 80.0}
+    said = winner(designed, {n: {"final_top1": t} for n, t in top1.items()})
+    # the faster L1 network beats the student; the slower one is not compared however accurate
+    assert said == ("won: s-l1, 71.5% top-1, 1.5 points over the staircase student at no more latency; "
+                    "not compared, measured more than 3% slower than the student: s-l1-round")
+    top1["s-l1"] = 60.0
+    assert winner(designed, {n: {"final_top1": t} for n, t in top1.items()}).startswith(
+        "won: s, 70.0% top-1 (the staircase student)")
