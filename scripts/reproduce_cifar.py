@@ -94,6 +94,7 @@ def main() -> int:
     _carry(kept, args.runs, KEPT)  # what an earlier session kept: the same teacher and saliency
     say(f"[1/4] the teacher, {args.teacher_epochs} epochs (deterministic: a later session retrains the same one)")
     teacher = pipe.teacher(args.teacher_epochs, lr=0.1, batch_size=128, deterministic=True)
+    _carry(args.runs, kept, KEPT)
     say(f"[2/4] profiling this CPU for {args.model} (onnxruntime, grid {args.grid})")
     prof = pipe.profile(grid=args.grid, progress=False).profile
     say(f"[3/4] Fisher saliency: pruning a copy to {args.prune_share:.0%} of its inner channels")
@@ -122,17 +123,20 @@ def main() -> int:
 
 
 # kept with the results (committed), so that later sessions train rows of the same teacher
-KEPT = ("teacher/last.pt", "teacher/config.json", "teacher/summary.json", "fisher-widths.json")
+KEPT = ("teacher/last.pt", "teacher/config.json", "teacher/metrics.jsonl", "teacher/summary.json",
+        "fisher-widths.json")
 
 
 def _carry(source: Path, dest: Path, names) -> None:
-    """Copy each of ``names`` from ``source`` to ``dest`` where ``dest`` lacks it."""
+    """Copy each of ``names`` from ``source`` to ``dest`` where ``dest`` lacks it or has an
+    older one."""
     import shutil
 
     for name in names:
-        if (source / name).exists() and not (dest / name).exists():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source / name, dest / name)
+        src, dst = source / name, dest / name
+        if src.exists() and (not dst.exists() or src.stat().st_mtime > dst.stat().st_mtime):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
 
 
 def _designs(pipe: Pipeline, prof, widths_file, target: float, keep: Path) -> dict[str, StudentSpec]:
