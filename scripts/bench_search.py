@@ -140,7 +140,7 @@ def _remeasure(backend, unpruned, input_size, variants: dict,
         for spec in order:
             rel = time_relative(backend, runs[spec], reference)
             ratios[spec].append(rel.ratio)
-            unpruned_ms += [m.median_ms for m in rel.references]
+            unpruned_ms += [m.ref_ms for m in rel.runs]  # the reference's own time in each pair
     base = statistics.median(unpruned_ms)
     return {spec: (statistics.median(r), statistics.median(r) * base) for spec, r in ratios.items()}, base
 
