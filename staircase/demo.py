@@ -76,11 +76,10 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
 
     _say("3/5", f"Fisher-pruning the teacher to {s.prune_share:.0%} of its channels, then designing for "
                 f"{s.target:.0%} of its latency")
-    designed, teacher_ms = _design(s, pipe, prof)
+    designed, teacher_ms, widths_file = _design(s, pipe, prof)
 
     _say("4/5", f"training every student the same way: from the teacher's weights (each slot keeps its most "
                 f"Fisher-salient channels), with attention transfer, {s.student_epochs} epochs")
-    widths_file = pipe.prune(s.prune_share, batch_size=32)
     trained = {}
     for d in designed:
         _note(f"{d.spec.name}: {d.spec.provenance.method}")
@@ -151,7 +150,7 @@ def _design(s: DemoSettings, pipe, prof):
         target = round(lowest, 4)
         _note(f"that is below what this profile's steps reach; designing for {target:.3f} ms instead")
     designed = pipe.design(prof, target, widths_file)
-    return designed, (teacher_m.median_ms, teacher_m.iqr_ms)
+    return designed, (teacher_m.median_ms, teacher_m.iqr_ms), widths_file
 
 
 def _teacher_macs(model: str) -> int:
