@@ -196,7 +196,7 @@ def step_sizes(model, backends, tmp, keep, done):
         except Exception as exc:  # noqa: BLE001 - record and go on, like timm's benchmark
             rows.append({"backend": f"{name} {kw.get('precision', 'f32')}", "error": str(exc)})
             continue
-        if name == "onnxruntime" and done is not None:
+        if name == "onnxruntime" and be.precision == "f32" and done is not None:
             r = done
         else:
             path = Path(keep or tmp) / "cpu-torch.json" if name == "torch" and keep else \
@@ -208,7 +208,7 @@ def step_sizes(model, backends, tmp, keep, done):
                  for s in r.profile.network(r.network).slots]
         sizes = [s for s in sizes if s]
         rows.append({"backend": f"{name} {be.precision}", "median_step": statistics.median(sizes) if sizes else None,
-                     "slots_with_steps": len(sizes), "seconds": round(r.seconds, 1)})
+                     "slots_with_steps": len(sizes), "seconds": round(r.seconds, 1), "cpu": be.device_name()})
     return rows
 
 
@@ -274,16 +274,22 @@ def main() -> int:
         if 4 in args.parts:
             backends = [("torch", {"threads": args.threads}), ("onnxruntime", {"threads": args.threads}),
                         ("openvino", {"threads": args.threads, "precision": "f32"}),
-                        ("openvino", {"threads": args.threads, "precision": "bf16"})]
+                        ("openvino", {"threads": args.threads, "precision": "bf16"}),
+                        ("onnxruntime", {"threads": args.threads, "precision": "int8"}),
+                        ("openvino", {"threads": args.threads, "precision": "int8"})]
             report["steps"] = step_sizes(first_model, backends, tmp, args.profiles, results.get(first_model))
             for row in report["steps"]:
                 print(f"[4] {row}", flush=True)
     report["seconds"] = time.perf_counter() - started
     out = Path(args.out)
+    for key in ("repro", "cost", "prediction", "steps"):
+        for row in report[key]:
+            row.setdefault("cpu", report["backend"]["cpu"])
     if earlier:  # parts not run this time keep their earlier figures
         for part, key in ((1, "repro"), (2, "cost"), (3, "prediction"), (4, "steps")):
             if part not in args.parts and earlier.get(key):
-                report[key] = earlier[key]
+                # kept rows say which machine measured them
+                report[key] = [{"cpu": earlier.get("backend", {}).get("cpu"), **x} for x in earlier[key]]
     atomic_write_json(out / "bench_profiler.json", report)
     atomic_write_text(out / "BENCH_PROFILER.md", render(report))
     print(f"wrote {out / 'BENCH_PROFILER.md'}")
@@ -297,9 +303,15 @@ def _percent(x: float | None) -> str:
 def render(r: dict) -> str:
     fp = r["backend"]
     lines = ["# Profiler benchmark", "",
-             f"Written by `scripts/bench_profiler.py` on {fp['cpu']} ({fp['cores']} cores), "
+             f"Written by `scripts/bench_profiler.py`; its last run on {fp['cpu']} ({fp['cores']} cores), "
              f"{fp['backend']} {fp['backend_version']}, {r['threads']} threads, batch {fp['batch']}, {fp['precision']}.",
              f"Total wall time {r['seconds']:.0f} s.", ""]
+    machines = {x["cpu"] for key in ("repro", "cost", "prediction", "steps") for x in r.get(key, []) if x.get("cpu")}
+    if len(machines) > 1:
+        lines += ["Parts kept from earlier runs were measured elsewhere: "
+                  + "; ".join(f"part {i} on {', '.join(sorted({x['cpu'] for x in r[key] if x.get('cpu')}))}"
+                              for i, key in enumerate(("repro", "cost", "prediction", "steps"), 1)
+                              if any(x.get("cpu") for x in r.get(key, []))) + ".", ""]
     if r["repro"]:
         lines += ["## 1. Reproducibility (two profiles from scratch; nearest snap of 0.3/0.5/0.7 x width)", "",
                   format_table(["model", "agreement", "without a period", "period (each run)", "comparisons",
@@ -335,8 +347,9 @@ def render(r: dict) -> str:
                                [row for x in r["prediction"] for row in _prediction_rows(x)]), ""]
     if r["steps"]:
         lines += ["## 4. Step size per backend (median over slots of the gap between optimal widths)", "",
-                  format_table(["backend", "median step", "slots with steps", "profile s"],
-                               [[x["backend"], x.get("median_step", "-"), x.get("slots_with_steps", "-"), x.get("seconds", x.get("error"))] for x in r["steps"]]), ""]
+                  format_table(["backend", "median step", "slots with steps", "profile s", "device"],
+                               [[x["backend"], x.get("median_step", "-"), x.get("slots_with_steps", "-"),
+                                 x.get("seconds", x.get("error")), x.get("cpu", fp["cpu"])] for x in r["steps"]]), ""]
     return "\n".join(lines)
 
 

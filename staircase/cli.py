@@ -234,7 +234,7 @@ def _backend_arguments() -> argparse.ArgumentParser:
     _deprecated_alias(p, "--device", "--backend-device")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
-    p.add_argument("--precision", default="f32", help="f32, bf16 or f16 where the backend runs it (default: f32)")
+    p.add_argument("--precision", default="f32", help="f32, bf16, f16 or int8 where the backend runs it (int8: onnxruntime and openvino, ops quantised to QDQ; default: f32)")
     return p
 
 
@@ -663,6 +663,9 @@ class TrainCommand(Command):
                        help="distil from a teacher other than the one the spec was designed from")
         g.add_argument("--init", default=None, metavar="CKPT",
                        help="start from these weights instead of at random (fine-tuning, e.g. a pruned network)")
+        g.add_argument("--sparsity", type=float, default=0.0, metavar="S",
+                       help="with --init: set this share of the weights (the smallest magnitudes, ranked over "
+                            "every convolution and linear layer) to zero and hold them there (default: 0)")
         g = parser.add_argument_group("recipe (defaults: the attention-transfer reference)")
         g.add_argument("--epochs", type=int, default=200)
         g.add_argument("--batch-size", type=int, default=128)
@@ -705,7 +708,7 @@ class TrainCommand(Command):
         check_writable(args.out or "runs", folder=True)
         config = TrainConfig(
             model=args.model, data=args.data, out=args.out or f"runs/{args.role}-{stem}", role=args.role,
-            teacher=args.teacher, init=args.init, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+            teacher=args.teacher, init=args.init, sparsity=args.sparsity, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
             weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
             at_beta=(1e3 if args.teacher else 0.0) if args.at_beta is None else args.at_beta,
             kd_alpha=args.kd_alpha, kd_T=args.kd_T, allow_other_teacher=args.allow_other_teacher,
@@ -858,6 +861,65 @@ class SearchCommand(Command):
         return 0
 
 
+class CompareCommand(Command):
+    """Compare channel pruning, weight pruning and quantisation of a trained network on this device (resumable)."""
+
+    name = "compare"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from .compare.comparison import METHODS, CompareSettings
+        from .train.data import DATA_KINDS
+
+        d = CompareSettings("", "", "")
+        parser.add_argument("teacher", metavar="TEACHER_CKPT", help="the trained network (`staircase train teacher`)")
+        parser.add_argument("--data", required=True, help=f"what it was trained on: {', '.join(DATA_KINDS)}")
+        parser.add_argument("--backend", default=d.backend, choices=("onnxruntime", "openvino", "torch"),
+                            help="the runtime every point is measured on (default: onnxruntime)")
+        parser.add_argument("--out", required=True, help="results folder (rerun to continue)")
+        parser.add_argument("--profile", default=None,
+                            help="device profile for the channel-pruned students (default: made in --out)")
+        parser.add_argument("--widths", default=None,
+                            help="a `staircase prune` widths file: Fisher allocation and its unsnapped widths")
+        parser.add_argument("--methods", nargs="+", default=None, metavar="M",
+                            help=f"of {', '.join(METHODS)} (default: all the backend runs here)")
+        parser.add_argument("--targets", nargs="+", type=float, default=d.targets, metavar="SHARE",
+                            help="channel pruning: latency targets as shares of the network's (default: "
+                                 f"{' '.join(map(str, d.targets))})")
+        parser.add_argument("--sparsities", nargs="+", type=float, default=d.sparsities, metavar="S",
+                            help=f"weight pruning: shares of zeros (default: {' '.join(map(str, d.sparsities))})")
+        parser.add_argument("--int8-settings", nargs="+", default=None, metavar="NAME",
+                            help="quantiser settings to try (default: all the backend's; the first is used for "
+                                 "channel+int8)")
+        parser.add_argument("--epochs", type=int, default=d.epochs, help=f"fine-tuning per point (default: {d.epochs})")
+        parser.add_argument("--lr", type=float, default=d.lr, help=f"fine-tuning learning rate (default: {d.lr})")
+        parser.add_argument("--batch-size", type=int, default=d.batch_size)
+        parser.add_argument("--train-images", type=int, default=None, help="fine-tune on this many images only")
+        parser.add_argument("--calibration-images", type=int, default=d.calibration_images,
+                            help=f"training images the INT8 ranges are measured on (default: {d.calibration_images})")
+        parser.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+        parser.add_argument("--single-thread", action="store_true", help="also measure every point at one thread")
+        parser.add_argument("--grid", type=int, default=d.grid, help="profiling grid when no --profile is given")
+        parser.add_argument("--timing", choices=("quick", "standard", "careful"), default=d.timing,
+                            help="profiling samples per point when no --profile is given")
+        parser.add_argument("--seed", type=int, default=d.seed)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .compare.comparison import CompareSettings, Comparison
+        from .compare.report import points_table
+
+        check_writable(args.out, folder=True)
+        settings = CompareSettings(
+            teacher=args.teacher, data=args.data, out=args.out, backend=args.backend, profile=args.profile,
+            widths=args.widths, methods=args.methods, targets=args.targets, sparsities=args.sparsities,
+            int8_settings=args.int8_settings, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+            train_images=args.train_images, calibration_images=args.calibration_images, threads=args.threads,
+            single_thread=args.single_thread, grid=args.grid, timing=args.timing, seed=args.seed)
+        points = Comparison(settings).run()
+        print(points_table(points))
+        print(f"{args.out}/compare.json, compare.md, compare-latency.png, compare-size.png")
+        return 0
+
+
 class DemoCommand(Command):
     """Run the three jobs end to end on the built-in default (what `make demo` runs)."""
 
@@ -889,7 +951,7 @@ class DemoCommand(Command):
 
 COMMANDS: tuple[type[Command], ...] = (ModelsCommand, SlotsCommand, StudentCommand, ProfileCommand, StepsCommand,
                                       PredictCommand, MeasureCommand, PruneCommand, DesignCommand, TrainCommand,
-                                      EvaluateCommand, ExportCommand, SearchCommand, DemoCommand)
+                                      EvaluateCommand, ExportCommand, SearchCommand, CompareCommand, DemoCommand)
 
 
 def build_parser() -> argparse.ArgumentParser:

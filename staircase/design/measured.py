@@ -9,7 +9,7 @@ the loops here only decide what to measure next, so they run the same on a scrip
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from torch import nn
@@ -30,7 +30,7 @@ from .baselines import (
 )
 from .designer import ALLOCATIONS, Designer, Saliency
 
-__all__ = ["DEFAULT_ROUND_TO", "FILL_WITHIN", "MATCH_WITHIN", "MEASURE_PAIRS", "BesideTeacher", "Designed", "Measure", "Timed", "design_students",
+__all__ = ["BASELINES", "DEFAULT_ROUND_TO", "FILL_WITHIN", "MATCH_WITHIN", "MEASURE_PAIRS", "BesideTeacher", "Designed", "Measure", "Timed", "design_students",
            "designed", "fit_to_target"]
 
 MEASURE_PAIRS = 3  # paired student/teacher measurements: the median of three outvotes one disturbed one
@@ -174,11 +174,14 @@ def _best_of(tried: list[tuple[float, Designed]], target_ms: float) -> Designed:
 
 
 def design_students(designer: Designer, name: str, widths_file: WidthsFile | None = None, snap_mode: str = "nearest",
-                    target_ms: float | None = None, baselines: bool = False, measure: Measure | None = None,
+                    target_ms: float | None = None, baselines: bool | Collection[str] = False,
+                    measure: Measure | None = None,
                     l1_model: nn.Module | None = None, log: Callable[[str], None] = print,
                     allocation: str | None = None) -> list[Designed]:
     """The staircase student (first), then the baselines at its latency when asked: at its
     measured latency (judged at the profile's speed) when measuring, else at its prediction.
+    ``baselines``: True for all of them, or the suffixes of those wanted (``unsnapped``,
+    ``l1``, ``l1-round``, ``uniform``), in that order.
 
     ``allocation`` (one of ``ALLOCATIONS``) says how a target's latency is shared among the
     slots; by default the widths file's saliency where it has one, else parameters."""
@@ -205,7 +208,13 @@ def design_students(designer: Designer, name: str, widths_file: WidthsFile | Non
     main.spec.provenance.notes["allocation"] = allocation
     if not baselines:
         return [main]
-    return [main, *_baselines(designer, main, name, widths_file, saliency, measure, l1_model, log)]
+    which = set(BASELINES) if baselines is True else set(baselines)
+    if which - set(BASELINES):
+        raise StaircaseError(f"unknown baselines {sorted(which - set(BASELINES))}; choose from {', '.join(BASELINES)}")
+    return [main, *_baselines(designer, main, name, widths_file, saliency, measure, l1_model, log, which)]
+
+
+BASELINES = ("unsnapped", "l1", "l1-round", "uniform")
 
 
 def _saliency(designer: Designer, allocation: str, widths_file: WidthsFile | None,
@@ -225,8 +234,10 @@ def _saliency(designer: Designer, allocation: str, widths_file: WidthsFile | Non
 
 
 def _baselines(designer: Designer, main: Designed, name: str, widths_file: WidthsFile | None, saliency: Saliency,
-               measure: Measure | None, l1_model: nn.Module | None, log: Callable[[str], None]) -> list[Designed]:
-    """The unsnapped pruned widths, L1 pruning and uniform scaling at the student's latency."""
+               measure: Measure | None, l1_model: nn.Module | None, log: Callable[[str], None],
+               which: set[str]) -> list[Designed]:
+    """The unsnapped pruned widths, L1 pruning and uniform scaling at the student's latency
+    (those in ``which``)."""
     match = main.judged_ms if measure is not None else main.predicted_ms
     kind = "measured" if measure is not None else "predicted"
 
@@ -257,7 +268,8 @@ def _baselines(designer: Designer, main: Designed, name: str, widths_file: Width
     slots = [designer.graph[n] for n in designer.slots]
     full = {s.name: s.width for s in slots}
     found = []
-    if widths_file is not None and widths_file.removed:
+    unsnapped = "unsnapped" in which and widths_file is not None
+    if unsnapped and widths_file.removed:
         order = list(widths_file.removed)
         if widths_file.saliency:  # past the pruning run: the kept channels by their last saliency, one shot
             order += removal_order({n: v[: widths_file.widths[n]] for n, v in widths_file.saliency.items()
@@ -269,18 +281,21 @@ def _baselines(designer: Designer, main: Designed, name: str, widths_file: Width
             return f"{widths_file.method}, unsnapped{more}, pruned to the student's {kind} {match:.3f} ms"
 
         found.append(matched(pruned_family(full, order), "unsnapped", describe))
-    elif widths_file is not None:
+    elif unsnapped:
         found.append(designed(designer, dict(widths_file.widths), f"{name}-unsnapped",
                               f"{widths_file.method}, unsnapped (no removal order in the file: at its own latency)",
                               saliency, measure))
     l1 = l1_scores(SlotGraph(l1_model, designer.arch.input_size) if l1_model is not None else designer.graph,
                    designer.slots)
-    found.append(matched(pruned_family(full, removal_order(l1)), "l1",
-                         lambda t: f"L1-norm filter ranking, pruned to the student's {kind} {match:.3f} ms"))
+    if "l1" in which:
+        found.append(matched(pruned_family(full, removal_order(l1)), "l1",
+                             lambda t: f"L1-norm filter ranking, pruned to the student's {kind} {match:.3f} ms"))
     round_to = designer.profile.period(designer.network) or DEFAULT_ROUND_TO
-    found.append(matched(rounded_family(pruned_family(full, removal_order(l1)), full, round_to), "l1-round",
-                         lambda t: f"L1-norm filter ranking, widths rounded to multiples of {round_to}, pruned to the "
-                                   f"student's {kind} {match:.3f} ms"))
-    found.append(matched(uniform_family(slots), "uniform",
-                         lambda t: f"uniform width x{t:.3f} at the student's {kind} {match:.3f} ms"))
+    if "l1-round" in which:
+        found.append(matched(rounded_family(pruned_family(full, removal_order(l1)), full, round_to), "l1-round",
+                             lambda t: f"L1-norm filter ranking, widths rounded to multiples of {round_to}, pruned "
+                                       f"to the student's {kind} {match:.3f} ms"))
+    if "uniform" in which:
+        found.append(matched(uniform_family(slots), "uniform",
+                             lambda t: f"uniform width x{t:.3f} at the student's {kind} {match:.3f} ms"))
     return found

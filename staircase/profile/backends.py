@@ -24,7 +24,8 @@ from .timing import Measurement, TimingProtocol, measure
 
 __all__ = ["Backend", "TorchBackend", "OnnxRuntimeBackend", "OpenVinoBackend", "BACKENDS", "backend_of", "get_backend", "cpu_model"]
 
-_PRECISIONS = {"fp32": "f32", "f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16", "fp16": "f16", "f16": "f16"}
+_PRECISIONS = {"fp32": "f32", "f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16", "fp16": "f16", "f16": "f16",
+               "int8": "int8", "i8": "int8"}
 
 
 def cpu_model() -> str:
@@ -179,9 +180,13 @@ class TorchBackend(Backend):
 
 
 class OnnxRuntimeBackend(Backend):
-    """ONNX Runtime: CPU execution provider with explicit intra-op threads; CUDA where installed."""
+    """ONNX Runtime: CPU execution provider with explicit intra-op threads; CUDA where installed.
+
+    At ``int8`` every op and network is quantised to QDQ first (``quantize.quantize_onnx_bytes``)
+    and runs on ONNX Runtime's INT8 kernels; an exported file runs as it is."""
 
     name = "onnxruntime"
+    precisions = ("f32", "int8")
 
     @classmethod
     def available_devices(cls) -> list[str]:
@@ -235,13 +240,13 @@ class OnnxRuntimeBackend(Backend):
     def prepare_op(self, op: OpSpec, width: int) -> Callable[[], object]:
         from .onnx_graph import op_model
 
-        model, shape = op_model(op, width, self.batch)
+        model, shape = _at_precision(op_model(op, width, self.batch), self.precision)
         # An op is timed block by block against its full width (another session). Threads
         # that spin after a run would fight the other session's threads for the cores:
         # with spinning the ratio of the two scattered 0.73 (IQR/median) on 2 cores, without
         # it 0.03. Spinning saves a constant wake-up per call, which the whole network
         # (timed with it) keeps and the width differences do not see.
-        return self._session(model.SerializeToString(), shape, spin="off")
+        return self._session(model, shape, spin="off")
 
     def prepare_model(self, model: nn.Module, input_size: tuple[int, ...], paired: bool = False
                       ) -> Callable[[], object]:
@@ -252,19 +257,22 @@ class OnnxRuntimeBackend(Backend):
         # spinning threads ("deployed / paired"): 0.97-1.05 in the median over 30 students,
         # with spinning turned off altogether or within a call alike, on 2 cores; the in-turn
         # ruler's own scatter (12-22% per student) does not tell the two settings apart
-        return self._session(export_model(model, input_size, self.batch), (self.batch, *input_size),
-                             spin="within_run" if paired else "deployed")
+        data = _network_at_precision(export_model(model, input_size, self.batch), input_size, self.batch,
+                                     self.precision)
+        return self._session(data, (self.batch, *input_size), spin="within_run" if paired else "deployed")
 
 
 class OpenVinoBackend(Backend):
     """OpenVINO on any device the installed runtime offers (CPU, GPU, NPU; MYRIAD on 2021.x).
 
     The inference precision is always set (this runtime defaults to bf16 on CPUs with AMX)
-    and recorded, as are the threads and the latency performance hint.
+    and recorded, as are the threads and the latency performance hint. At ``int8`` ops and
+    networks are quantised to QDQ (read as FakeQuantize: OpenVINO's INT8 path) and the
+    layers left in float run at f32.
     """
 
     name = "openvino"
-    precisions = ("f32", "bf16", "f16")
+    precisions = ("f32", "bf16", "f16", "int8")
 
     @classmethod
     def available_devices(cls) -> list[str]:
@@ -303,7 +311,8 @@ class OpenVinoBackend(Backend):
     def _compiled(self, model, shape) -> Callable[[], object]:
         ov = require("openvino", "the openvino backend", "openvino")
         core = ov.Core()
-        config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_PRECISION_HINT": "f32" if self.precision == "int8" else self.precision,
+                  "PERFORMANCE_HINT": "LATENCY"}
         if self.device == "CPU":
             config["INFERENCE_NUM_THREADS"] = str(self.threads)
         compiled = core.compile_model(model, self.device, config)
@@ -320,15 +329,36 @@ class OpenVinoBackend(Backend):
     def prepare_op(self, op: OpSpec, width: int) -> Callable[[], object]:
         from .onnx_graph import op_model
 
-        model, shape = op_model(op, width, self.batch)
-        return self._compile(model.SerializeToString(), shape)
+        model, shape = _at_precision(op_model(op, width, self.batch), self.precision)
+        return self._compile(model, shape)
 
     def prepare_model(self, model: nn.Module, input_size: tuple[int, ...], paired: bool = False
                       ) -> Callable[[], object]:
         from .onnx_graph import export_model
 
         # paired or not alike, as its ops are timed beside their full width
-        return self._compile(export_model(model, input_size, self.batch), (self.batch, *input_size))
+        data = _network_at_precision(export_model(model, input_size, self.batch), input_size, self.batch,
+                                     self.precision)
+        return self._compile(data, (self.batch, *input_size))
+
+
+def _at_precision(built, precision: str) -> tuple[bytes, list[int]]:
+    """A one-op graph (``op_model``'s model and input shape) as bytes, quantised at int8."""
+    model, shape = built
+    data = model.SerializeToString()
+    if precision == "int8":
+        from ..quantize import quantize_onnx_bytes
+
+        data = quantize_onnx_bytes(data, shape[1:], batch=shape[0])
+    return data, shape
+
+
+def _network_at_precision(data: bytes, input_size, batch: int, precision: str) -> bytes:
+    if precision != "int8":
+        return data
+    from ..quantize import quantize_onnx_bytes
+
+    return quantize_onnx_bytes(data, input_size, batch=batch)
 
 
 BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (TorchBackend, OnnxRuntimeBackend, OpenVinoBackend)}

@@ -30,7 +30,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,9 @@ class TrainConfig:
     role: str = "teacher"  # "teacher" or "student" (a student may distil from a teacher)
     teacher: str | None = None  # the teacher's checkpoint
     init: str | None = None  # start from these weights (e.g. a pruned network to fine-tune), not at random
+    # unstructured weight pruning: this share of the init weights (smallest magnitudes, ranked
+    # globally) set to zero and held at zero while training
+    sparsity: float = 0.0
     epochs: int = 200
     batch_size: int = 128
     lr: float = 0.1
@@ -115,6 +118,13 @@ class TrainConfig:
                                 ("--train-images", self.train_images, self.train_images is None or self.train_images > 0)):
             if not ok:
                 raise StaircaseError(f"{name} {value} is out of range")
+        if self.sparsity:
+            from ..compare.sparsity import check_sparsity
+
+            check_sparsity(self.sparsity)
+            if not self.init:
+                raise StaircaseError("--sparsity prunes the smallest of the weights a run starts from: pass --init "
+                                     "CKPT (a trained network to prune and fine-tune)")
         if self.schedule not in ("step", "cosine"):
             raise StaircaseError(f"--schedule {self.schedule!r} must be 'step' or 'cosine'")
 
@@ -188,11 +198,14 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
     if config.init:  # a resumed run then loads last.pt over it
         load_weights(run.model, config.init, config.model)
         log(f"starting from the weights in {config.init}")
+    masks = _weight_masks(run.model, config.sparsity, log) if config.sparsity else None
     model = run.model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if masks is not None:
+        masks.hold(optimizer)
     scheduler = make_scheduler(optimizer, config)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     start_epoch, best = 0, -math.inf
@@ -241,6 +254,8 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
             writer.close()
     if not run.main:
         return {}
+    from ..compare.sparsity import zero_share
+
     if not last_row:  # resumed a finished run
         last_row = read_checkpoint(out / "last.pt").get("metrics", {})
     summary = {"run": str(out), "model": config.model, "role": config.role, "epochs": config.epochs,
@@ -248,9 +263,23 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
                "best_top1": best, "params": sum(p.numel() for p in model.parameters()),
                "seconds_this_session": time.perf_counter() - started, "data": run.data.name,
                "device": str(device), "threads": torch.get_num_threads(), "world_size": world,
+               **({"zero_share": zero_share(model)} if config.sparsity else {}),
                **({"stopped_after": stopped_after} if stopped_after is not None else {})}
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _weight_masks(model: nn.Module, sparsity: float, log):
+    """The global magnitude mask of the init weights (the same again on a resume, which loads
+    the init weights before its checkpoint)."""
+    from ..compare.sparsity import WeightMasks
+
+    masks = WeightMasks(model, sparsity)
+    layers = masks.per_layer()
+    densest = min(layers, key=layers.get)
+    log(f"weight pruning: {sparsity:.0%} of the convolution and linear weights set to zero and held there "
+        f"(per layer {min(layers.values()):.0%}-{max(layers.values()):.0%}; least pruned: {densest})")
+    return masks
 
 
 def _runtime(config: TrainConfig, rank: int) -> tuple[torch.device, bool, bool]:
@@ -519,6 +548,9 @@ def _claim_run_dir(out: Path, config: TrainConfig, resume: bool) -> None:
             theirs = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             raise StaircaseError(f"{path} cannot be read; delete {out} or choose another --out") from None
+        # a setting the run's version did not have yet counts as its default
+        defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+        theirs = {**{k: v for k, v in defaults.items() if k not in theirs}, **theirs}
         differ = sorted(k for k in set(mine) | set(theirs)
                         if k not in RESUME_FREE and k != "out" and mine.get(k) != theirs.get(k))
         if not resume:

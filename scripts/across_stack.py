@@ -1,0 +1,205 @@
+"""Across the stack on this CPU: channel pruning, weight pruning and INT8 quantisation of one
+trained network, on ONNX Runtime and on OpenVINO, as accuracy / latency / size / memory
+Pareto curves (after Turner et al., *Characterising Across-Stack Optimisations for Deep
+Convolutional Neural Networks*).
+
+The network is the CIFAR-10 experiment's teacher (``docs/results_cifar/teacher``: WRN-16-2,
+15 epochs on the 4,660-image subset; the same teacher as docs/RESULTS.md, so no budget goes
+to training another), its Fisher saliency from that experiment's pruning run
+(``docs/results_cifar/fisher-widths.json``) ranks the channels. Each backend is one
+``staircase compare`` run into ``runs/across_stack/<backend>`` (resumable point by point);
+after every point its ``compare.json`` is copied to ``docs/across_stack/<backend>.json`` and
+``docs/ACROSS_STACK.md`` is rendered from what is there, with conclusions computed from the
+numbers and set beside the paper's findings. Usage:
+
+    python scripts/across_stack.py                        # ../shared/data, both backends
+    python scripts/across_stack.py --data digits --teacher T.pt --widths "" --epochs 1 \\
+        --targets 0.5 --sparsities 0.9 --out runs/smoke --docs runs/smoke    # minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from staircase.compare.comparison import CompareSettings, Comparison
+from staircase.compare.report import pareto, plot_points, points_table
+from staircase.files import atomic_write_json, atomic_write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+NO_SPEEDUP = 0.10  # a weight-pruned network within this share of the dense one's time: no speed-up
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default="cifar10:../shared/data")
+    ap.add_argument("--teacher", default=str(ROOT / "docs" / "results_cifar" / "teacher" / "last.pt"))
+    ap.add_argument("--widths", default=str(ROOT / "docs" / "results_cifar" / "fisher-widths.json"),
+                    help="a prune run's widths file ('' for none: L1 ranking)")
+    ap.add_argument("--backends", nargs="+", default=["onnxruntime", "openvino"])
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--targets", type=float, nargs="+", default=[0.35, 0.5, 0.7, 0.85])
+    ap.add_argument("--sparsities", type=float, nargs="+", default=[0.5, 0.75, 0.9, 0.95])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "across_stack")
+    ap.add_argument("--docs", type=Path, default=ROOT / "docs")
+    args = ap.parse_args()
+    started = time.perf_counter()
+    for backend in args.backends:
+        say(f"[{backend}] staircase compare {args.teacher} --data {args.data} --backend {backend}")
+        settings = CompareSettings(teacher=args.teacher, data=args.data, out=str(args.out / backend), backend=backend,
+                                   widths=args.widths or None, targets=args.targets, sparsities=args.sparsities,
+                                   epochs=args.epochs, threads=args.threads, single_thread=True)
+
+        def log(message: str, backend=backend) -> None:
+            say(f"      {message}")
+            _collect(args.out, args.docs, args.backends)
+
+        Comparison(settings, log=log).run()
+        _collect(args.out, args.docs, args.backends)
+    say(f"done in {(time.perf_counter() - started) / 60:.0f} min -> {args.docs / 'ACROSS_STACK.md'}")
+    return 0
+
+
+def _collect(out: Path, docs: Path, backends: list[str]) -> None:
+    """Copy each backend's finished points into docs and render the page from them."""
+    found = {}
+    for backend in backends:
+        src = out / backend / "compare.json"
+        if src.exists():
+            doc = json.loads(src.read_text())
+            found[backend] = doc
+            dest = docs / "across_stack" / f"{backend}.json"
+            if not dest.exists() or dest.read_text() != src.read_text():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dest)
+    if found:
+        render(found, docs)
+
+
+def render(found: dict[str, dict], docs: Path) -> None:
+    sections = []
+    for backend, doc in found.items():
+        points, s = doc["points"], doc["settings"]
+        if not points:
+            continue
+        title = f"WRN on {s['data'].split(':')[0]}, {backend}"
+        plots = [plot_points(points, "ratio", docs / "across_stack" / f"{backend}-latency.png", title),
+                 plot_points(points, "size_bytes", docs / "across_stack" / f"{backend}-size.png", title)]
+        sections.append(f"## {backend}\n\n{len(points)} points; fine-tuning {s['epochs']} epochs at lr {s['lr']} "
+                        f"per pruned point; {s['calibration_images']} calibration images.\n\n"
+                        f"```\n{points_table(points)}\n```\n\n"
+                        + "".join(f"![{p.stem}](across_stack/{p.name})\n" for p in plots)
+                        + "\n" + "\n".join(findings(points)) + "\n")
+    across = across_backends(found)
+    atomic_write_text(docs / "ACROSS_STACK.md", f"""# Across the stack: channel pruning, weight pruning and INT8 on this CPU
+
+Written by `scripts/across_stack.py` from `across_stack/<backend>.json` (one `staircase
+compare` run per backend; how each point is made and measured: [compare.md](compare.md)).
+Latency ratio: the network's time measured block by block beside the unmodified network on
+the same runtime (batch 1); "run +MB": the resident memory loading and running it adds to
+a fresh process. The paper's findings (Turner et al.): (1) sparse networks are very hard
+to accelerate; (2) channel pruning is best for accuracy and speed; (3) large older
+networks compress better than hand-crafted efficient ones. Each finding below is checked
+against the numbers; the sentences are computed, not written in advance.
+
+{chr(10).join(sections)}
+## Across the two runtimes
+
+{chr(10).join(across) or "One runtime so far."}
+
+(3) is not tested here: the study compresses one network (WRN-16-2), not a large older
+one beside a hand-crafted efficient one.
+""")
+    atomic_write_json(docs / "across_stack" / "summary.json", {b: findings(d["points"]) for b, d in found.items()})
+
+
+def findings(points: list[dict]) -> list[str]:
+    """What the points say about the paper's findings (1) and (2), and about INT8."""
+    by = {}
+    for p in points:
+        by.setdefault(p["method"], []).append(p)
+    lines = []
+    teacher = by.get("teacher", [None])[0]
+    weight = by.get("weight", [])
+    if weight:
+        ratios = [p["ratio"] for p in weight]
+        none = all(abs(r - 1) <= NO_SPEEDUP for r in ratios)
+        best = max(weight, key=lambda p: float(p["setting"].rstrip("%")))
+        lines.append(f"- (1) weight pruning: {', '.join(p['setting'] for p in weight)} zeros measured "
+                     f"{min(ratios):.2f}-{max(ratios):.2f} of the dense network's time: "
+                     + ("no speed-up (within 10%), as the paper found: the runtime's kernels are dense"
+                        if none else "a speed-up, which the paper did not find")
+                     + f"; at {best['setting']} the file is {best['size_bytes'] / 1e6:.2f} MB "
+                       f"({best['compressed_bytes'] / 1e6:.2f} MB gzip-compressed), top-1 {best['top1']:.1f}%.")
+    front = pareto(points, "ratio")
+    on_front = [points[i] for i in sorted(front, key=lambda i: points[i]["ratio"])]
+    lines.append("- Pareto front of top-1 against latency: "
+                 + ", ".join(f"{p['method']} {p['setting']} ({p['top1']:.1f}% at {p['ratio']:.2f})" for p in on_front)
+                 + ".")
+    channel = by.get("channel", [])
+    if channel and teacher is not None:
+        rivals = [p for p in points if p["method"] not in ("channel", "teacher")]
+        wins = losses = 0
+        for c in channel:
+            beaten = [r for r in rivals if r["ratio"] <= c["ratio"] * 1.03 and r["top1"] > c["top1"]]
+            wins, losses = wins + (not beaten), losses + bool(beaten)
+        faster_rivals = [p for p in rivals if p["ratio"] < min(c["ratio"] for c in channel)]
+        lines.append(f"- (2) channel pruning: {wins} of {len(channel)} staircase students are beaten by no other "
+                     "method's point at their latency or less (3% allowed); "
+                     + ("it is " if losses == 0 else "it is not always ")
+                     + "the best for accuracy at a given speed here"
+                     + (", as the paper found." if losses == 0 else f" ({losses} beaten).")
+                     + (f" Only {', '.join(sorted({p['method'] for p in faster_rivals}))} reach below its fastest point."
+                        if faster_rivals else " No other method reaches below its fastest point."))
+    int8 = by.get("int8", [])
+    if int8 and teacher is not None:
+        ratios = [p["ratio"] for p in int8]
+        drops = [teacher["top1"] - p["top1"] for p in int8]
+        best = min(int8, key=lambda p: (teacher["top1"] - p["top1"], p["ratio"]))
+        lines.append(f"- INT8 of the whole network: {statistics.median(ratios):.2f} of the float time (median over "
+                     f"{len(int8)} settings, {min(ratios):.2f}-{max(ratios):.2f}), top-1 change "
+                     f"{-max(drops):+.1f} to {-min(drops):+.1f} points; the most accurate setting is {best['setting']}; "
+                     f"its file is {best['size_bytes'] / teacher['size_bytes']:.2f} of the float file's size.")
+    both = by.get("channel+int8", [])
+    if both and channel:
+        pairs = [(c, q) for c in channel for q in both if q["setting"] == c["setting"]]
+        lines.append("- channel + INT8 against channel alone: "
+                     + "; ".join(f"{c['setting']}: {q['ratio'] / c['ratio']:.2f}x the time, "
+                                 f"{q['top1'] - c['top1']:+.1f} points" for c, q in pairs) + ".")
+    return lines
+
+
+def across_backends(found: dict[str, dict]) -> list[str]:
+    """The same method's figures on each runtime (the across-stack axis)."""
+    if len(found) < 2:
+        return []
+    lines = []
+    methods = {p["method"] for d in found.values() for p in d["points"]}
+    for method in sorted(methods):
+        parts = []
+        for backend, d in found.items():
+            mine = [p for p in d["points"] if p["method"] == method]
+            if mine:
+                teacher_ms = [p["teacher_ms"] for p in d["points"] if p["method"] == "teacher"]
+                parts.append(f"{backend} ratios {min(p['ratio'] for p in mine):.2f}-{max(p['ratio'] for p in mine):.2f}"
+                             + (f" (network {teacher_ms[0]:.2f} ms)" if teacher_ms and method == "teacher" else ""))
+        lines.append(f"- {method}: " + "; ".join(parts))
+    one = [f"{b}: {statistics.median(p['ratio_1_thread'] / p['ratio'] for p in d['points'] if 'ratio_1_thread' in p):.2f}"
+           for b, d in found.items() if any("ratio_1_thread" in p for p in d["points"])]
+    if one:
+        lines.append("- one thread against two: the median over points of (ratio at 1 thread) / (ratio at 2) — "
+                     + ", ".join(one) + " (above 1: compression saves less when the runtime has one core)")
+    return lines
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

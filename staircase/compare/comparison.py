@@ -1,0 +1,165 @@
+"""``staircase compare``: channel pruning, weight pruning and quantisation of one trained
+network, each measured on the device as it will run.
+
+Every point is a deployable file (ONNX, OpenVINO IR, or a checkpoint for torch) with four
+figures: top-1 on the test set (run by the runtime itself, so a quantised network is judged
+as it computes), its latency measured block by block beside the unmodified network (the
+ratio, as the designer measures students), its size on disk, and the memory running it
+adds to a process (a fresh one per point).
+
+    OUT/compare.json        {"settings", "points": [{method, setting, top1, ratio, size_bytes,
+                            peak_memory_bytes, ...}]}, rewritten after every point
+    OUT/compare.md          the table; OUT/compare-latency.png and compare-size.png: the curves
+    OUT/teacher/            the network as given, exported
+    OUT/profile.json        the device profile the channel-pruned students are designed with
+                            (unless --profile gives one)
+    OUT/students/           their specs and inherited weights
+    OUT/train/<point>/      each fine-tuning run (resumed when killed)
+    OUT/files/<point>.*     each point's deployable file
+
+A rerun reuses every finished point, design and training run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import StaircaseError
+from ..files import atomic_write_json
+from ..quantize import INT8_BACKENDS, INT8_SETTINGS, precisions_here
+from .points import PointMaker
+from .report import write_report
+from .sparsity import check_sparsity
+
+__all__ = ["CompareSettings", "Comparison", "METHODS"]
+
+METHODS = ("teacher", "channel", "channel-unsnapped", "weight", "int8", "channel+int8", "bf16", "f16")
+
+
+
+@dataclass
+class CompareSettings:
+    teacher: str  # the trained network's checkpoint
+    data: str
+    out: str
+    backend: str = "onnxruntime"
+    profile: str | None = None
+    widths: str | None = None  # a `staircase prune` widths file: Fisher allocation and unsnapped widths
+    methods: list[str] | None = None  # default: every method this backend runs here
+    targets: list[float] = field(default_factory=lambda: [0.35, 0.5, 0.7, 0.85])
+    sparsities: list[float] = field(default_factory=lambda: [0.5, 0.75, 0.9, 0.95])
+    int8_settings: list[str] | None = None
+    epochs: int = 3
+    lr: float = 0.01
+    batch_size: int = 128
+    train_images: int | None = None
+    calibration_images: int = 300
+    threads: int | None = None
+    single_thread: bool = False  # also measure every point at one thread (the software-stack axis)
+    grid: int = 4  # the profile made when none is given: every grid-th width, refined at the steps
+    timing: str = "standard"  # its timing preset
+    seed: int = 0
+
+    def check(self) -> list[str]:
+        """The methods to run; one clear error for any setting that cannot work."""
+        if self.backend not in ("onnxruntime", "openvino", "torch"):
+            raise StaircaseError(f"--backend {self.backend!r} must be onnxruntime, openvino or torch")
+        here = precisions_here(self.backend)
+        offered = ["teacher", "channel", "channel-unsnapped", "weight"]
+        if "int8" in here:
+            offered += ["int8", "channel+int8"]
+        offered += [p for p in ("bf16", "f16") if p in here]
+        methods = list(self.methods) if self.methods else offered
+        for m in methods:
+            if m not in METHODS:
+                raise StaircaseError(f"--methods: {m!r} is not one of {', '.join(METHODS)}")
+            if "int8" in m and self.backend not in INT8_BACKENDS:
+                raise StaircaseError(f"--methods {m}: the {self.backend} backend has no INT8 path here; compare "
+                                     f"quantisation with --backend {' or --backend '.join(INT8_BACKENDS)}")
+            if m in ("bf16", "f16") and m not in here:
+                raise StaircaseError(f"--methods {m}: {self.backend} does not compute in {m} on this device "
+                                     f"(it offers {', '.join(here) or 'f32 only'}); leave {m} out")
+        for s in self.sparsities:
+            check_sparsity(s, "--sparsities")
+        for t in self.targets:
+            if not 0 < t < 1:
+                raise StaircaseError(f"--targets {t}: each target is a share of the network's latency, in (0, 1)")
+        known = INT8_SETTINGS.get(self.backend, ())
+        for s in self.int8_settings or ():
+            if s not in known:
+                raise StaircaseError(f"--int8-settings {s!r} is not one of {', '.join(known)} on {self.backend}")
+        if self.epochs < 0 or self.calibration_images < 1:
+            raise StaircaseError("--epochs must be at least 0 and --calibration-images at least 1")
+        return ["teacher", *[m for m in METHODS if m in methods and m != "teacher"]]
+
+
+class Comparison:
+    """Builds and measures the points ``settings`` asks for, one at a time, into ``compare.json``."""
+
+    def __init__(self, settings: CompareSettings, log: Callable[[str], None] = print):
+        from ..train.checkpoint import model_from_checkpoint
+        from ..train.data import load_data
+
+        self.settings, self.log = settings, log
+        self.methods = settings.check()
+        self.out = Path(settings.out)
+        self.model, self.arch, spec = model_from_checkpoint(settings.teacher)
+        if spec is not None:
+            raise StaircaseError(f"{settings.teacher} holds a student ({spec.name}); compare compresses a network "
+                                 "trained with `staircase train teacher`: give that checkpoint")
+        self.data = load_data(settings.data, self.arch.input_size, augment=False)
+        outputs = self._outputs()
+        if outputs != self.data.num_classes:
+            raise StaircaseError(f"--data {settings.data} has {self.data.num_classes} classes but {settings.teacher} "
+                                 f"has {outputs} outputs; compare on the data the network was trained on")
+        self.path = self.out / "compare.json"
+        self.points: list[dict[str, Any]] = self._read_points()
+
+    def _outputs(self) -> int:
+        import torch
+
+        with torch.no_grad():
+            return int(self.model.eval()(torch.zeros(1, *self.arch.input_size)).shape[1])
+
+    def _read_points(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        try:
+            doc = json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise StaircaseError(f"{self.path} cannot be read; delete it to measure every point again") from None
+        if doc.get("settings", {}).get("teacher") not in (None, self.settings.teacher):
+            raise StaircaseError(f"{self.path} compares {doc['settings']['teacher']}, not {self.settings.teacher}; "
+                                 "choose another --out")
+        return list(doc.get("points", []))
+
+    def _save(self) -> None:
+        atomic_write_json(self.path, {"settings": asdict(self.settings), "points": self.points})
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def run(self) -> list[dict[str, Any]]:
+        """Every point of every method (finished ones reused); the points."""
+        maker = PointMaker(self)
+        for method in self.methods:
+            for setting, build in maker.plan(method):
+                if any(p["method"] == method and p["setting"] == setting for p in self.points):
+                    continue
+                started = time.perf_counter()
+                self.log(f"{method} {setting}: building")
+                artifact = build()
+                point = maker.measure(method, setting, artifact)
+                point["minutes"] = (time.perf_counter() - started) / 60
+                self.points.append(point)
+                self._save()
+                write_report(self.out, self.points, asdict(self.settings))
+                self.log(f"{method} {setting}: top-1 {point['top1']:.2f}%, {point['ratio']:.3f} of the teacher's "
+                         f"latency, {point['size_bytes'] / 1e6:.2f} MB, +{point['peak_memory_bytes'] / 1e6:.1f} MB "
+                         "to run")
+        self._save()
+        return self.points
