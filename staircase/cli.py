@@ -900,7 +900,8 @@ class CompareCommand(Command):
         parser.add_argument("--single-thread", action="store_true", help="also measure every point at one thread")
         parser.add_argument("--grid", type=int, default=d.grid, help="profiling grid when no --profile is given")
         parser.add_argument("--timing", choices=("quick", "standard", "careful"), default=d.timing,
-                            help="profiling samples per point when no --profile is given")
+                            help="how carefully the profile (when none is given), the designs and every point "
+                                 "are timed (default: standard)")
         parser.add_argument("--seed", type=int, default=d.seed)
 
     def run(self, args: argparse.Namespace) -> int:

@@ -69,11 +69,14 @@ def precisions_here(backend: str, device: str = "cpu") -> list[str]:
 
 def calibration_batches(dataset, images: int, batch: int = 32, seed: int = 0) -> list[np.ndarray]:
     """``images`` images of ``dataset`` (a seeded draw, without augmentation), as float32
-    batches: what the quantiser's ranges are measured on."""
+    batches of one size (the largest divisor of ``images`` up to ``batch``: ONNX Runtime's
+    histogram calibrators stack the batches): what the quantiser's ranges are measured on."""
     import torch
 
     if images < 1:
         raise StaircaseError(f"--calibration-images {images} must be at least 1")
+    images = min(images, len(dataset))
+    batch = max(d for d in range(1, min(batch, images) + 1) if images % d == 0)
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:images]
     plain = dataset.subset(order, augment=False) if hasattr(dataset, "subset") else [dataset[int(i)] for i in order]
     xs = np.stack([np.asarray(plain[i][0], dtype=np.float32) for i in range(len(plain))])

@@ -10,8 +10,8 @@ from torch import nn
 
 from staircase.architecture import Architecture
 from staircase.compare.comparison import CompareSettings, Comparison
-from staircase.compare.points import _file_zero_share
 from staircase.compare.report import pareto
+from staircase.compare.runtime import file_zero_share
 from staircase.compare.sparsity import WeightMasks, check_sparsity, zero_share
 from staircase.errors import StaircaseError
 from staircase.models import create_model
@@ -76,7 +76,7 @@ def test_weight_pruned_fine_tuning_keeps_its_zeros_in_the_checkpoint_the_onnx_fi
     from staircase.train.export import export_onnx
 
     export_onnx(model, (3, 32, 32), tmp_path / "w.onnx")
-    assert _file_zero_share(tmp_path / "w.onnx") >= 0.9 - 1e-3
+    assert file_zero_share(tmp_path / "w.onnx") >= 0.9 - 1e-3
     # resumed, the run computes the same mask from the same init weights and holds it
     assert train(config, resume=True, log=lambda m: None)["zero_share"] >= 0.9 - 1e-3
     again = model_from_checkpoint(tmp_path / "w" / "last.pt")[0]
@@ -176,9 +176,10 @@ def test_compare_makes_every_method_s_points_and_a_rerun_reuses_them(teacher, tm
     # depend on how loaded the machine is; the students are measured for real
     profile_network("wrn_16_1", stepped_onnxruntime(), tmp_path / "p.json", num_classes=10, grid=4, rounds=1,
                     progress=False, log=lambda m: None)
-    settings = CompareSettings(teacher=str(ckpt), data="digits", out=str(tmp_path / "c"), targets=[0.6],
+    settings = CompareSettings(teacher=str(ckpt), data="digits", out=str(tmp_path / "c"), targets=[0.6, 0.02],
                                profile=str(tmp_path / "p.json"), sparsities=[0.8], int8_settings=["minmax"],
-                               epochs=1, train_images=128, batch_size=64, calibration_images=32, threads=2)
+                               epochs=1, train_images=128, batch_size=64, calibration_images=32, threads=2,
+                               timing="quick")
     logged = []
     points = Comparison(settings, log=logged.append).run()
     assert [(p["method"], p["setting"]) for p in points] == [
@@ -200,7 +201,41 @@ def test_compare_makes_every_method_s_points_and_a_rerun_reuses_them(teacher, tm
     assert by["channel"]["params"] < by["teacher"]["params"]
     saved = json.loads((tmp_path / "c" / "compare.json").read_text())
     assert saved["points"] == points
+    # a target below what the steps reach is said, not made, and the rest goes on
+    assert [(x["method"], x["setting"]) for x in saved["skipped"]] == [
+        ("channel", "2%"), ("channel-unsnapped", "2%"), ("channel+int8", "2%")]
+    assert "below what this profile's steps reach" in saved["skipped"][0]["why"]
     assert (tmp_path / "c" / "compare-latency.png").exists() and (tmp_path / "c" / "compare-size.png").exists()
     again = []
     assert Comparison(settings, log=again.append).run() == points
-    assert not any("building" in m for m in again)
+    assert [m for m in again if "building" in m] == [  # only the points that could not be made are tried again
+        "channel 2%: building", "channel-unsnapped 2%: building", "channel+int8 2%: building"]
+
+
+@pytest.mark.backend
+def test_an_int8_op_runs_on_each_runtimes_int8_convolution(tmp_path):
+    """``profile --precision int8``: the one-op graph is quantised, and each runtime runs its
+    INT8 kernel (ONNX Runtime fuses QLinearConv; OpenVINO's convolution runs in u8/i8)."""
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+
+    from staircase.profile.backends import _at_precision, get_backend
+    from staircase.profile.onnx_graph import op_model
+    from staircase.profile.ops import OpSpec
+
+    op = OpSpec("conv", "out", 16, 32, (3, 3), (1, 1), (1, 1), (8, 8), True)
+    data, _shape = _at_precision(op_model(op, 24, 1), "int8")
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    opts.log_severity_level = 3
+    ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    assert "QLinearConv" in [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
+    assert get_backend("onnxruntime", threads=1, precision="int8").prepare_op(op, 24)().shape == (1, 24, 8, 8)
+    if pytest.importorskip("openvino"):
+        run = get_backend("openvino", threads=1, precision="int8").prepare_op(op, 24)
+        assert run().shape == (1, 24, 8, 8)
+        kinds = {(o.get_rt_info()["layerType"].astype(str), o.get_rt_info()["runtimePrecision"].astype(str))
+                 for o in run.compiled.get_runtime_model().get_ordered_ops()}
+        assert {p for kind, p in kinds if kind == "Convolution"} <= {"u8", "i8"}
+    with pytest.raises(StaircaseError, match="backend torch runs precision f32/f16/bf16, not 'int8'"):
+        get_backend("torch", precision="int8")

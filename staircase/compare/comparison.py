@@ -32,7 +32,7 @@ from typing import Any
 from ..errors import StaircaseError
 from ..files import atomic_write_json
 from ..quantize import INT8_BACKENDS, INT8_SETTINGS, precisions_here
-from .points import PointMaker
+from .points import PointMaker, PointSkipped
 from .report import write_report
 from .sparsity import check_sparsity
 
@@ -62,7 +62,7 @@ class CompareSettings:
     threads: int | None = None
     single_thread: bool = False  # also measure every point at one thread (the software-stack axis)
     grid: int = 4  # the profile made when none is given: every grid-th width, refined at the steps
-    timing: str = "standard"  # its timing preset
+    timing: str = "standard"  # how carefully the profile, the designs and every point are timed
     seed: int = 0
 
     def check(self) -> list[str]:
@@ -93,6 +93,10 @@ class CompareSettings:
         for s in self.int8_settings or ():
             if s not in known:
                 raise StaircaseError(f"--int8-settings {s!r} is not one of {', '.join(known)} on {self.backend}")
+        from ..profile.timing import TIMINGS
+
+        if self.timing not in TIMINGS:
+            raise StaircaseError(f"--timing {self.timing!r} must be one of {', '.join(TIMINGS)}")
         if self.epochs < 0 or self.calibration_images < 1:
             raise StaircaseError("--epochs must be at least 0 and --calibration-images at least 1")
         return ["teacher", *[m for m in METHODS if m in methods and m != "teacher"]]
@@ -119,6 +123,7 @@ class Comparison:
                                  f"has {outputs} outputs; compare on the data the network was trained on")
         self.path = self.out / "compare.json"
         self.points: list[dict[str, Any]] = self._read_points()
+        self.skipped: dict[tuple[str, str], str] = {}  # (method, setting) -> why it could not be made
 
     def _outputs(self) -> int:
         import torch
@@ -138,28 +143,41 @@ class Comparison:
                                  "choose another --out")
         return list(doc.get("points", []))
 
+    def _skipped_list(self) -> list[dict[str, str]]:
+        return [{"method": m, "setting": s, "why": why} for (m, s), why in self.skipped.items()]
+
     def _save(self) -> None:
-        atomic_write_json(self.path, {"settings": asdict(self.settings), "points": self.points})
+        atomic_write_json(self.path, {"settings": asdict(self.settings), "points": self.points,
+                                      "skipped": self._skipped_list()})
 
     # -- the run ------------------------------------------------------------------------------
 
     def run(self) -> list[dict[str, Any]]:
         """Every point of every method (finished ones reused); the points."""
-        maker = PointMaker(self)
+        maker = PointMaker(self.settings, self.model, self.arch, self.data, self.log)
         for method in self.methods:
             for setting, build in maker.plan(method):
                 if any(p["method"] == method and p["setting"] == setting for p in self.points):
                     continue
                 started = time.perf_counter()
                 self.log(f"{method} {setting}: building")
-                artifact = build()
+                try:
+                    artifact = build()
+                except PointSkipped as why:
+                    self.skipped[(method, setting)] = str(why)
+                    self.log(f"{method} {setting}: skipped: {why}")
+                    self._save()
+                    continue
+                self.skipped.pop((method, setting), None)
                 point = maker.measure(method, setting, artifact)
                 point["minutes"] = (time.perf_counter() - started) / 60
                 self.points.append(point)
                 self._save()
-                write_report(self.out, self.points, asdict(self.settings))
+                write_report(self.out, self.points, asdict(self.settings), self._skipped_list())
                 self.log(f"{method} {setting}: top-1 {point['top1']:.2f}%, {point['ratio']:.3f} of the teacher's "
                          f"latency, {point['size_bytes'] / 1e6:.2f} MB, +{point['peak_memory_bytes'] / 1e6:.1f} MB "
                          "to run")
         self._save()
+        if self.points:
+            write_report(self.out, self.points, asdict(self.settings), self._skipped_list())
         return self.points

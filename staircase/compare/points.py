@@ -24,15 +24,17 @@ import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import StaircaseError
 from ..quantize import INT8_SETTINGS
 
-if TYPE_CHECKING:
-    from .comparison import Comparison
+__all__ = ["Artifact", "PointMaker", "PointSkipped"]
 
-__all__ = ["Artifact", "PointMaker"]
+
+class PointSkipped(StaircaseError):
+    """A point that cannot be made on this device (e.g. a latency target below what the
+    profile's steps reach): the comparison says why and goes on."""
 
 
 @dataclass
@@ -52,12 +54,17 @@ def _pct(share: float) -> str:
 
 
 class PointMaker:
-    def __init__(self, comparison: Comparison):
-        from ..profile.backends import get_backend
+    """Plans each method's points and makes and measures them, reusing what is on disk."""
 
-        self.c = comparison
-        self.s = comparison.settings
-        self.out = comparison.out
+    def __init__(self, settings, model, arch, data, log: Callable[[str], None]):
+        """``settings``: the comparison's :class:`~staircase.compare.comparison.CompareSettings`;
+        ``model``/``arch``: the trained network and its architecture; ``data``: its data."""
+        from ..profile.backends import get_backend
+        from ..profile.timing import TIMINGS
+
+        self.s, self.model, self.arch, self.data, self.log = settings, model, arch, data, log
+        self.out = Path(settings.out)
+        self.protocol = TIMINGS[settings.timing].network  # every whole network's paired measurement
         self.backend = get_backend(self.s.backend, threads=self.s.threads)
         self._designer = None
         self._widths_file = None
@@ -70,7 +77,7 @@ class PointMaker:
         """(setting, build) for each point of ``method``, in order."""
         s = self.s
         if method == "teacher":
-            yield "f32", lambda: Artifact(self.teacher_file(), info={"params": self._params(self.c.model)})
+            yield "f32", lambda: Artifact(self.teacher_file(), info={"params": self._params(self.model)})
         elif method == "channel":
             for t in s.targets:
                 yield _pct(t), lambda t=t: self._channel(t, unsnapped=False)
@@ -82,13 +89,13 @@ class PointMaker:
                 yield _pct(sp), lambda sp=sp: self._weight(sp)
         elif method == "int8":
             for setting in s.int8_settings or INT8_SETTINGS[s.backend]:
-                yield setting, lambda setting=setting: self._int8(self.onnx_of("teacher", self.c.model), "int8-" + setting,
-                                                                  setting, {"params": self._params(self.c.model)})
+                yield setting, lambda setting=setting: self._int8(self.onnx_of("teacher", self.model), "int8-" + setting,
+                                                                  setting, {"params": self._params(self.model)})
         elif method == "channel+int8":
             for t in s.targets:
                 yield _pct(t), lambda t=t: self._channel_int8(t)
         elif method in ("bf16", "f16"):
-            yield "teacher", lambda: Artifact(self.teacher_file(), method, {"params": self._params(self.c.model)})
+            yield "teacher", lambda: Artifact(self.teacher_file(), method, {"params": self._params(self.model)})
             for t in s.targets:
                 yield f"channel {_pct(t)}", lambda t=t: self._at_precision(self._channel(t, unsnapped=False), method)
 
@@ -102,7 +109,7 @@ class PointMaker:
     # -- files ---------------------------------------------------------------------------------
 
     def teacher_file(self) -> Path:
-        return self.deployable("teacher", self.c.model)
+        return self.deployable("teacher", self.model)
 
     def onnx_of(self, name: str, model) -> Path:
         """``files/<name>.onnx``: the float network as ONNX (exported once, checked against torch)."""
@@ -110,7 +117,7 @@ class PointMaker:
 
         path = self.out / "files" / f"{name}.onnx"
         if not path.exists():
-            result = export_onnx(model, self.c.arch.input_size, path)
+            result = export_onnx(model, self.arch.input_size, path)
             if not result["within_tolerance"]:
                 raise StaircaseError(f"the ONNX export of {name} differs from torch by {result['max_abs_diff']:.3g}")
         return path
@@ -126,11 +133,11 @@ class PointMaker:
         if self.s.backend == "openvino":
             path = self.out / "files" / f"{name}.xml"
             if not path.exists():
-                export_openvino(model, self.c.arch.input_size, path)
+                export_openvino(model, self.arch.input_size, path)
             return path
         path = self.out / "files" / f"{name}.pt"
         if not path.exists():
-            save_checkpoint(path, {"model": model.state_dict(), "architecture": self.c.arch.to_dict(),
+            save_checkpoint(path, {"model": model.state_dict(), "architecture": self.arch.to_dict(),
                                    "spec": spec.to_dict() if spec is not None else None})
         return path
 
@@ -145,7 +152,7 @@ class PointMaker:
             from ..profile.sweep import profile_network
             from ..widths import WidthsFile
 
-            arch = self.c.arch
+            arch = self.arch
             if self.s.profile:
                 prof = Profile.load(self.s.profile)
                 if prof.fingerprint.get("backend") != self.backend.name:
@@ -155,11 +162,11 @@ class PointMaker:
                                          "(one is made)")
             else:
                 path = self.out / "profile.json"
-                self.c.log(f"profiling {arch.name} on {self.backend.name} into {path} (grid {self.s.grid})")
+                self.log(f"profiling {arch.name} on {self.backend.name} into {path} (grid {self.s.grid})")
                 prof = profile_network(arch.name, self.backend, path, input_size=tuple(arch.input_size),
                                        num_classes=arch.kwargs.get("num_classes"), grid=self.s.grid, rounds=2,
-                                       timing=self.s.timing, progress=False, log=self.c.log).profile
-            self._designer = Designer(prof, ResolvedModel(copy.deepcopy(self.c.model), arch))
+                                       timing=self.s.timing, progress=False, log=self.log).profile
+            self._designer = Designer(prof, ResolvedModel(copy.deepcopy(self.model), arch))
             if self.s.widths:
                 self._widths_file = WidthsFile.load(self.s.widths)
         return self._designer
@@ -177,10 +184,15 @@ class PointMaker:
         if all(p.exists() for p in paths):
             return tuple(StudentSpec.load(p) for p in paths)
         designer = self.designer()
-        measure = BesideTeacher(backend_of(designer.profile), self.c.model, self.c.arch.input_size, designer.full_ms)
+        lowest = designer.smallest_ms() / designer.full_ms
+        if target < lowest:
+            raise PointSkipped(f"{target:.0%} of the network's latency is below what this profile's steps reach "
+                               f"({lowest:.0%} predicted for the narrowest student); ask for at least that")
+        measure = BesideTeacher(backend_of(designer.profile), self.model, self.arch.input_size, designer.full_ms,
+                                protocol=self.protocol)
         unsnapped = "unsnapped" if self._widths_file is not None else "l1"
         found = design_students(designer, name, self._widths_file, target_ms=target * designer.full_ms,
-                                baselines=(unsnapped,), measure=measure, l1_model=self.c.model, log=self.c.log)
+                                baselines=(unsnapped,), measure=measure, l1_model=self.model, log=self.log)
         main, other = found[0].spec, found[1].spec
         other.name = f"{name}-unsnapped"
         other.save(paths[1])
@@ -193,9 +205,9 @@ class PointMaker:
         from ..train.checkpoint import model_from_checkpoint
         from ..train.trainer import TrainConfig, train_or_reuse
 
-        s, arch = self.s, self.c.arch
+        s, arch = self.s, self.arch
         if s.epochs == 0:
-            model = model_from_checkpoint(init)[0] if spec_path is not None else copy.deepcopy(self.c.model)
+            model = model_from_checkpoint(init)[0] if spec_path is not None else copy.deepcopy(self.model)
             if sparsity:
                 from .sparsity import WeightMasks
 
@@ -208,7 +220,7 @@ class PointMaker:
             num_classes=None if spec_path is not None else arch.kwargs.get("num_classes"),
             input_shape=None if spec_path is not None else list(arch.input_size), threads=s.threads,
             seed=s.seed, progress=False)
-        summary = train_or_reuse(config, log=lambda m: self.c.log(f"  {m}"))
+        summary = train_or_reuse(config, log=lambda m: self.log(f"  {m}"))
         model = model_from_checkpoint(Path(config.out) / "last.pt")[0]
         return model, summary["seconds_this_session"] / 60
 
@@ -220,7 +232,7 @@ class PointMaker:
         spec_path = self.out / "students" / f"{spec.name}-inherited.json"
         if not spec_path.with_suffix(".pt").exists():
             inherited = StudentSpec.from_dict(spec.to_dict(), str(spec_path))
-            save_student(inherited, inherited_student(self.c.model, inherited, self.s.teacher, self._widths_file),
+            save_student(inherited, inherited_student(self.model, inherited, self.s.teacher, self._widths_file),
                          spec_path)
         model, minutes = self._trained(spec.name, spec_path, str(spec_path.with_suffix(".pt")))
         notes = spec.provenance.notes
@@ -245,6 +257,7 @@ class PointMaker:
     # -- weight pruning ------------------------------------------------------------------------
 
     def _weight(self, sparsity: float) -> Artifact:
+        from .runtime import file_zero_share
         from .sparsity import zero_share
 
         name = f"weight-{round(sparsity * 100)}"
@@ -255,7 +268,7 @@ class PointMaker:
                                  f"{sparsity:.0%}; the mask was not held")
         path = self.deployable(name, model)
         return Artifact(path, info={"params": self._params(model), "zero_share": zeros, "train_minutes": minutes,
-                                    "file_zero_share": _file_zero_share(path)})
+                                    "file_zero_share": file_zero_share(path)})
 
     # -- quantisation --------------------------------------------------------------------------
 
@@ -264,7 +277,7 @@ class PointMaker:
         if self._calibration is None:
             from ..quantize import calibration_batches
 
-            self._calibration = calibration_batches(self.c.data.train, self.s.calibration_images, seed=self.s.seed)
+            self._calibration = calibration_batches(self.data.train, self.s.calibration_images, seed=self.s.seed)
         return self._calibration
 
     def _int8(self, float_onnx: Path, name: str, setting: str, info: dict[str, Any]) -> Artifact:
@@ -296,7 +309,7 @@ class PointMaker:
         if backend.name == "torch":
             from ..train.checkpoint import model_from_checkpoint
 
-            return backend.prepare_model(model_from_checkpoint(path)[0], tuple(self.c.arch.input_size), paired=True)
+            return backend.prepare_model(model_from_checkpoint(path)[0], tuple(self.arch.input_size), paired=True)
         return backend.prepare_file(str(path), paired=True)
 
     def measure(self, method: str, setting: str, artifact: Artifact) -> dict[str, Any]:
@@ -307,30 +320,19 @@ class PointMaker:
 
         threads = self.backend.threads
         runner = file_runner(self.s.backend, artifact.path, artifact.precision, threads)
-        accuracy = evaluate_file(runner, self.c.data.test)
+        accuracy = evaluate_file(runner, self.data.test)
         backend = self._backend(threads, artifact.precision)
-        rel = time_relative(backend, self._prepare(artifact.path, backend), self._reference(threads), pairs=3)
+        rel = time_relative(backend, self._prepare(artifact.path, backend), self._reference(threads), pairs=3,
+                            protocol=self.protocol)
         point = {"method": method, "setting": setting, "top1": accuracy["top1"], "ratio": rel.ratio,
                  "size_bytes": file_bytes(artifact.path),
-                 **peak_memory(self.s.backend, artifact.path, self.c.arch.input_size, artifact.precision, threads),
+                 **peak_memory(self.s.backend, artifact.path, self.arch.input_size, artifact.precision, threads),
                  "ms": rel.run_ms, "teacher_ms": rel.reference_ms, "compressed_bytes": compressed_bytes(artifact.path),
                  "precision": artifact.precision, "threads": threads, "test_images": accuracy["images"],
                  "file": str(artifact.path.relative_to(self.out)), **artifact.info}
         if self.s.single_thread and threads != 1:
             one = self._backend(1, artifact.precision)
-            rel1 = time_relative(one, self._prepare(artifact.path, one), self._reference(1), pairs=3)
+            rel1 = time_relative(one, self._prepare(artifact.path, one), self._reference(1), pairs=3,
+                                 protocol=self.protocol)
             point.update(ratio_1_thread=rel1.ratio, ms_1_thread=rel1.run_ms)
         return point
-
-
-def _file_zero_share(path: Path) -> float | None:
-    """The share of zeros among an ONNX file's weight tensors of rank > 1 (the pruned ones):
-    what the runtime is given."""
-    if path.suffix != ".onnx":
-        return None
-    import onnx
-    from onnx import numpy_helper
-
-    arrays = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer if len(t.dims) > 1]
-    total = sum(a.size for a in arrays)
-    return float(sum(int((a == 0).sum()) for a in arrays) / total) if total else None

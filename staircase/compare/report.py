@@ -71,8 +71,10 @@ def plot_points(points: Sequence[dict[str, Any]], cost: str, path: Path, title: 
     return path
 
 
-def write_report(out: Path, points: Sequence[dict[str, Any]], settings: dict[str, Any]) -> list[Path]:
-    """``compare.md`` (the table) and the two plots in ``out``; their paths."""
+def write_report(out: Path, points: Sequence[dict[str, Any]], settings: dict[str, Any],
+                 skipped: Sequence[dict[str, str]] = ()) -> list[Path]:
+    """``compare.md`` (the table, and the points that could not be made) and the two plots
+    in ``out``; their paths."""
     title = f"{Path(settings['teacher']).parent.name or settings['teacher']} on {settings['data'].split(':')[0]}, " \
             f"{settings['backend']}"
     plots = [plot_points(points, "ratio", out / "compare-latency.png", title),
@@ -81,6 +83,7 @@ def write_report(out: Path, points: Sequence[dict[str, Any]], settings: dict[str
             "Latency ratio: each network's time measured block by block beside the unmodified one "
             "(batch 1); run +MB: the resident memory loading and running it adds to a fresh process.\n\n"
             f"```\n{points_table(points)}\n```\n\n"
-            + "".join(f"![{p.stem}]({p.name})\n" for p in plots))
+            + "".join(f"- not made: {x['method']} {x['setting']}: {x['why']}\n" for x in skipped)
+            + ("\n" if skipped else "") + "".join(f"![{p.stem}]({p.name})\n" for p in plots))
     atomic_write_text(out / "compare.md", text)
     return [out / "compare.md", *plots]

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import StaircaseError, require
 
-__all__ = ["file_runner", "evaluate_file", "file_bytes", "compressed_bytes", "peak_memory"]
+__all__ = ["compressed_bytes", "evaluate_file", "file_bytes", "file_runner", "file_zero_share", "peak_memory"]
 
 
 def file_runner(backend: str, path: str | Path, precision: str = "f32", threads: int | None = None
@@ -100,6 +100,19 @@ def peak_memory(backend: str, path: str | Path, input_size, precision: str = "f3
     if done.returncode != 0:
         raise StaircaseError(f"measuring the memory of {path} failed: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def file_zero_share(path: Path) -> float | None:
+    """The share of zeros among an ONNX file's weight tensors of rank > 1 (the pruned ones):
+    what the runtime is given."""
+    if path.suffix != ".onnx":
+        return None
+    import onnx
+    from onnx import numpy_helper
+
+    arrays = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer if len(t.dims) > 1]
+    total = sum(a.size for a in arrays)
+    return float(sum(int((a == 0).sum()) for a in arrays) / total) if total else None
 
 
 def _status_kb(field: str) -> int | None:

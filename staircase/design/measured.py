@@ -58,15 +58,17 @@ class BesideTeacher:
     """Times networks block by block beside the teacher on ``backend`` (``time_relative``)."""
 
     def __init__(self, backend: Backend, teacher: nn.Module, input_size, profile_teacher_ms: float,
-                 pairs: int = MEASURE_PAIRS):
+                 pairs: int = MEASURE_PAIRS, protocol=None):
+        """``protocol``: each paired measurement's (default ``timing.FULL_NETWORK_PROTOCOL``)."""
         self.backend, self.input_size, self.full_ms, self.pairs = backend, tuple(input_size), profile_teacher_ms, pairs
+        self.protocol = protocol
         self.teacher_run = backend.prepare_model(teacher.eval(), self.input_size, paired=True)
 
     def __call__(self, model: nn.Module) -> Timed:
         from ..profile.timing import time_relative
 
         run = self.backend.prepare_model(model.eval(), self.input_size, paired=True)
-        rel = time_relative(self.backend, run, self.teacher_run, pairs=self.pairs)
+        rel = time_relative(self.backend, run, self.teacher_run, pairs=self.pairs, protocol=self.protocol)
         spread = min(m.iqr_ms for m in rel.runs)  # the best-spread pair's IQR
         return Timed(rel.run_ms, spread, rel.reference_ms, rel.ratio, rel.ratio * self.full_ms)
 
