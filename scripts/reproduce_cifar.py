@@ -232,7 +232,11 @@ def verdicts(rows: list[dict]) -> list[str]:
     lines = []
     groups = {k: _summary(v) for k, v in _groups(rows).items()}
     for part, target in sorted({(k[0], k[1]) for k in groups}):
-        ranked = sorted(((k[2], s) for k, s in groups.items() if k[:2] == (part, target)), key=lambda x: -x[1]["mean"])
+        mine = [(k[2], s) for k, s in groups.items() if k[:2] == (part, target)]
+        # a network measured more than 3% slower than the target is not at the budget: it
+        # cannot win; one measured faster can (it only gave latency away)
+        slower = sorted(m for m, s in mine if s["ratio"] > target * (1 + MATCH_WITHIN))
+        ranked = sorted(((m, s) for m, s in mine if m not in slower), key=lambda x: -x[1]["mean"])
         if len(ranked) < 2:
             continue
         (best, a), (second, b) = ranked[0], ranked[1]
@@ -242,9 +246,12 @@ def verdicts(rows: list[dict]) -> list[str]:
         where = "" if best == "staircase" or staircase is None else (
             f"; the tool's default staircase student ranked {[m for m, _ in ranked].index('staircase') + 1} of "
             f"{len(ranked)}, {a['mean'] - staircase['mean']:.2f} points behind")
+        faster = "" if a["ratio"] >= target * (1 - MATCH_WITHIN) else f" at {a['ratio']:.3f} of the teacher"
         lines.append(f"- from {part}, {target:.0%} of the teacher: {best} won with {a['mean']:.2f} +- {a['std']:.2f}% "
-                     f"({a['n']} seeds), {a['mean'] - b['mean']:.2f} points over {second} ({b['mean']:.2f} +- "
-                     f"{b['std']:.2f}), {clear} the seeds' spread ({spread:.2f}){where}")
+                     f"({a['n']} seeds){faster}, {a['mean'] - b['mean']:.2f} points over {second} ({b['mean']:.2f} +- "
+                     f"{b['std']:.2f}), {clear} the seeds' spread ({spread:.2f}){where}"
+                     + (f"; not ranked, measured more than 3% slower than the target: {', '.join(slower)}"
+                        if slower else ""))
     return lines
 
 

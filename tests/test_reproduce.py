@@ -43,3 +43,17 @@ def test_the_verdict_names_the_winner_its_margin_and_whether_the_seeds_tell_them
     (line,) = repro.verdicts(rows)
     assert line.startswith("- from teacher, 50% of the teacher: uniform won") and "within the seeds' spread" in line
     assert "the tool's default staircase student ranked 2 of 2, 1.00 points behind" in line
+
+
+def test_a_network_slower_than_the_target_cannot_win_and_a_faster_one_can(repro):
+    rows = [_row("staircase", t, s) for s, t in enumerate((60.0, 61.0, 62.0))]
+    rows += [_row("uniform", t, s, ratio=0.56) for s, t in enumerate((70.0, 71.0, 72.0))]  # 12% too slow
+    rows += [_row("l1-round", t, s, ratio=0.45) for s, t in enumerate((58.0, 59.0, 60.0))]  # 10% faster
+    (line,) = repro.verdicts(rows)
+    assert line.startswith("- from teacher, 50% of the teacher: staircase won") and "over l1-round" in line
+    assert line.endswith("not ranked, measured more than 3% slower than the target: uniform")
+    rows = [_row("staircase", t, s) for s, t in enumerate((60.0, 61.0, 62.0))]
+    rows += [_row("l1-round", t, s, ratio=0.45) for s, t in enumerate((68.0, 69.0, 70.0))]
+    (line,) = repro.verdicts(rows)
+    assert "l1-round won with 69.00 +- 1.00% (3 seeds) at 0.450 of the teacher, 8.00 points over staircase" in line
+

@@ -54,7 +54,9 @@ class Backend(ABC):
             raise StaircaseError(f"--batch {batch} must be at least 1")
         key = _PRECISIONS.get(precision.lower())
         if key not in self.precisions:
-            raise StaircaseError(f"backend {self.name} runs precision {'/'.join(self.precisions)}, not {precision!r}")
+            others = [n for n, b in BACKENDS.items() if key in b.precisions]
+            raise StaircaseError(f"backend {self.name} runs precision {'/'.join(self.precisions)}, not {precision!r}"
+                                 + (f"; {key} runs on --backend {' or '.join(others)}" if others else ""))
         self.precision = key
         devices = self.available_devices()
         if device not in devices:
