@@ -187,14 +187,21 @@ def _alternated_ratio(backend, run, reference, protocol) -> float:
     return (a / b + d / c) / 2
 
 
-def step_sizes(model, backends, tmp, keep, done):
+def step_sizes(model, backends, tmp, keep, done, grid=None):
     """Profile ``model`` on each backend (reusing ``done``, a finished onnxruntime sweep)."""
+    from staircase.quantize import precisions_here
+
     rows = []
     for name, kw in backends:
+        label = f"{name} {kw.get('precision', 'f32')}"
         try:
             be = get_backend(name, **kw)
         except Exception as exc:  # noqa: BLE001 - record and go on, like timm's benchmark
-            rows.append({"backend": f"{name} {kw.get('precision', 'f32')}", "error": str(exc)})
+            rows.append({"backend": label, "error": str(exc)})
+            continue
+        if be.precision != "f32" and be.precision not in precisions_here(name):  # it would run f32 and say bf16
+            rows.append({"backend": label, "error": f"this device does not compute in {be.precision}",
+                         "cpu": be.device_name()})
             continue
         if name == "onnxruntime" and be.precision == "f32" and done is not None:
             r = done
@@ -203,12 +210,13 @@ def step_sizes(model, backends, tmp, keep, done):
                 Path(tmp) / f"steps-{name}-{be.precision}.json"
             for stale in (path, Path(str(path) + ".journal")):  # measured afresh
                 stale.unlink(missing_ok=True)
-            r = _sweep(model, be, path)
+            r = _sweep(model, be, path, grid)
         sizes = [step_size(r.profile.slot_curve(r.network, s).optimal())
                  for s in r.profile.network(r.network).slots]
         sizes = [s for s in sizes if s]
         rows.append({"backend": f"{name} {be.precision}", "median_step": statistics.median(sizes) if sizes else None,
-                     "slots_with_steps": len(sizes), "seconds": round(r.seconds, 1), "cpu": be.device_name()})
+                     "slots_with_steps": len(sizes), "seconds": round(r.seconds, 1), "cpu": be.device_name(),
+                     "grid": grid or GRIDS.get(model, 1), "model": model})
     return rows
 
 
@@ -227,6 +235,8 @@ def main() -> int:
     ap.add_argument("--profiles", default=None, help="keep the profiles in this folder (e.g. profiles)")
     ap.add_argument("--repro-profiles", default=None,
                     help="keep part 1's two profiles in this folder (default: a temporary one)")
+    ap.add_argument("--steps-grid", type=int, default=None,
+                    help="part 4's sweep grid (default: the model's, as parts 1-3)")
     ap.add_argument("--out", default=str(ROOT / "docs"))
     args = ap.parse_args()
     backend = get_backend("onnxruntime", threads=args.threads)
@@ -277,7 +287,12 @@ def main() -> int:
                         ("openvino", {"threads": args.threads, "precision": "bf16"}),
                         ("onnxruntime", {"threads": args.threads, "precision": "int8"}),
                         ("openvino", {"threads": args.threads, "precision": "int8"})]
-            report["steps"] = step_sizes(first_model, backends, tmp, args.profiles, results.get(first_model))
+            report["steps"] = step_sizes(first_model, backends, tmp, args.profiles,
+                                         None if args.steps_grid else results.get(first_model), args.steps_grid)
+            # a precision this device lacks keeps the figure an earlier run measured where it has it
+            before = {x["backend"]: {"cpu": earlier.get("backend", {}).get("cpu"), **x}
+                      for x in earlier.get("steps", []) if "error" not in x}
+            report["steps"] = [before.get(x["backend"], x) if "error" in x else x for x in report["steps"]]
             for row in report["steps"]:
                 print(f"[4] {row}", flush=True)
     report["seconds"] = time.perf_counter() - started
@@ -346,10 +361,15 @@ def render(r: dict) -> str:
                                 "calibration (scale, misalignment, block)"],
                                [row for x in r["prediction"] for row in _prediction_rows(x)]), ""]
     if r["steps"]:
-        lines += ["## 4. Step size per backend (median over slots of the gap between optimal widths)", "",
-                  format_table(["backend", "median step", "slots with steps", "profile s", "device"],
+        models = sorted({x.get("model", "wrn_40_2") for x in r["steps"]})
+        lines += [f"## 4. Step size per backend and precision ({', '.join(models)}; the median over slots of the "
+                  "gap between optimal widths)", "",
+                  "At int8 each op is quantised to QDQ first (ONNX Runtime's INT8 convolution; OpenVINO's INT8 "
+                  "path), as `staircase profile --precision int8` does.", "",
+                  format_table(["backend", "median step", "slots with steps", "profile s", "grid", "device"],
                                [[x["backend"], x.get("median_step", "-"), x.get("slots_with_steps", "-"),
-                                 x.get("seconds", x.get("error")), x.get("cpu", fp["cpu"])] for x in r["steps"]]), ""]
+                                 x.get("seconds", x.get("error")), x.get("grid", "-"), x.get("cpu", fp["cpu"])]
+                                for x in r["steps"]]), ""]
     return "\n".join(lines)
 
 
