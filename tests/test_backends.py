@@ -117,7 +117,8 @@ def test_bad_backend_device_precision_are_clear():
     with pytest.raises(StaircaseError, match="has no device 'cuda:7'; available here: cpu"):
         get_backend("torch", "cuda:7")
     pytest.importorskip("onnxruntime")
-    with pytest.raises(StaircaseError, match="runs precision f32, not 'bf16'"):
+    with pytest.raises(StaircaseError, match="runs precision f32/int8, not 'bf16'; bf16 runs on --backend torch or "
+                                             "openvino"):
         get_backend("onnxruntime", precision="bf16")
 
 
