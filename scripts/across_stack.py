@@ -55,6 +55,7 @@ def main() -> int:
     started = time.perf_counter()
     for backend in args.backends:
         say(f"[{backend}] staircase compare {args.teacher} --data {args.data} --backend {backend}")
+        _share_weight_runs(args.out / args.backends[0], args.out / backend)
         settings = CompareSettings(teacher=args.teacher, data=args.data, out=str(args.out / backend), backend=backend,
                                    widths=args.widths or None, targets=args.targets, sparsities=args.sparsities,
                                    epochs=args.epochs, threads=args.threads, single_thread=True)
@@ -67,6 +68,18 @@ def main() -> int:
         _collect(args.out, args.docs, args.backends)
     say(f"done in {(time.perf_counter() - started) / 60:.0f} min -> {args.docs / 'ACROSS_STACK.md'}")
     return 0
+
+
+def _share_weight_runs(first: Path, other: Path) -> None:
+    """The weight-pruned fine-tuning runs do not depend on the backend (same network, mask,
+    recipe and seed): a later backend's comparison reuses the first one's."""
+    if first == other or not (first / "train").exists():
+        return
+    for run in (first / "train").glob("weight-*"):
+        mine = other / "train" / run.name
+        if (run / "summary.json").exists() and not mine.exists():
+            mine.parent.mkdir(parents=True, exist_ok=True)
+            mine.symlink_to(run.resolve(), target_is_directory=True)
 
 
 def _collect(out: Path, docs: Path, backends: list[str]) -> None:
@@ -107,7 +120,8 @@ def render(found: dict[str, dict], docs: Path) -> None:
     atomic_write_text(docs / "ACROSS_STACK.md", f"""# Across the stack: channel pruning, weight pruning and INT8 on this CPU
 
 Written by `scripts/across_stack.py` from `across_stack/<backend>.json` (one `staircase
-compare` run per backend; how each point is made and measured: [compare.md](compare.md)).
+compare` run per backend, the weight-pruned networks' fine-tuning shared between them; how
+each point is made and measured: [compare.md](compare.md)).
 Latency ratio: the network's time measured block by block beside the unmodified network on
 the same runtime (batch 1); "run +MB": the resident memory loading and running it adds to
 a fresh process. The paper's findings (Turner et al.): (1) sparse networks are very hard
