@@ -206,6 +206,8 @@ def test_compare_makes_every_method_s_points_and_a_rerun_reuses_them(teacher, tm
         ("channel", "2%"), ("channel-unsnapped", "2%"), ("channel+int8", "2%")]
     assert "below what this profile's steps reach" in saved["skipped"][0]["why"]
     assert (tmp_path / "c" / "compare-latency.png").exists() and (tmp_path / "c" / "compare-size.png").exists()
+    with pytest.raises(StaircaseError, match=r"other settings \(epochs: 1 there, 2 here\)"):
+        Comparison(CompareSettings(**{**settings.__dict__, "epochs": 2}))
     again = []
     assert Comparison(settings, log=again.append).run() == points
     assert [m for m in again if "building" in m] == [  # only the points that could not be made are tried again

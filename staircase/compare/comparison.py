@@ -42,6 +42,11 @@ METHODS = ("teacher", "channel", "channel-unsnapped", "weight", "int8", "channel
 
 
 
+# settings every point of one comparison shares: a rerun into the same folder must keep them
+SAME_POINTS = ("teacher", "data", "backend", "profile", "widths", "epochs", "lr", "batch_size", "train_images",
+               "calibration_images", "threads", "grid", "timing", "seed")
+
+
 @dataclass
 class CompareSettings:
     teacher: str  # the trained network's checkpoint
@@ -138,9 +143,13 @@ class Comparison:
             doc = json.loads(self.path.read_text())
         except (OSError, json.JSONDecodeError):
             raise StaircaseError(f"{self.path} cannot be read; delete it to measure every point again") from None
-        if doc.get("settings", {}).get("teacher") not in (None, self.settings.teacher):
-            raise StaircaseError(f"{self.path} compares {doc['settings']['teacher']}, not {self.settings.teacher}; "
-                                 "choose another --out")
+        theirs, mine = doc.get("settings", {}), asdict(self.settings)
+        differ = [k for k in SAME_POINTS if k in theirs and theirs[k] != mine[k]]
+        if differ:
+            changes = "; ".join(f"{k}: {theirs[k]!r} there, {mine[k]!r} here" for k in differ[:4])
+            raise StaircaseError(f"{self.path} holds points made with other settings ({changes}); rerun with the "
+                                 "same ones to continue it (targets, sparsities, methods and INT8 settings may "
+                                 "change), or choose another --out")
         return list(doc.get("points", []))
 
     def _skipped_list(self) -> list[dict[str, str]]:
