@@ -241,7 +241,10 @@ def verdicts(rows: list[dict]) -> list[str]:
             continue
         (best, a), (second, b) = ranked[0], ranked[1]
         spread = max(a["std"], b["std"])
-        clear = "more than" if a["mean"] - b["mean"] > spread else "within"
+        if min(a["n"], b["n"]) < 2:
+            against = "one seed so far: no spread to judge the margin by"
+        else:
+            against = f"{'more than' if a['mean'] - b['mean'] > spread else 'within'} the seeds' spread ({spread:.2f})"
         staircase = dict(ranked).get("staircase")
         where = "" if best == "staircase" or staircase is None else (
             f"; the tool's default staircase student ranked {[m for m, _ in ranked].index('staircase') + 1} of "
@@ -249,7 +252,7 @@ def verdicts(rows: list[dict]) -> list[str]:
         faster = "" if a["ratio"] >= target * (1 - MATCH_WITHIN) else f" at {a['ratio']:.3f} of the teacher"
         lines.append(f"- from {part}, {target:.0%} of the teacher: {best} won with {a['mean']:.2f} +- {a['std']:.2f}% "
                      f"({a['n']} seeds){faster}, {a['mean'] - b['mean']:.2f} points over {second} ({b['mean']:.2f} +- "
-                     f"{b['std']:.2f}), {clear} the seeds' spread ({spread:.2f}){where}"
+                     f"{b['std']:.2f}), {against}{where}"
                      + (f"; not ranked, measured more than 3% slower than the target: {', '.join(slower)}"
                         if slower else ""))
     return lines

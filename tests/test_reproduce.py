@@ -57,3 +57,8 @@ def test_a_network_slower_than_the_target_cannot_win_and_a_faster_one_can(repro)
     (line,) = repro.verdicts(rows)
     assert "l1-round won with 69.00 +- 1.00% (3 seeds) at 0.450 of the teacher, 8.00 points over staircase" in line
 
+
+def test_one_seed_is_not_judged_against_a_spread(repro):
+    (line,) = repro.verdicts([_row("staircase", 60.0, 0), _row("uniform", 59.0, 0)])
+    assert "one seed so far: no spread to judge the margin by" in line and "spread (0.00)" not in line
+
