@@ -55,7 +55,7 @@ def main() -> int:
     started = time.perf_counter()
     for backend in args.backends:
         say(f"[{backend}] staircase compare {args.teacher} --data {args.data} --backend {backend}")
-        _share_weight_runs(args.out / args.backends[0], args.out / backend)
+        share_weight_runs(args.out / args.backends[0], args.out / backend)
         settings = CompareSettings(teacher=args.teacher, data=args.data, out=str(args.out / backend), backend=backend,
                                    widths=args.widths or None, targets=args.targets, sparsities=args.sparsities,
                                    epochs=args.epochs, threads=args.threads, single_thread=True)
@@ -70,7 +70,7 @@ def main() -> int:
     return 0
 
 
-def _share_weight_runs(first: Path, other: Path) -> None:
+def share_weight_runs(first: Path, other: Path) -> None:
     """The weight-pruned fine-tuning runs do not depend on the backend (same network, mask,
     recipe and seed): a later backend's comparison reuses the first one's."""
     if first == other or not (first / "train").exists():

@@ -323,7 +323,8 @@ def render(r: dict) -> str:
              f"Total wall time {r['seconds']:.0f} s.", ""]
     machines = {x["cpu"] for key in ("repro", "cost", "prediction", "steps") for x in r.get(key, []) if x.get("cpu")}
     if len(machines) > 1:
-        lines += ["Parts kept from earlier runs were measured elsewhere: "
+        lines += ["The rows come from more than one machine (a part not run again keeps its earlier rows; "
+                  "part 4 keeps a precision this machine lacks): "
                   + "; ".join(f"part {i} on {', '.join(sorted({x['cpu'] for x in r[key] if x.get('cpu')}))}"
                               for i, key in enumerate(("repro", "cost", "prediction", "steps"), 1)
                               if any(x.get("cpu") for x in r.get(key, []))) + ".", ""]
