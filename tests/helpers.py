@@ -66,3 +66,15 @@ def stepped_onnxruntime(step: int = 8, ms_per_unit: float = 2e-6):
             return Measurement(run.ms, 0.0, 100, False, 10, run.ms / reference.ms, 0.0, reference.ms)
 
     return Stepped(threads=2)
+
+
+def load_script(name: str):
+    """A script of ``scripts/`` imported as a module (its functions, without running it)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

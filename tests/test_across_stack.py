@@ -1,19 +1,12 @@
 """The across-stack study's conclusions (scripts/across_stack.py), computed from hand-made points."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "across_stack.py"
+from helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("across_stack", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("across_stack")
 
 
 def _p(method, setting, top1, ratio, size=1_000_000, **extra):

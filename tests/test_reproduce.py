@@ -1,19 +1,12 @@
 """The experiment's fairness rules and verdicts (scripts/reproduce_cifar.py), on hand-made rows."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_cifar.py"
+from helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def repro():
-    spec = importlib.util.spec_from_file_location("reproduce_cifar", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("reproduce_cifar")
 
 
 def _row(method, top1, seed, ratio=0.5, init="teacher", target=0.5, epochs=3):
