@@ -11,12 +11,24 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["count_params", "count_macs"]
+__all__ = ["count_params", "count_macs", "count_outputs"]
 
 
 def count_params(model: nn.Module) -> int:
     """Number of parameters (shared parameters counted once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def count_outputs(model: nn.Module, input_size: Sequence[int]) -> int:
+    """The size of the network's output for one image of ``input_size`` (a classifier's classes)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, *input_size))
+    finally:
+        model.train(was_training)
+    return int(out.shape[-1])
 
 
 def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 
 from .architecture import Architecture
-from .complexity import count_macs, count_params
+from .complexity import count_macs, count_outputs, count_params
 from .errors import SpecError, WidthError
 from .files import atomic_write_json, read_json
 from .slots import shrink_in_place
@@ -78,7 +78,7 @@ class StudentSpec:
             teacher=teacher,
             widths=full,
             teacher_widths=teacher_widths,
-            num_classes=_num_classes(model, teacher.input_size),
+            num_classes=count_outputs(model, teacher.input_size),
             params=count_params(model),
             macs=count_macs(model, teacher.input_size),
             name=name,
@@ -168,15 +168,3 @@ class StudentSpec:
         data = read_json(path, "student spec", corrupt_hint="; is it truncated?")
         return cls.from_dict(data, str(path))
 
-
-def _num_classes(model: nn.Module, input_size: tuple[int, ...]) -> int:
-    import torch
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros(1, *input_size))
-    finally:
-        model.train(was_training)
-    return int(out.shape[-1])

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..complexity import count_outputs
 from ..errors import StaircaseError
 from ..files import atomic_write_json
 from ..quantize import INT8_BACKENDS, INT8_SETTINGS, precisions_here
@@ -39,8 +40,6 @@ from .sparsity import check_sparsity
 __all__ = ["CompareSettings", "Comparison", "METHODS"]
 
 METHODS = ("teacher", "channel", "channel-unsnapped", "weight", "int8", "channel+int8", "bf16", "f16")
-
-
 
 # settings every point of one comparison shares: a rerun into the same folder must keep them
 SAME_POINTS = ("teacher", "data", "backend", "profile", "widths", "epochs", "lr", "batch_size", "train_images",
@@ -122,19 +121,13 @@ class Comparison:
             raise StaircaseError(f"{settings.teacher} holds a student ({spec.name}); compare compresses a network "
                                  "trained with `staircase train teacher`: give that checkpoint")
         self.data = load_data(settings.data, self.arch.input_size, augment=False)
-        outputs = self._outputs()
+        outputs = count_outputs(self.model, self.arch.input_size)
         if outputs != self.data.num_classes:
             raise StaircaseError(f"--data {settings.data} has {self.data.num_classes} classes but {settings.teacher} "
                                  f"has {outputs} outputs; compare on the data the network was trained on")
         self.path = self.out / "compare.json"
         self.points: list[dict[str, Any]] = self._read_points()
         self.skipped: dict[tuple[str, str], str] = {}  # (method, setting) -> why it could not be made
-
-    def _outputs(self) -> int:
-        import torch
-
-        with torch.no_grad():
-            return int(self.model.eval()(torch.zeros(1, *self.arch.input_size)).shape[1])
 
     def _read_points(self) -> list[dict[str, Any]]:
         if not self.path.exists():

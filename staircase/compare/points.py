@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..complexity import count_params
 from ..errors import StaircaseError
 from ..quantize import INT8_SETTINGS
 
@@ -77,7 +78,7 @@ class PointMaker:
         """(setting, build) for each point of ``method``, in order."""
         s = self.s
         if method == "teacher":
-            yield "f32", lambda: Artifact(self.teacher_file(), info={"params": self._params(self.model)})
+            yield "f32", lambda: Artifact(self.teacher_file(), info={"params": count_params(self.model)})
         elif method == "channel":
             for t in s.targets:
                 yield _pct(t), lambda t=t: self._channel(t, unsnapped=False)
@@ -90,21 +91,18 @@ class PointMaker:
         elif method == "int8":
             for setting in s.int8_settings or INT8_SETTINGS[s.backend]:
                 yield setting, lambda setting=setting: self._int8(self.onnx_of("teacher", self.model), "int8-" + setting,
-                                                                  setting, {"params": self._params(self.model)})
+                                                                  setting, {"params": count_params(self.model)})
         elif method == "channel+int8":
             for t in s.targets:
                 yield _pct(t), lambda t=t: self._channel_int8(t)
         elif method in ("bf16", "f16"):
-            yield "teacher", lambda: Artifact(self.teacher_file(), method, {"params": self._params(self.model)})
+            yield "teacher", lambda: Artifact(self.teacher_file(), method, {"params": count_params(self.model)})
             for t in s.targets:
                 yield f"channel {_pct(t)}", lambda t=t: self._at_precision(self._channel(t, unsnapped=False), method)
 
     @staticmethod
     def _at_precision(artifact: Artifact, precision: str) -> Artifact:
         return Artifact(artifact.path, precision, artifact.info)
-
-    def _params(self, model) -> int:
-        return sum(p.numel() for p in model.parameters())
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -236,7 +234,7 @@ class PointMaker:
                          spec_path)
         model, minutes = self._trained(spec.name, spec_path, str(spec_path.with_suffix(".pt")))
         notes = spec.provenance.notes
-        info = {"params": self._params(model), "train_minutes": minutes, "target": target,
+        info = {"params": count_params(model), "train_minutes": minutes, "target": target,
                 "designed_ratio": notes.get("ratio_to_teacher"), "widths": dict(spec.widths),
                 "design": spec.provenance.method}
         return Artifact(self.deployable(spec.name, model, spec), info=info)
@@ -252,7 +250,7 @@ class PointMaker:
             model = model_from_checkpoint(self.out / "students" / f"{spec.name}-inherited.pt")[0]
         default = (self.s.int8_settings or INT8_SETTINGS[self.s.backend])[0]
         return self._int8(self.onnx_of(spec.name, model), f"{spec.name}-int8", default,
-                          {"params": self._params(model), "target": target, "int8_setting": default})
+                          {"params": count_params(model), "target": target, "int8_setting": default})
 
     # -- weight pruning ------------------------------------------------------------------------
 
@@ -267,7 +265,7 @@ class PointMaker:
             raise StaircaseError(f"{name}: only {zeros:.1%} of the weights are zero after fine-tuning, not "
                                  f"{sparsity:.0%}; the mask was not held")
         path = self.deployable(name, model)
-        return Artifact(path, info={"params": self._params(model), "zero_share": zeros, "train_minutes": minutes,
+        return Artifact(path, info={"params": count_params(model), "zero_share": zeros, "train_minutes": minutes,
                                     "file_zero_share": file_zero_share(path)})
 
     # -- quantisation --------------------------------------------------------------------------
