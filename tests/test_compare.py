@@ -226,7 +226,8 @@ def test_an_int8_op_runs_on_each_runtimes_int8_convolution(tmp_path):
     from staircase.profile.ops import OpSpec
 
     op = OpSpec("conv", "out", 16, 32, (3, 3), (1, 1), (1, 1), (8, 8), True)
-    data, _shape = _at_precision(op_model(op, 24, 1), "int8")
+    model, shape = op_model(op, 24, 1)
+    data = _at_precision(model.SerializeToString(), shape, "int8")
     opts = ort.SessionOptions()
     opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
     opts.log_severity_level = 3

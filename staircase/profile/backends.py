@@ -242,13 +242,14 @@ class OnnxRuntimeBackend(Backend):
     def prepare_op(self, op: OpSpec, width: int) -> Callable[[], object]:
         from .onnx_graph import op_model
 
-        model, shape = _at_precision(op_model(op, width, self.batch), self.precision)
+        model, shape = op_model(op, width, self.batch)
+        data = _at_precision(model.SerializeToString(), shape, self.precision)
         # An op is timed block by block against its full width (another session). Threads
         # that spin after a run would fight the other session's threads for the cores:
         # with spinning the ratio of the two scattered 0.73 (IQR/median) on 2 cores, without
         # it 0.03. Spinning saves a constant wake-up per call, which the whole network
         # (timed with it) keeps and the width differences do not see.
-        return self._session(model, shape, spin="off")
+        return self._session(data, shape, spin="off")
 
     def prepare_model(self, model: nn.Module, input_size: tuple[int, ...], paired: bool = False
                       ) -> Callable[[], object]:
@@ -259,9 +260,9 @@ class OnnxRuntimeBackend(Backend):
         # spinning threads ("deployed / paired"): 0.97-1.05 in the median over 30 students,
         # with spinning turned off altogether or within a call alike, on 2 cores; the in-turn
         # ruler's own scatter (12-22% per student) does not tell the two settings apart
-        data = _network_at_precision(export_model(model, input_size, self.batch), input_size, self.batch,
-                                     self.precision)
-        return self._session(data, (self.batch, *input_size), spin="within_run" if paired else "deployed")
+        shape = (self.batch, *input_size)
+        data = _at_precision(export_model(model, input_size, self.batch), shape, self.precision)
+        return self._session(data, shape, spin="within_run" if paired else "deployed")
 
 
 class OpenVinoBackend(Backend):
@@ -331,36 +332,26 @@ class OpenVinoBackend(Backend):
     def prepare_op(self, op: OpSpec, width: int) -> Callable[[], object]:
         from .onnx_graph import op_model
 
-        model, shape = _at_precision(op_model(op, width, self.batch), self.precision)
-        return self._compile(model, shape)
+        model, shape = op_model(op, width, self.batch)
+        return self._compile(_at_precision(model.SerializeToString(), shape, self.precision), shape)
 
     def prepare_model(self, model: nn.Module, input_size: tuple[int, ...], paired: bool = False
                       ) -> Callable[[], object]:
         from .onnx_graph import export_model
 
         # paired or not alike, as its ops are timed beside their full width
-        data = _network_at_precision(export_model(model, input_size, self.batch), input_size, self.batch,
-                                     self.precision)
-        return self._compile(data, (self.batch, *input_size))
+        shape = (self.batch, *input_size)
+        return self._compile(_at_precision(export_model(model, input_size, self.batch), shape, self.precision), shape)
 
 
-def _at_precision(built, precision: str) -> tuple[bytes, list[int]]:
-    """A one-op graph (``op_model``'s model and input shape) as bytes, quantised at int8."""
-    model, shape = built
-    data = model.SerializeToString()
-    if precision == "int8":
-        from ..quantize import quantize_onnx_bytes
-
-        data = quantize_onnx_bytes(data, shape[1:], batch=shape[0])
-    return data, shape
-
-
-def _network_at_precision(data: bytes, input_size, batch: int, precision: str) -> bytes:
+def _at_precision(data: bytes, shape, precision: str) -> bytes:
+    """An ONNX graph (an op or a whole network, input ``shape`` with its batch) as this
+    precision runs it: quantised to QDQ at int8, as it is otherwise."""
     if precision != "int8":
         return data
     from ..quantize import quantize_onnx_bytes
 
-    return quantize_onnx_bytes(data, input_size, batch=batch)
+    return quantize_onnx_bytes(data, shape[1:], batch=shape[0])
 
 
 BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (TorchBackend, OnnxRuntimeBackend, OpenVinoBackend)}
