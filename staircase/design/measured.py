@@ -287,14 +287,16 @@ def _baselines(designer: Designer, main: Designed, name: str, widths_file: Width
         found.append(designed(designer, dict(widths_file.widths), f"{name}-unsnapped",
                               f"{widths_file.method}, unsnapped (no removal order in the file: at its own latency)",
                               saliency, measure))
-    l1 = l1_scores(SlotGraph(l1_model, designer.arch.input_size) if l1_model is not None else designer.graph,
-                   designer.slots)
+    if which & {"l1", "l1-round"}:  # one graph trace for both
+        l1 = l1_scores(SlotGraph(l1_model, designer.arch.input_size) if l1_model is not None else designer.graph,
+                       designer.slots)
+        l1_family = pruned_family(full, removal_order(l1))
     if "l1" in which:
-        found.append(matched(pruned_family(full, removal_order(l1)), "l1",
+        found.append(matched(l1_family, "l1",
                              lambda t: f"L1-norm filter ranking, pruned to the student's {kind} {match:.3f} ms"))
     round_to = designer.profile.period(designer.network) or DEFAULT_ROUND_TO
     if "l1-round" in which:
-        found.append(matched(rounded_family(pruned_family(full, removal_order(l1)), full, round_to), "l1-round",
+        found.append(matched(rounded_family(l1_family, full, round_to), "l1-round",
                              lambda t: f"L1-norm filter ranking, widths rounded to multiples of {round_to}, pruned "
                                        f"to the student's {kind} {match:.3f} ms"))
     if "uniform" in which:
