@@ -12,11 +12,11 @@ from staircase.architecture import Architecture
 from staircase.compare.comparison import CompareSettings, Comparison
 from staircase.compare.report import pareto
 from staircase.compare.runtime import file_zero_share
-from staircase.compare.sparsity import WeightMasks, check_sparsity, zero_share
 from staircase.errors import StaircaseError
 from staircase.models import create_model
 from staircase.spec import StudentSpec
 from staircase.train.checkpoint import model_from_checkpoint, save_checkpoint
+from staircase.train.sparsity import WeightMasks, check_sparsity, zero_share
 from staircase.train.trainer import TrainConfig, train
 
 # The INT8 network's outputs may differ from the float network's by this share of the

@@ -33,9 +33,9 @@ from ..complexity import count_outputs
 from ..errors import StaircaseError
 from ..files import atomic_write_json
 from ..quantize import INT8_BACKENDS, INT8_SETTINGS, precisions_here
+from ..train.sparsity import check_sparsity
 from .points import PointMaker, PointSkipped
 from .report import write_report
-from .sparsity import check_sparsity
 
 __all__ = ["CompareSettings", "Comparison", "METHODS"]
 

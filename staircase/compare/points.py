@@ -207,7 +207,7 @@ class PointMaker:
         if s.epochs == 0:
             model = model_from_checkpoint(init)[0] if spec_path is not None else copy.deepcopy(self.model)
             if sparsity:
-                from .sparsity import WeightMasks
+                from ..train.sparsity import WeightMasks
 
                 WeightMasks(model, sparsity)
             return model, 0.0
@@ -255,8 +255,8 @@ class PointMaker:
     # -- weight pruning ------------------------------------------------------------------------
 
     def _weight(self, sparsity: float) -> Artifact:
+        from ..train.sparsity import zero_share
         from .runtime import file_zero_share
-        from .sparsity import zero_share
 
         name = f"weight-{round(sparsity * 100)}"
         model, minutes = self._trained(name, None, self.s.teacher, sparsity)

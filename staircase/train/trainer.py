@@ -46,6 +46,7 @@ from .attention import FeatureTaps, attention_points, check_pairing
 from .checkpoint import load_weights, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .evaluate import evaluate, topk_correct
 from .losses import at_loss, kd_loss
+from .sparsity import WeightMasks, check_sparsity, zero_share
 
 __all__ = ["TrainConfig", "TrainingDiverged", "train", "train_or_reuse", "make_scheduler", "RESUME_FREE"]
 
@@ -119,8 +120,6 @@ class TrainConfig:
             if not ok:
                 raise StaircaseError(f"{name} {value} is out of range")
         if self.sparsity:
-            from ..compare.sparsity import check_sparsity
-
             check_sparsity(self.sparsity)
             if not self.init:
                 raise StaircaseError("--sparsity prunes the smallest of the weights a run starts from: pass --init "
@@ -254,8 +253,6 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
             writer.close()
     if not run.main:
         return {}
-    from ..compare.sparsity import zero_share
-
     if not last_row:  # resumed a finished run
         last_row = read_checkpoint(out / "last.pt").get("metrics", {})
     summary = {"run": str(out), "model": config.model, "role": config.role, "epochs": config.epochs,
@@ -272,8 +269,6 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
 def _weight_masks(model: nn.Module, sparsity: float, log):
     """The global magnitude mask of the init weights (the same again on a resume, which loads
     the init weights before its checkpoint)."""
-    from ..compare.sparsity import WeightMasks
-
     masks = WeightMasks(model, sparsity)
     layers = masks.per_layer()
     densest = min(layers, key=layers.get)
