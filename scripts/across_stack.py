@@ -59,12 +59,8 @@ def main() -> int:
         settings = CompareSettings(teacher=args.teacher, data=args.data, out=str(args.out / backend), backend=backend,
                                    widths=args.widths or None, targets=args.targets, sparsities=args.sparsities,
                                    epochs=args.epochs, threads=args.threads, single_thread=True)
-
-        def log(message: str, backend=backend) -> None:
-            say(f"      {message}")
-            _collect(args.out, args.docs, args.backends)
-
-        Comparison(settings, log=log).run()
+        Comparison(settings, log=lambda m: say(f"      {m}")).run(
+            on_point=lambda _point: _collect(args.out, args.docs, args.backends))
         _collect(args.out, args.docs, args.backends)
     say(f"done in {(time.perf_counter() - started) / 60:.0f} min -> {args.docs / 'ACROSS_STACK.md'}")
     return 0

@@ -180,8 +180,9 @@ def test_compare_makes_every_method_s_points_and_a_rerun_reuses_them(teacher, tm
                                profile=str(tmp_path / "p.json"), sparsities=[0.8], int8_settings=["minmax"],
                                epochs=1, train_images=128, batch_size=64, calibration_images=32, threads=2,
                                timing="quick")
-    logged = []
-    points = Comparison(settings, log=logged.append).run()
+    logged, made = [], []
+    points = Comparison(settings, log=logged.append).run(on_point=made.append)
+    assert made == points  # each new point handed on as it is saved
     assert [(p["method"], p["setting"]) for p in points] == [
         ("teacher", "f32"), ("channel", "60%"), ("channel-unsnapped", "60%"), ("weight", "80%"),
         ("int8", "minmax"), ("channel+int8", "60%")]

@@ -154,8 +154,9 @@ class Comparison:
 
     # -- the run ------------------------------------------------------------------------------
 
-    def run(self) -> list[dict[str, Any]]:
-        """Every point of every method (finished ones reused); the points."""
+    def run(self, on_point: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """Every point of every method (finished ones reused); the points. ``on_point(point)``
+        is called after each new point is saved."""
         maker = PointMaker(self.settings, self.model, self.arch, self.data, self.log)
         for method in self.methods:
             for setting, build in maker.plan(method):
@@ -179,6 +180,8 @@ class Comparison:
                 self.log(f"{method} {setting}: top-1 {point['top1']:.2f}%, {point['ratio']:.3f} of the teacher's "
                          f"latency, {point['size_bytes'] / 1e6:.2f} MB, +{point['peak_memory_bytes'] / 1e6:.1f} MB "
                          "to run")
+                if on_point is not None:
+                    on_point(point)
         self._save()
         if self.points:
             write_report(self.out, self.points, asdict(self.settings), self._skipped_list())

@@ -222,7 +222,9 @@ class PointMaker:
         model = model_from_checkpoint(Path(config.out) / "last.pt")[0]
         return model, summary["seconds_this_session"] / 60
 
-    def _channel(self, target: float, unsnapped: bool) -> Artifact:
+    def _channel_model(self, target: float, unsnapped: bool):
+        """(spec, fine-tuned network, training minutes) of the channel point at ``target``:
+        designed, inherited from the network's weights and fine-tuned, each reused when done."""
         from ..design.inherit import inherited_student, save_student
         from ..spec import StudentSpec
 
@@ -233,6 +235,10 @@ class PointMaker:
             save_student(inherited, inherited_student(self.model, inherited, self.s.teacher, self._widths_file),
                          spec_path)
         model, minutes = self._trained(spec.name, spec_path, str(spec_path.with_suffix(".pt")))
+        return spec, model, minutes
+
+    def _channel(self, target: float, unsnapped: bool) -> Artifact:
+        spec, model, minutes = self._channel_model(target, unsnapped)
         notes = spec.provenance.notes
         info = {"params": count_params(model), "train_minutes": minutes, "target": target,
                 "designed_ratio": notes.get("ratio_to_teacher"), "widths": dict(spec.widths),
@@ -240,14 +246,7 @@ class PointMaker:
         return Artifact(self.deployable(spec.name, model, spec), info=info)
 
     def _channel_int8(self, target: float) -> Artifact:
-        from ..train.checkpoint import model_from_checkpoint
-
-        spec = self._designs(target)[0]
-        self._channel(target, unsnapped=False)  # trained (or reused)
-        run = self.out / "train" / spec.name / "last.pt"
-        model = model_from_checkpoint(run)[0] if run.exists() else None
-        if model is None:  # no fine-tuning: the inherited weights
-            model = model_from_checkpoint(self.out / "students" / f"{spec.name}-inherited.pt")[0]
+        spec, model, _ = self._channel_model(target, unsnapped=False)
         default = (self.s.int8_settings or INT8_SETTINGS[self.s.backend])[0]
         return self._int8(self.onnx_of(spec.name, model), f"{spec.name}-int8", default,
                           {"params": count_params(model), "target": target, "int8_setting": default})
