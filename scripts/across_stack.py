@@ -108,7 +108,8 @@ def render(found: dict[str, dict], docs: Path) -> None:
         plots = [plot_points(points, "ratio", docs / "across_stack" / f"{backend}-latency.png", title),
                  plot_points(points, "size_bytes", docs / "across_stack" / f"{backend}-size.png", title)]
         sections.append(f"## {backend}\n\n{len(points)} points; fine-tuning {s['epochs']} epochs at lr {s['lr']} "
-                        f"per pruned point; {s['calibration_images']} calibration images.\n\n"
+                        f"per pruned point; channel-pruned students designed with the "
+                        f"{s.get('allocation', 'fisher')} allocation; {s['calibration_images']} calibration images.\n\n"
                         f"```\n{points_table(points)}\n```\n\n"
                         + "".join(f"![{p.stem}](across_stack/{p.name})\n" for p in plots)
                         + "\n" + "\n".join(findings(points)) + "\n")

@@ -8,15 +8,18 @@ the profile):
 - **From the teacher** (the practical route): every network starts from the trained
   teacher's weights (each slot keeps its most Fisher-salient channels, ``--inherit``) and
   is fine-tuned for the same epochs with the same loss (cross-entropy + attention transfer):
-  the staircase student under each allocation (``staircase`` is the tool's default,
-  Fisher saliency; ``staircase-l1``, ``staircase-proportional``), uniform scaling, L1
-  widths rounded to the profile's period (``l1-round``, what a user does without a
-  profiler), and the Fisher-pruned widths unsnapped (``fisher``, the pruning run's removal
-  order continued until it measures at the student's latency). The pruning run's own
-  fine-tuning is given to none of them: it only ranks channels.
-- **From scratch** (the paper's claim): the staircase student, the same Fisher widths
-  unsnapped (the copycat) and uniform scaling, each trained with attention transfer for
-  the teacher's epochs.
+  the staircase student under each allocation (``staircase-fisher``, the paper's;
+  ``staircase-l1``; ``staircase-proportional``), uniform scaling, L1 widths rounded to the
+  profile's period (``l1-round``, what a user does without a profiler), and the
+  Fisher-pruned widths unsnapped (``fisher``, the pruning run's removal order continued
+  until it measures at the Fisher student's latency). The pruning run's own fine-tuning is
+  given to none of them: it only ranks channels.
+- **From scratch** (the paper's claim): the Fisher staircase student, the same Fisher
+  widths unsnapped (the copycat), uniform scaling and the tool's default student, each
+  trained with attention transfer for the teacher's epochs.
+
+A row's ``method`` names the tool's default allocation (``DEFAULT_ALLOCATION``)
+``staircase``, whichever it is when the page is written; its ``design`` names the network.
 
 Every network's latency is its time measured beside the teacher (the ratio); a row more
 than 3% from its target is marked unmatched. Each finished training run is a row of
@@ -41,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from staircase.design.designer import Designer
+from staircase.design.designer import DEFAULT_ALLOCATION, Designer
 from staircase.design.inherit import inherited_student, save_student
 from staircase.design.measured import BesideTeacher, design_students
 from staircase.files import atomic_write_json, atomic_write_text
@@ -52,12 +55,23 @@ from staircase.table import format_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# method -> (how its spec is made: an allocation, or the suffix of a baseline of the default design)
-FROM_TEACHER = {"staircase": ("fisher", ""), "staircase-l1": ("l1", ""), "staircase-proportional": ("proportional", ""),
-                "uniform": ("fisher", "-uniform"), "l1-round": ("fisher", "-l1-round"),
-                "fisher": ("fisher", "-unsnapped")}
-FROM_SCRATCH = {"staircase": "staircase", "copycat": "fisher", "uniform": "uniform"}  # -> the design trained
+# design -> how its spec is made: (the allocation designed, the suffix of one of its baselines)
+DESIGNS = {"staircase-fisher": ("fisher", ""), "staircase-l1": ("l1", ""),
+           "staircase-proportional": ("proportional", ""), "uniform": ("fisher", "-uniform"),
+           "l1-round": ("fisher", "-l1-round"), "fisher": ("fisher", "-unsnapped")}
+FROM_TEACHER = tuple(DESIGNS)
+# the paper's student and its copycat (the same Fisher widths unsnapped), uniform scaling,
+# and the tool's default student where that is another
+FROM_SCRATCH = tuple(dict.fromkeys((f"staircase-{DEFAULT_ALLOCATION}", "staircase-fisher", "fisher", "uniform")))
 MATCH_WITHIN = 0.03
+
+
+def method_of(design: str, part: str) -> str:
+    """A row's method: ``staircase`` for the tool's default allocation, ``copycat`` for the
+    Fisher-pruned widths trained from scratch, else the design's name."""
+    if design == f"staircase-{DEFAULT_ALLOCATION}":
+        return "staircase"
+    return "copycat" if design == "fisher" and part == "scratch" else design
 
 
 def say(text: str) -> None:
@@ -88,7 +102,9 @@ def main() -> int:
                     log=lambda m: say(f"      {m}"))
     rows_path = args.docs / "results_cifar.json"
     doc = json.loads(rows_path.read_text()) if rows_path.exists() else {}
-    rows = [r for r in doc.get("rows", []) if "init" in r]  # rows of this experiment's schema only
+    rows = [r for r in doc.get("rows", []) if "design" in r]  # rows of this experiment's schema only
+    for r in rows:  # labelled by the tool's default allocation as it is now
+        r["method"] = method_of(r["design"], r["init"])
 
     kept = args.docs / "results_cifar"
     _carry(kept, args.runs, KEPT)  # what an earlier session kept: the same teacher and saliency
@@ -108,15 +124,15 @@ def main() -> int:
         for part, targets, methods, epochs in (("teacher", args.targets, FROM_TEACHER, args.finetune_epochs),
                                                ("scratch", args.scratch_targets, FROM_SCRATCH, args.teacher_epochs)):
             for target in targets:
-                for method in methods:
+                for design in methods:
                     if args.budget_minutes and time.perf_counter() - started > 60 * args.budget_minutes:
                         say("budget reached: rerun to continue")
                         return 0
-                    key = (method, part, target, seed, epochs)
-                    if any((r["method"], r["init"], r["target"], r["seed"], r["epochs"]) == key for r in rows):
+                    key = (design, part, target, seed, epochs)
+                    if any((r["design"], r["init"], r["target"], r["seed"], r["epochs"]) == key for r in rows):
                         continue
-                    spec = specs[target][FROM_SCRATCH[method] if part == "scratch" else method]
-                    rows.append(_train_row(pipe, spec, widths_file, method, part, target, seed, epochs, args))
+                    rows.append(_train_row(pipe, specs[target][design], widths_file, design, part, target, seed,
+                                           epochs, args))
                     _write(rows, settings, args.docs)
     _write(rows, settings, args.docs)
     return 0
@@ -140,12 +156,12 @@ def _carry(source: Path, dest: Path, names) -> None:
 
 
 def _designs(pipe: Pipeline, prof, widths_file, target: float, keep: Path) -> dict[str, StudentSpec]:
-    """Each from-teacher method's spec at ``target``: designed and measured once, kept in
-    ``keep`` (committed with the results, so the rows of later sessions use the same networks)."""
+    """Each design's spec at ``target``: designed and measured once, kept in ``keep``
+    (committed with the results, so the rows of later sessions use the same networks)."""
     folder = keep / f"t{round(target * 100)}"
-    if all((folder / f"{m}.json").exists() for m in FROM_TEACHER):
+    if all((folder / f"{m}.json").exists() for m in DESIGNS):
         say(f"      reusing the designs in {folder}")
-        return {m: StudentSpec.load(folder / f"{m}.json") for m in FROM_TEACHER}
+        return {m: StudentSpec.load(folder / f"{m}.json") for m in DESIGNS}
     teacher = pipe.trained_teacher()
     designer = Designer(prof, teacher)
     measure = BesideTeacher(backend_of(prof), teacher.model, teacher.architecture.input_size, designer.full_ms)
@@ -157,7 +173,7 @@ def _designs(pipe: Pipeline, prof, widths_file, target: float, keep: Path) -> di
                                 baselines=allocation == "fisher", l1_model=teacher.model, log=pipe.log,
                                 allocation=allocation)
         designs.update({(allocation, d.spec.name[len(name):]): d.spec for d in found})
-    specs = {m: designs[how] for m, how in FROM_TEACHER.items()}
+    specs = {m: designs[how] for m, how in DESIGNS.items()}
     for method, spec in specs.items():
         spec.save(folder / f"{method}.json")
         ratio = spec.provenance.notes["ratio_to_teacher"]
@@ -170,26 +186,27 @@ def matched(ratio: float, target: float) -> bool:
     return abs(ratio / target - 1) <= MATCH_WITHIN
 
 
-def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, method: str, part: str, target: float, seed: int,
+def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, design: str, part: str, target: float, seed: int,
                epochs: int, args) -> dict:
     """Train one network for one seed; its row."""
-    folder = f"t{round(target * 100)}-{part}-{method}-e{epochs}-s{seed}"
+    folder = f"t{round(target * 100)}-{part}-{design}-e{epochs}-s{seed}"
     init = None
     if part == "teacher":
         teacher = pipe.trained_teacher()
-        weights = pipe.out / "inherited" / f"t{round(target * 100)}-{method}.json"
+        weights = pipe.out / "inherited" / f"t{round(target * 100)}-{design}.json"
         if not weights.with_suffix(".pt").exists():
             inherited = StudentSpec.from_dict(spec.to_dict(), str(weights))
             save_student(inherited, inherited_student(teacher.model, inherited, str(pipe.teacher_checkpoint),
                                                       widths_file), weights)
         init = str(weights.with_suffix(".pt"))
-    spec_copy = StudentSpec.from_dict(spec.to_dict(), method)
+    spec_copy = StudentSpec.from_dict(spec.to_dict(), design)
     spec_copy.name = f"{spec.name}-{part}"
     lr = args.finetune_lr if part == "teacher" else 0.1
     summary = pipe.train_student(spec_copy, epochs, attention=True, init=init, seed=seed, lr=lr, batch_size=128,
                                  folder=folder)
     ratio = spec.provenance.notes["ratio_to_teacher"]
-    row = {"method": method, "init": part, "target": target, "seed": seed, "epochs": epochs,
+    method = method_of(design, part)
+    row = {"method": method, "design": design, "init": part, "target": target, "seed": seed, "epochs": epochs,
            "train_minutes": summary["seconds_this_session"] / 60, "ratio": ratio, "params": spec.params,
            "top1": summary["final_top1"], "matched": matched(ratio, target), "network": spec.name}
     say(f"      {target:.0%} from {part:7s} {method:24s} seed {seed}: top-1 {row['top1']:.2f}% at {ratio:.3f} of the "
@@ -201,7 +218,8 @@ def _settings(args, prof, teacher: dict, pipe: Pipeline) -> dict:
     return {"data": args.data, "teacher": args.model, "teacher_epochs": args.teacher_epochs,
             "teacher_top1": teacher["final_top1"], "teacher_params": teacher["params"],
             "teacher_profile_ms": prof.network(next(iter(prof.networks))).full.median_ms,
-            "targets": args.targets, "scratch_targets": args.scratch_targets, "seeds": args.seeds,
+            "targets": args.targets, "scratch_targets": args.scratch_targets,
+            "default_allocation": DEFAULT_ALLOCATION,
             "finetune": f"{args.finetune_epochs} epochs, lr {args.finetune_lr} x0.2 at 30/60/80%, batch 128, CE + AT (beta 1e3)",
             "scratch": f"{args.teacher_epochs} epochs, lr 0.1 x0.2 at 30/60/80%, batch 128, CE + AT (beta 1e3)",
             "inherit": "each slot keeps the teacher's most Fisher-salient channels (the pruning run's saliency)",
@@ -273,7 +291,9 @@ def _write(rows: list[dict], settings: dict, docs: Path) -> None:
 Written by `scripts/reproduce_cifar.py` from the rows in `results_cifar.json` (one per
 training run); the designs it trained are in `results_cifar/`. Ratio: the network's time
 measured beside the teacher (ONNX Runtime, batch 1), the median over its seeds' rows;
-"matched": within 3% of the target. Rows so far: {len(rows)}.
+"matched": within 3% of the target. `staircase` is the tool's default student (the
+{DEFAULT_ALLOCATION} allocation); `staircase-<allocation>` the others; `fisher` the Fisher-pruned
+widths unsnapped (`copycat` when trained from scratch). Rows so far: {len(rows)}.
 
 ```
 {table}

@@ -496,6 +496,8 @@ class DesignCommand(Command):
     parents = (_model_arguments(),)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from .design.designer import ALLOCATIONS
+
         parser.add_argument("--profile", required=True, help="the device profile (it must cover MODEL)")
         parser.add_argument("--widths", default=None, help="widths file (from `staircase prune`) to snap")
         parser.add_argument("--snap", choices=("nearest", "up", "down", "fill"), default="nearest",
@@ -510,11 +512,12 @@ class DesignCommand(Command):
                             help="design for this share of the teacher's latency in the profile (e.g. 0.7)")
         parser.add_argument("--baselines", action="store_true",
                             help="also write the unsnapped, L1-pruned and uniform students at the same latency")
-        parser.add_argument("--allocation", choices=("fisher", "l1", "params", "proportional"), default=None,
+        parser.add_argument("--allocation", choices=ALLOCATIONS, default=None,
                             help="how a target's latency is shared among slots: the most Fisher saliency (needs "
                                  "--widths from `staircase prune`), L1 saliency or parameters on the optimal widths, "
-                                 "or the teacher's proportions snapped up to the steps (default: fisher with a "
-                                 "widths file that has saliency, else params)")
+                                 "or the teacher's proportions snapped up to the steps (default for a target: "
+                                 "proportional, the most accurate in docs/RESULTS.md; without a target, the "
+                                 "saliency snapping ranks slots by: fisher with a widths file, else params)")
         parser.add_argument("--min-width", type=int, default=None,
                             help="no slot narrower than this (default: the period of the profile's steps; 1 allows "
                                  "one-channel bottlenecks)")
@@ -868,6 +871,7 @@ class CompareCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from .compare.comparison import METHODS, CompareSettings
+        from .design.designer import ALLOCATIONS
         from .train.data import DATA_KINDS
 
         d = CompareSettings("", "", "")
@@ -879,7 +883,11 @@ class CompareCommand(Command):
         parser.add_argument("--profile", default=None,
                             help="device profile for the channel-pruned students (default: made in --out)")
         parser.add_argument("--widths", default=None,
-                            help="a `staircase prune` widths file: Fisher allocation and its unsnapped widths")
+                            help="a `staircase prune` widths file: the students keep the teacher's most "
+                                 "Fisher-salient channels, and its widths unsnapped are a point of their own")
+        parser.add_argument("--allocation", choices=ALLOCATIONS, default=d.allocation,
+                            help=f"how the channel-pruned students share their latency (default: {d.allocation}; "
+                                 "see `staircase design --help`)")
         parser.add_argument("--methods", nargs="+", default=None, metavar="M",
                             help=f"of {', '.join(METHODS)} (default: all the backend runs here)")
         parser.add_argument("--targets", nargs="+", type=float, default=d.targets, metavar="SHARE",
@@ -911,7 +919,7 @@ class CompareCommand(Command):
         check_writable(args.out, folder=True)
         settings = CompareSettings(
             teacher=args.teacher, data=args.data, out=args.out, backend=args.backend, profile=args.profile,
-            widths=args.widths, methods=args.methods, targets=args.targets, sparsities=args.sparsities,
+            widths=args.widths, allocation=args.allocation, methods=args.methods, targets=args.targets, sparsities=args.sparsities,
             int8_settings=args.int8_settings, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
             train_images=args.train_images, calibration_images=args.calibration_images, threads=args.threads,
             single_thread=args.single_thread, grid=args.grid, timing=args.timing, seed=args.seed)

@@ -15,9 +15,18 @@ def _row(method, top1, seed, ratio=0.5, init="teacher", target=0.5, epochs=3):
 
 
 def test_every_network_of_a_part_trains_the_same_epochs_and_starts_the_same_way(repro):
-    assert set(repro.FROM_SCRATCH.values()) <= set(repro.FROM_TEACHER)  # scratch rows train designs of the same set
-    assert {"staircase", "staircase-l1", "staircase-proportional", "uniform", "l1-round", "fisher"} == \
+    assert set(repro.FROM_SCRATCH) <= set(repro.FROM_TEACHER) == set(repro.DESIGNS)  # one set of designs
+    assert {"staircase-fisher", "staircase-l1", "staircase-proportional", "uniform", "l1-round", "fisher"} == \
         set(repro.FROM_TEACHER)
+    assert {"staircase-fisher", "fisher", "uniform"} <= set(repro.FROM_SCRATCH)  # the paper's student and copycat
+
+
+def test_the_row_of_the_tools_default_allocation_is_labelled_staircase(repro, monkeypatch):
+    assert repro.method_of(f"staircase-{repro.DEFAULT_ALLOCATION}", "teacher") == "staircase"
+    monkeypatch.setattr(repro, "DEFAULT_ALLOCATION", "l1")
+    assert [repro.method_of(d, "teacher") for d in ("staircase-l1", "staircase-fisher", "fisher")] == \
+        ["staircase", "staircase-fisher", "fisher"]
+    assert [repro.method_of(d, "scratch") for d in ("fisher", "uniform")] == ["copycat", "uniform"]
 
 
 def test_a_row_more_than_3_percent_from_its_target_is_unmatched(repro):

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..complexity import count_outputs
+from ..design.designer import ALLOCATIONS, DEFAULT_ALLOCATION
 from ..errors import StaircaseError
 from ..files import atomic_write_json
 from ..quantize import INT8_BACKENDS, INT8_SETTINGS, precisions_here
@@ -42,7 +43,7 @@ __all__ = ["CompareSettings", "Comparison", "METHODS"]
 METHODS = ("teacher", "channel", "channel-unsnapped", "weight", "int8", "channel+int8", "bf16", "f16")
 
 # settings every point of one comparison shares: a rerun into the same folder must keep them
-SAME_POINTS = ("teacher", "data", "backend", "profile", "widths", "epochs", "lr", "batch_size", "train_images",
+SAME_POINTS = ("teacher", "data", "backend", "profile", "widths", "allocation", "epochs", "lr", "batch_size", "train_images",
                "calibration_images", "threads", "grid", "timing", "seed")
 
 
@@ -53,7 +54,8 @@ class CompareSettings:
     out: str
     backend: str = "onnxruntime"
     profile: str | None = None
-    widths: str | None = None  # a `staircase prune` widths file: Fisher allocation and unsnapped widths
+    widths: str | None = None  # a `staircase prune` widths file: which channels students keep, unsnapped widths
+    allocation: str = DEFAULT_ALLOCATION  # how the channel-pruned students share their latency among slots
     methods: list[str] | None = None  # default: every method this backend runs here
     targets: list[float] = field(default_factory=lambda: [0.35, 0.5, 0.7, 0.85])
     sparsities: list[float] = field(default_factory=lambda: [0.5, 0.75, 0.9, 0.95])
@@ -101,6 +103,8 @@ class CompareSettings:
 
         if self.timing not in TIMINGS:
             raise StaircaseError(f"--timing {self.timing!r} must be one of {', '.join(TIMINGS)}")
+        if self.allocation not in ALLOCATIONS:
+            raise StaircaseError(f"--allocation {self.allocation!r} is not one of {', '.join(ALLOCATIONS)}")
         if self.epochs < 0 or self.calibration_images < 1:
             raise StaircaseError("--epochs must be at least 0 and --calibration-images at least 1")
         return ["teacher", *[m for m in METHODS if m in methods and m != "teacher"]]

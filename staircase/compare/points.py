@@ -190,7 +190,8 @@ class PointMaker:
                                 protocol=self.protocol)
         unsnapped = "unsnapped" if self._widths_file is not None else "l1"
         found = design_students(designer, name, self._widths_file, target_ms=target * designer.full_ms,
-                                baselines=(unsnapped,), measure=measure, l1_model=self.model, log=self.log)
+                                baselines=(unsnapped,), measure=measure, l1_model=self.model, log=self.log,
+                                allocation=self.s.allocation)
         main, other = found[0].spec, found[1].spec
         other.name = f"{name}-unsnapped"
         other.save(paths[1])

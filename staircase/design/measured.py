@@ -28,7 +28,7 @@ from .baselines import (
     uniform_family,
     widest_under,
 )
-from .designer import ALLOCATIONS, Designer, Saliency
+from .designer import ALLOCATIONS, DEFAULT_ALLOCATION, Designer, Saliency
 
 __all__ = ["BASELINES", "DEFAULT_ROUND_TO", "FILL_WITHIN", "MATCH_WITHIN", "MEASURE_PAIRS", "BesideTeacher", "Designed", "Measure", "Timed", "design_students",
            "designed", "fit_to_target"]
@@ -186,12 +186,15 @@ def design_students(designer: Designer, name: str, widths_file: WidthsFile | Non
     ``l1``, ``l1-round``, ``uniform``), in that order.
 
     ``allocation`` (one of ``ALLOCATIONS``) says how a target's latency is shared among the
-    slots; by default the widths file's saliency where it has one, else parameters."""
+    slots (default ``DEFAULT_ALLOCATION``); without a target it is the saliency snapping
+    ranks slots by, by default the widths file's where it has one, else parameters."""
     if widths_file is not None:
         designer.check_slots(widths_file.widths)
         if widths_file.saliency:
             designer.check_slots(widths_file.saliency)
-    allocation = allocation or ("fisher" if widths_file is not None and widths_file.saliency else "params")
+    if allocation is None:
+        allocation = DEFAULT_ALLOCATION if target_ms is not None else (
+            "fisher" if widths_file is not None and widths_file.saliency else "params")
     saliency, kind = _saliency(designer, allocation, widths_file, l1_model)
     if target_ms is not None:
         if allocation == "proportional":
