@@ -133,7 +133,7 @@ def winner(designed, trained: dict) -> str:
 
 
 def _design(s: DemoSettings, pipe, prof):
-    from .design.designer import Designer
+    from .design.designer import DEFAULT_ALLOCATION, Designer
     from .profile.backends import backend_of
     from .profile.timing import measure_network
 
@@ -145,7 +145,7 @@ def _design(s: DemoSettings, pipe, prof):
     target = round(s.target * designer.full_ms, 4)  # targets are judged at the profile's speed
     _note(f"teacher {designer.full_ms:.3f} ms in the profile ({teacher_m.median_ms:.3f} ms now) -> target "
           f"{target:.3f} ms")
-    lowest = designer.smallest_ms() * 1.02
+    lowest = designer.smallest_ms(DEFAULT_ALLOCATION) * 1.02
     if target < lowest:  # a tiny network whose steps end above the target: the nearest reachable instead
         target = round(lowest, 4)
         _note(f"that is below what this profile's steps reach; designing for {target:.3f} ms instead")

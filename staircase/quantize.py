@@ -224,7 +224,7 @@ def quantize_openvino(onnx_path: str | Path, out_xml: str | Path, batches: list[
                                   preset=nncf.QuantizationPreset.MIXED if setting == "mixed"
                                   else nncf.QuantizationPreset.PERFORMANCE,
                                   fast_bias_correction=setting != "full-bias-correction",
-                                  subset_size=int(sum(len(b) for b in batches)), **options)
+                                  subset_size=len(batches), **options)  # NNCF counts dataset items
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / out_xml.name
         ov.save_model(quantized, str(staged), compress_to_fp16=False)

@@ -23,15 +23,25 @@ def test_dense_kernels_give_weight_pruning_no_speed_up_and_the_finding_says_so(s
     assert "a speed-up at 90%, which the paper did not find" in line
 
 
-def test_channel_pruning_is_called_best_only_when_no_point_beats_it_at_its_latency(study):
+def test_channel_pruning_is_called_best_only_when_no_point_keeping_every_channel_beats_it(study):
     points = [_p("teacher", "f32", 80, 1.0), _p("channel", "50%", 75, 0.5), _p("weight", "90%", 70, 0.98),
-              _p("int8", "minmax", 79, 0.8)]
+              _p("int8", "minmax", 79, 0.8), _p("channel+int8", "50%", 76, 0.45)]
     (line,) = [x for x in study.findings(points) if x.startswith("- (2)")]
-    assert line.startswith("- (2) channel pruning: 1 of 1 staircase students are beaten by no other method's point")
-    assert "as the paper found" in line and "No other method reaches below its fastest point" in line
-    points.append(_p("channel+int8", "50%", 76, 0.45))
+    assert line.startswith("- (2) channel pruning: 2 of 2 staircase students (alone or quantised) are beaten by no")
+    assert "as the paper found" in line and "Neither weight pruning nor INT8 reaches below" in line
+    points.append(_p("int8", "entropy", 77, 0.51))  # faster than `channel 50%` within 3%, and more accurate
     (line,) = [x for x in study.findings(points) if x.startswith("- (2)")]
-    assert "0 of 1" in line and "it is not always the best" in line and "Only channel+int8 reach below" in line
+    assert "1 of 2" in line and "is not always the best" in line and "(channel 50% by int8 entropy)" in line
+    points.append(_p("int8", "fast", 60, 0.4))
+    (line,) = [x for x in study.findings(points) if x.startswith("- (2)")]
+    assert "Only int8 reach below its fastest point" in line
+
+
+def test_the_staircase_students_are_set_beside_the_unsnapped_widths_target_by_target(study):
+    points = [_p("teacher", "f32", 80, 1.0), _p("channel", "50%", 75, 0.5), _p("channel-unsnapped", "50%", 70, 0.45),
+              _p("channel", "70%", 78, 0.7)]
+    (line,) = [x for x in study.findings(points) if x.startswith("- the staircase students against")]
+    assert line.endswith("unsnapped: 50%: +5.0 points at 1.11x the time.")
 
 
 def test_the_int8_finding_reports_the_range_and_the_most_accurate_setting(study):
@@ -52,3 +62,11 @@ def test_the_weight_runs_are_shared_between_backends_and_nothing_else(study, tmp
     study.share_weight_runs(first, other)
     assert sorted(p.name for p in (other / "train").iterdir()) == ["weight-90"]
     assert (other / "train" / "weight-90").resolve() == (first / "train" / "weight-90").resolve()
+
+
+def test_targets_below_the_steps_floor_are_replaced_by_reachable_ones(study):
+    assert study.reachable_targets([0.35, 0.5, 0.7, 0.85], 0.30) == [0.35, 0.5, 0.7, 0.85]  # all reachable
+    # OpenVINO's coarse steps: the narrowest student at 61%: the floor, then the widest gap halved
+    assert study.reachable_targets([0.35, 0.5, 0.7, 0.85], 0.61) == [0.63, 0.7, 0.77, 0.85]
+    assert study.reachable_targets([0.35, 0.5, 0.7, 0.85], 0.66) == [0.7, 0.77, 0.81, 0.85]  # 0.68 is too near 0.7
+    assert study.reachable_targets([0.5], 0.97) == []  # nothing reachable: no points, nothing invented

@@ -206,6 +206,8 @@ def test_compare_makes_every_method_s_points_and_a_rerun_reuses_them(teacher, tm
     assert [(x["method"], x["setting"]) for x in saved["skipped"]] == [
         ("channel", "2%"), ("channel-unsnapped", "2%"), ("channel+int8", "2%")]
     assert "below what this profile's steps reach" in saved["skipped"][0]["why"]
+    lowest = Comparison(settings).lowest_target()  # the floor the skipped target was below
+    assert 0.02 < lowest < 0.6 and f"({lowest:.0%} predicted for the narrowest student)" in saved["skipped"][0]["why"]
     assert (tmp_path / "c" / "compare-latency.png").exists() and (tmp_path / "c" / "compare-size.png").exists()
     with pytest.raises(StaircaseError, match=r"other settings \(epochs: 1 there, 2 here\)"):
         Comparison(CompareSettings(**{**settings.__dict__, "epochs": 2}))

@@ -443,3 +443,22 @@ def test_a_profile_that_found_too_few_steps_is_not_designed_on(profiled, tmp_pat
     one_line_error(run_cli("design", "wrn_16_1", "--profile", str(flat), "--target-share", "0.9", "--no-measure",
                            "--out", str(tmp_path / "s.json")), "found steps in only 0 of 6 slots", "--allow-few-steps")
     assert not (tmp_path / "s.json").exists()
+
+
+def test_a_proportional_search_stops_at_the_narrowest_proportional_student(profiled):
+    """A machine 1.5x slower than predicted, a target just above the narrowest proportional
+    student: the search tightens, never asks for a budget the proportions cannot reach, and
+    returns the closest design it measured, marked as missing."""
+    from staircase.design.measured import design_students
+
+    designer = _scripted(profiled)
+    floor = designer.smallest_ms("proportional")
+    assert floor == pytest.approx(designer.predicted(designer.proportional(0.0)))
+    calls = []
+    (student,) = design_students(designer, "s", target_ms=1.05 * floor, measure=_scripted_measure(designer, 1.5, calls),
+                                 log=lambda m: None)
+    assert student.spec.provenance.notes["allocation"] == "proportional"  # the default
+    assert not student.met and student.spec.provenance.notes["missed_by_ms"] > 0
+    assert len(calls) == 1  # the one design above the floor; nothing narrower to try
+    with pytest.raises(StaircaseError, match="smallest latency reachable"):
+        designer.proportional_for(0.9 * floor)

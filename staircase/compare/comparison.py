@@ -132,6 +132,7 @@ class Comparison:
         self.path = self.out / "compare.json"
         self.points: list[dict[str, Any]] = self._read_points()
         self.skipped: dict[tuple[str, str], str] = {}  # (method, setting) -> why it could not be made
+        self.maker = PointMaker(settings, self.model, self.arch, self.data, log)
 
     def _read_points(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -149,6 +150,11 @@ class Comparison:
                                  "change), or choose another --out")
         return list(doc.get("points", []))
 
+    def lowest_target(self) -> float:
+        """The smallest latency target (a share of the network's) a channel-pruned student
+        reaches on this device's steps; the profile is made first when there is none."""
+        return self.maker.lowest_share()
+
     def _skipped_list(self) -> list[dict[str, str]]:
         return [{"method": m, "setting": s, "why": why} for (m, s), why in self.skipped.items()]
 
@@ -161,7 +167,7 @@ class Comparison:
     def run(self, on_point: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
         """Every point of every method (finished ones reused); the points. ``on_point(point)``
         is called after each new point is saved."""
-        maker = PointMaker(self.settings, self.model, self.arch, self.data, self.log)
+        maker = self.maker
         for method in self.methods:
             for setting, build in maker.plan(method):
                 if any(p["method"] == method and p["setting"] == setting for p in self.points):

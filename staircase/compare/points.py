@@ -141,6 +141,12 @@ class PointMaker:
 
     # -- channel pruning -----------------------------------------------------------------------
 
+    def lowest_share(self) -> float:
+        """The smallest share of the network's latency a channel-pruned student reaches on
+        the profile's steps (predicted)."""
+        designer = self.designer()
+        return designer.smallest_ms(self.s.allocation) / designer.full_ms
+
     def designer(self):
         """The designer on the device profile (made here, resumably, when none was given)."""
         if self._designer is None:
@@ -182,7 +188,7 @@ class PointMaker:
         if all(p.exists() for p in paths):
             return tuple(StudentSpec.load(p) for p in paths)
         designer = self.designer()
-        lowest = designer.smallest_ms() / designer.full_ms
+        lowest = self.lowest_share()
         if target < lowest:
             raise PointSkipped(f"{target:.0%} of the network's latency is below what this profile's steps reach "
                                f"({lowest:.0%} predicted for the narrowest student); ask for at least that")

@@ -148,8 +148,11 @@ class Designer:
     def predicted(self, widths: Mapping[str, int]) -> float:
         return self.latency.predicted_ms(widths)
 
-    def smallest_ms(self) -> float:
-        """The fastest predicted network whose slots sit on optimal widths."""
+    def smallest_ms(self, allocation: str | None = None) -> float:
+        """The fastest predicted network a design can reach: its slots on optimal widths (the
+        knapsacks'), or for ``proportional`` the teacher's proportions at their narrowest."""
+        if allocation == "proportional":
+            return self.predicted(self.proportional(0.0))
         return self.full_ms + min_cost(self.choices(Saliency({n: [] for n in self.slots})))
 
     def for_target(self, target_ms: float, saliency: Saliency) -> dict[str, int]:
@@ -174,7 +177,7 @@ class Designer:
         """The widest ``proportional`` widths predicted at or under ``target_ms``."""
         from .baselines import widest_under
 
-        self._check_reachable(target_ms, self.predicted(self.proportional(0.0)))
+        self._check_reachable(target_ms, self.smallest_ms("proportional"))
         return self.proportional(widest_under(self.proportional, self.predicted, target_ms))
 
     def choices(self, saliency: Saliency, widths: Mapping[str, Sequence[int]] | None = None

@@ -117,10 +117,12 @@ def designed(designer: Designer, widths: Mapping[str, int], name: str, method: s
 
 def fit_to_target(designer: Designer, target_ms: float, saliency: Saliency, name: str, method: str,
                   measure: Measure | None, log: Callable[[str], None] = print, attempts: int = 5,
-                  close: float = FILL_WITHIN, choose: Callable[[float], dict[str, int]] | None = None) -> Designed:
+                  close: float = FILL_WITHIN, choose: Callable[[float], dict[str, int]] | None = None,
+                  allocation: str | None = None) -> Designed:
     """The best student for ``target_ms``. Without ``measure``, the prediction's choice.
     ``choose(budget)`` gives the widths for a predicted budget (default: the knapsack on
-    ``saliency``, ``designer.for_target``).
+    ``saliency``, ``designer.for_target``); ``allocation`` names it, for the fastest
+    budget it can reach.
 
     With it, the predicted budget is searched by measurement: a miss tightens it by the
     miss, a student more than ``close`` (a share of the target) below it loosens it by the
@@ -158,7 +160,7 @@ def fit_to_target(designer: Designer, target_ms: float, saliency: Saliency, name
             miss_budgets = [b for b, d in tried if d.judged_ms > target_ms]
             budget = (max(fit_budgets) + min(miss_budgets)) / 2 if fit_budgets and miss_budgets \
                 else budget + target_ms - judged
-        if budget < designer.smallest_ms():
+        if budget < designer.smallest_ms(allocation):
             break
     return _best_of(tried, target_ms)
 
@@ -200,7 +202,8 @@ def design_students(designer: Designer, name: str, widths_file: WidthsFile | Non
         if allocation == "proportional":
             main = fit_to_target(designer, target_ms, saliency, name,
                                  f"staircase (proportional): the teacher's proportions, each slot up to the top of "
-                                 f"its step, under {target_ms} ms", measure, log, choose=designer.proportional_for)
+                                 f"its step, under {target_ms} ms", measure, log, choose=designer.proportional_for,
+                                 allocation=allocation)
         else:
             main = fit_to_target(designer, target_ms, saliency, name, f"staircase ({allocation}): optimal widths "
                                  f"keeping the most {kind} under {target_ms} ms", measure, log)
