@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from staircase.compare.comparison import CompareSettings, Comparison
-from staircase.compare.report import pareto, plot_points, points_table
+from staircase.compare.report import in_table_order, pareto, plot_points, points_table
 from staircase.files import atomic_write_json, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +166,7 @@ one beside a hand-crafted efficient one.
 
 def findings(points: list[dict]) -> list[str]:
     """What the points say about the paper's findings (1) and (2), and about INT8."""
+    points = in_table_order(points)
     by = {}
     for p in points:
         by.setdefault(p["method"], []).append(p)
@@ -227,8 +228,8 @@ def findings(points: list[dict]) -> list[str]:
                      f"{-max(drops):+.1f} to {-min(drops):+.1f} points; the most accurate setting is {best['setting']}; "
                      f"its file is {best['size_bytes'] / teacher['size_bytes']:.2f} of the float file's size.")
     both = by.get("channel+int8", [])
-    if both and channel:
-        pairs = [(c, q) for c in channel for q in both if q["setting"] == c["setting"]]
+    if both and by.get("channel"):
+        pairs = [(c, q) for c in by["channel"] for q in both if q["setting"] == c["setting"]]
         lines.append("- channel + INT8 against channel alone: "
                      + "; ".join(f"{c['setting']}: {q['ratio'] / c['ratio']:.2f}x the time, "
                                  f"{q['top1'] - c['top1']:+.1f} points" for c, q in pairs) + ".")

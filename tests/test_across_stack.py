@@ -70,3 +70,10 @@ def test_targets_below_the_steps_floor_are_replaced_by_reachable_ones(study):
     assert study.reachable_targets([0.35, 0.5, 0.7, 0.85], 0.61) == [0.63, 0.7, 0.77, 0.85]
     assert study.reachable_targets([0.35, 0.5, 0.7, 0.85], 0.66) == [0.7, 0.77, 0.81, 0.85]  # 0.68 is too near 0.7
     assert study.reachable_targets([0.5], 0.97) == []  # nothing reachable: no points, nothing invented
+
+
+def test_channel_plus_int8_is_set_beside_the_same_target_alone_and_only_that(study):
+    points = [_p("teacher", "f32", 80, 1.0), _p("channel", "50%", 75, 0.5), _p("channel", "70%", 78, 0.7),
+              _p("channel+int8", "50%", 74, 0.4)]
+    (line,) = [x for x in study.findings(points) if x.startswith("- channel + INT8")]
+    assert line == "- channel + INT8 against channel alone: 50%: 0.80x the time, -1.0 points."

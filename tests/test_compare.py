@@ -135,6 +135,17 @@ def test_the_pareto_front_keeps_the_points_nothing_beats():
     assert pareto(points, "ratio") == {0, 1}
 
 
+def test_the_table_keeps_each_methods_points_together_in_ascending_targets():
+    from staircase.compare.report import points_table
+
+    points = [{"method": m, "setting": s, "top1": 50.0, "ratio": r, "size_bytes": 1, "peak_memory_bytes": 1}
+              for m, s, r in (("teacher", "f32", 1.0), ("channel", "70%", 0.7), ("int8", "minmax", 0.8),
+                              ("channel", "43%", 0.45), ("int8", "entropy", 0.8))]
+    rows = [line.split()[:2] for line in points_table(points).splitlines()[2:]]
+    assert rows == [["teacher", "f32"], ["channel", "43%"], ["channel", "70%"], ["int8", "minmax"],
+                    ["int8", "entropy"]]
+
+
 def test_settings_a_backend_cannot_run_are_refused_before_any_work(tmp_path):
     base = dict(teacher="t.pt", data="digits", out=str(tmp_path / "c"))
     with pytest.raises(StaircaseError, match="torch backend has no INT8 path"):

@@ -10,7 +10,7 @@ from typing import Any
 from ..files import atomic_write_text
 from ..table import format_table
 
-__all__ = ["pareto", "points_table", "plot_points", "write_report"]
+__all__ = ["in_table_order", "pareto", "points_table", "plot_points", "write_report"]
 
 MARKERS = {"teacher": "*", "channel": "o", "channel-unsnapped": "v", "weight": "s", "int8": "D",
            "channel+int8": "P", "bf16": "X", "f16": "X"}
@@ -31,7 +31,8 @@ def points_table(points: Sequence[dict[str, Any]]) -> str:
     fast, small = pareto(points, "ratio"), pareto(points, "size_bytes")
     one_thread = any("ratio_1_thread" in p for p in points)
     rows = []
-    for i, p in enumerate(points):
+    for i in sorted(range(len(points)), key=lambda i: _row_order(points, i)):
+        p = points[i]  # i: its place in ``points``, which the fronts name
         rows.append([p["method"], p["setting"], f"{p['top1']:.2f}", f"{p['ratio']:.3f}",
                      *([f"{p['ratio_1_thread']:.3f}" if "ratio_1_thread" in p else "-"] if one_thread else []),
                      f"{p['size_bytes'] / 1e6:.3f}", f"{p.get('compressed_bytes', 0) / 1e6:.3f}",
@@ -39,6 +40,20 @@ def points_table(points: Sequence[dict[str, Any]]) -> str:
                      "yes" if i in small else ""])
     return format_table(["method", "setting", "top-1 %", "latency ratio", *(["ratio 1 thread"] if one_thread else []),
                          "size MB", "gzip MB", "run +MB", "front: latency", "front: size"], rows)
+
+
+def in_table_order(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points as the table lists them."""
+    return [points[i] for i in sorted(range(len(points)), key=lambda i: _row_order(points, i))]
+
+
+def _row_order(points: Sequence[dict[str, Any]], i: int) -> tuple:
+    """Each method's points together (methods in the order they first came), targets and
+    sparsities ascending, other settings in the order made."""
+    methods = list(dict.fromkeys(p["method"] for p in points))
+    setting = points[i]["setting"]
+    share = float(setting[:-1]) if setting.endswith("%") and setting[:-1].replace(".", "", 1).isdigit() else 0.0
+    return methods.index(points[i]["method"]), share, i
 
 
 def plot_points(points: Sequence[dict[str, Any]], cost: str, path: Path, title: str) -> Path:
