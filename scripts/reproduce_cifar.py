@@ -293,7 +293,8 @@ training run); the designs it trained are in `results_cifar/`. Ratio: the networ
 measured beside the teacher (ONNX Runtime, batch 1), the median over its seeds' rows;
 "matched": within 3% of the target. `staircase` is the tool's default student (the
 {DEFAULT_ALLOCATION} allocation); `staircase-<allocation>` the others; `fisher` the Fisher-pruned
-widths unsnapped (`copycat` when trained from scratch). Rows so far: {len(rows)}.
+widths unsnapped (`copycat` when trained from scratch); "min/run": wall-clock minutes of
+training, which include any time a run waited for the CPU. Rows so far: {len(rows)}.
 
 ```
 {table}

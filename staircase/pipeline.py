@@ -16,7 +16,7 @@ both built from these stages.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,19 +97,21 @@ class Pipeline:
         return WidthsFile.load(path)
 
     def design(self, profile, target_ms: float, widths_file=None, name: str | None = None,
-               baselines: bool = True) -> list:
-        """The staircase student for ``target_ms`` (judged at the profile's speed) and, with
-        ``baselines``, the unsnapped, L1 and uniform students measured to its latency; each
-        spec in ``students/``. Reused when the student's spec is there."""
+               baselines: bool | Collection[str] = True) -> list:
+        """The staircase student for ``target_ms`` (judged at the profile's speed) and the
+        ``baselines`` measured to its latency (True: all of ``BASELINES``; the unsnapped one
+        needs ``widths_file``); each spec in ``students/``. Reused when the student's spec is
+        there."""
         from .design.designer import Designer
-        from .design.measured import BesideTeacher, Designed, design_students
+        from .design.measured import BASELINES, BesideTeacher, Designed, design_students
         from .profile.backends import backend_of
 
         name = name or f"{self.model}-staircase"
         folder = self.out / "students"
         main = folder / f"{name}.json"
-        suffixes = ["", *(("-unsnapped",) if widths_file is not None else ()), "-l1", "-l1-round", "-uniform"][
-            : None if baselines else 1]
+        which = tuple(b for b in BASELINES if (baselines is True or b in (baselines or ()))
+                      and (b != "unsnapped" or widths_file is not None))
+        suffixes = ["", *(f"-{b}" for b in which)]
         if main.exists():
             self.log(f"reusing the specs in {folder}")
             return [Designed.from_spec(StudentSpec.load(folder / f"{name}{s}.json")) for s in suffixes]
@@ -117,7 +119,7 @@ class Pipeline:
         designer = Designer(profile, teacher)
         measure = BesideTeacher(backend_of(profile), teacher.model, teacher.architecture.input_size,
                                 designer.full_ms)
-        designed = design_students(designer, name, widths_file, target_ms=target_ms, baselines=baselines,
+        designed = design_students(designer, name, widths_file, target_ms=target_ms, baselines=which,
                                    measure=measure, l1_model=teacher.model, log=self.log)
         for d in designed:  # the main spec last: its presence says the stage is done
             if d is not designed[0]:

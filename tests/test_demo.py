@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from staircase.demo import DemoSettings, run_demo
+from staircase.demo import DEMO_BASELINES, DemoSettings, run_demo
 from staircase.spec import StudentSpec
 
 TINY = DemoSettings(model="wrn_16_1", grid=8, timing="quick", teacher_epochs=1, student_epochs=1, train_images=128,
@@ -14,7 +14,7 @@ TINY = DemoSettings(model="wrn_16_1", grid=8, timing="quick", teacher_epochs=1, 
 def test_demo_runs_the_three_jobs_and_reuses_its_results(tmp_path, capsys):
     assert run_demo(tmp_path, TINY) == 0
     out = capsys.readouterr().out
-    names = ["wrn_16_1-staircase", *(f"wrn_16_1-staircase-{b}" for b in ("unsnapped", "l1", "l1-round", "uniform"))]
+    names = ["wrn_16_1-staircase", *(f"wrn_16_1-staircase-{b}" for b in DEMO_BASELINES)]
     for name in names:  # every network trained the same way: from the teacher's weights, AT, the same epochs
         assert name in out
         assert json.loads((tmp_path / "train" / name / "summary.json").read_text())["epochs"] == 1
@@ -23,7 +23,8 @@ def test_demo_runs_the_three_jobs_and_reuses_its_results(tmp_path, capsys):
         assert StudentSpec.load(tmp_path / "students" / f"{name}.json").provenance.init["ranked_by"] == "fisher"
     main = StudentSpec.load(tmp_path / "students" / "wrn_16_1-staircase.json")
     judged = main.provenance.notes["at_profile_speed_ms"]
-    for baseline in ("unsnapped", "l1", "l1-round", "uniform"):  # matched to the student's measured latency, not its prediction
+    assert not (tmp_path / "students" / "wrn_16_1-staircase-l1.json").exists()  # only the baselines asked for
+    for baseline in DEMO_BASELINES:  # matched to the student's measured latency, not its prediction
         notes = StudentSpec.load(tmp_path / "students" / f"wrn_16_1-staircase-{baseline}.json").provenance.notes
         assert notes["matched_to_ms"] == judged
         assert 0.6 * judged < notes["at_profile_speed_ms"] < 1.6 * judged, (baseline, notes)
