@@ -45,15 +45,17 @@ class Pipeline:
     def teacher_checkpoint(self) -> Path:
         return self.out / "teacher" / "last.pt"
 
-    def profile(self, backend: str = "onnxruntime", grid: int = 4, timing: str = "standard", progress: bool = True):
-        """The teacher's slots profiled on ``backend`` (a :class:`~staircase.profile.sweep.SweepResult`)."""
+    def profile(self, backend: str = "onnxruntime", grid: int = 4, timing: str = "standard", progress: bool = True,
+                rounds: int = 2):
+        """The teacher's slots profiled on ``backend`` (a :class:`~staircase.profile.sweep.SweepResult`),
+        each point measured in ``rounds`` interleaved rounds."""
         from .profile.backends import get_backend
         from .profile.sweep import profile_network
 
         path = self.out / "profile.json"
         if path.exists():
             self.log(f"reusing {path}")
-        return profile_network(self.model, get_backend(backend, threads=self.threads), path, grid=grid, rounds=2,
+        return profile_network(self.model, get_backend(backend, threads=self.threads), path, grid=grid, rounds=rounds,
                                timing=timing, progress=progress, log=self.log)
 
     def teacher(self, epochs: int, lr: float = 0.1, batch_size: int = 128, deterministic: bool = False
