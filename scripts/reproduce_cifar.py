@@ -36,6 +36,7 @@ killed training run. ``docs/RESULTS.md`` and its plot are rendered from the rows
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import statistics
@@ -88,6 +89,8 @@ def main() -> int:
     ap.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.7], help="shares of the teacher's latency")
     ap.add_argument("--scratch-targets", type=float, nargs="*", default=[0.5])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--parts", nargs="+", choices=("teacher", "scratch"), default=["teacher", "scratch"],
+                    help="train only these parts' rows this time (the page shows every row there is)")
     ap.add_argument("--prune-share", type=float, default=0.3, help="the saliency run prunes to this share")
     ap.add_argument("--grid", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
@@ -119,10 +122,16 @@ def main() -> int:
     say("[4/4] designs (kept in docs/results_cifar/), then one training run per row")
     specs = {t: _designs(pipe, prof, widths_file, t, args.docs / "results_cifar")
              for t in sorted(set(args.targets) | set(args.scratch_targets))}
+    kept_rows = current_rows(rows, specs)
+    if len(kept_rows) < len(rows):
+        say(f"      {len(rows) - len(kept_rows)} rows trained designs made again since: dropped")
+        rows = kept_rows
     settings = _settings(args, prof, teacher, pipe)
     for seed in args.seeds:
         for part, targets, methods, epochs in (("teacher", args.targets, FROM_TEACHER, args.finetune_epochs),
                                                ("scratch", args.scratch_targets, FROM_SCRATCH, args.teacher_epochs)):
+            if part not in args.parts:
+                continue
             for target in targets:
                 for design in methods:
                     if args.budget_minutes and time.perf_counter() - started > 60 * args.budget_minutes:
@@ -159,26 +168,41 @@ def _designs(pipe: Pipeline, prof, widths_file, target: float, keep: Path) -> di
     """Each design's spec at ``target``: designed and measured once, kept in ``keep``
     (committed with the results, so the rows of later sessions use the same networks)."""
     folder = keep / f"t{round(target * 100)}"
-    if all((folder / f"{m}.json").exists() for m in DESIGNS):
+    kept = {m: StudentSpec.load(folder / f"{m}.json") for m in DESIGNS if (folder / f"{m}.json").exists()}
+    missing = sorted({DESIGNS[m][0] for m in DESIGNS if m not in kept})  # allocations to design again
+    if not missing:
         say(f"      reusing the designs in {folder}")
-        return {m: StudentSpec.load(folder / f"{m}.json") for m in DESIGNS}
+        return kept
     teacher = pipe.trained_teacher()
     designer = Designer(prof, teacher)
     measure = BesideTeacher(backend_of(prof), teacher.model, teacher.architecture.input_size, designer.full_ms)
     target_ms = target * designer.full_ms
     designs = {}
-    for allocation in ("fisher", "l1", "proportional"):
+    for allocation in missing:
         name = f"{pipe.model}-t{round(target * 100)}-{allocation}"
         found = design_students(designer, name, widths_file, target_ms=target_ms, measure=measure,
                                 baselines=allocation == "fisher", l1_model=teacher.model, log=pipe.log,
                                 allocation=allocation)
         designs.update({(allocation, d.spec.name[len(name):]): d.spec for d in found})
-    specs = {m: designs[how] for m, how in DESIGNS.items()}
-    for method, spec in specs.items():
-        spec.save(folder / f"{method}.json")
+    specs = {**kept, **{m: designs[how] for m, how in DESIGNS.items() if m not in kept}}
+    for method in DESIGNS:
+        spec = specs[method]
+        if method not in kept:
+            spec.save(folder / f"{method}.json")
         ratio = spec.provenance.notes["ratio_to_teacher"]
-        say(f"      {target:.0%} {method:24s} {spec.params:>8,} params, {ratio:.3f} of the teacher")
+        say(f"      {target:.0%} {method:24s} {spec.params:>8,} params, {ratio:.3f} of the teacher"
+            + ("" if method in kept else " (designed now)"))
     return specs
+
+
+def current_rows(rows: list[dict], specs: dict[float, dict[str, StudentSpec]]) -> list[dict]:
+    """The rows that trained the networks now kept in ``results_cifar/``: a design made again
+    (its spec file deleted) leaves its old rows behind, in git's history only."""
+    def current(r: dict) -> bool:
+        spec = specs.get(r["target"], {}).get(r["design"])
+        return spec is None or (r["params"] == spec.params and r.get("widths", spec.widths) == spec.widths)
+
+    return [r for r in rows if current(r)]
 
 
 def matched(ratio: float, target: float) -> bool:
@@ -189,18 +213,19 @@ def matched(ratio: float, target: float) -> bool:
 def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, design: str, part: str, target: float, seed: int,
                epochs: int, args) -> dict:
     """Train one network for one seed; its row."""
-    folder = f"t{round(target * 100)}-{part}-{design}-e{epochs}-s{seed}"
+    tag = hashlib.sha1(json.dumps(spec.widths, sort_keys=True).encode()).hexdigest()[:6]  # a design made again
+    folder = f"t{round(target * 100)}-{part}-{design}-{tag}-e{epochs}-s{seed}"             # trains in new folders
     init = None
     if part == "teacher":
         teacher = pipe.trained_teacher()
-        weights = pipe.out / "inherited" / f"t{round(target * 100)}-{design}.json"
+        weights = pipe.out / "inherited" / f"t{round(target * 100)}-{design}-{tag}.json"
         if not weights.with_suffix(".pt").exists():
             inherited = StudentSpec.from_dict(spec.to_dict(), str(weights))
             save_student(inherited, inherited_student(teacher.model, inherited, str(pipe.teacher_checkpoint),
                                                       widths_file), weights)
         init = str(weights.with_suffix(".pt"))
     spec_copy = StudentSpec.from_dict(spec.to_dict(), design)
-    spec_copy.name = f"{spec.name}-{part}"
+    spec_copy.name = f"{spec.name}-{part}-{tag}"
     lr = args.finetune_lr if part == "teacher" else 0.1
     summary = pipe.train_student(spec_copy, epochs, attention=True, init=init, seed=seed, lr=lr, batch_size=128,
                                  folder=folder)
@@ -208,7 +233,8 @@ def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, design: str, part
     method = method_of(design, part)
     row = {"method": method, "design": design, "init": part, "target": target, "seed": seed, "epochs": epochs,
            "train_minutes": summary["seconds_this_session"] / 60, "ratio": ratio, "params": spec.params,
-           "top1": summary["final_top1"], "matched": matched(ratio, target), "network": spec.name}
+           "top1": summary["final_top1"], "matched": matched(ratio, target), "network": spec.name,
+           "widths": spec.widths}
     say(f"      {target:.0%} from {part:7s} {method:24s} seed {seed}: top-1 {row['top1']:.2f}% at {ratio:.3f} of the "
         f"teacher{'' if row['matched'] else ' (UNMATCHED)'}, {row['train_minutes']:.1f} min")
     return row

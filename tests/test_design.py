@@ -452,6 +452,11 @@ def test_a_proportional_search_stops_at_the_narrowest_proportional_student(profi
     from staircase.design.measured import design_students
 
     designer = _scripted(profiled)
+    for t in (0.0, 0.3, 0.55, 0.8, 1.0):  # every slot on the staircase, never under uniform scaling's width
+        widths = designer.proportional(t)
+        assert all(w in designer.optimal[n] for n, w in widths.items())
+        assert all(w >= min(round(t * full), designer.optimal[n][-1]) for (n, w), full
+                   in zip(widths.items(), designer.latency.slots.values(), strict=True))
     floor = designer.smallest_ms("proportional")
     assert floor == pytest.approx(designer.predicted(designer.proportional(0.0)))
     calls = []

@@ -64,3 +64,15 @@ def test_one_seed_is_not_judged_against_a_spread(repro):
     (line,) = repro.verdicts([_row("staircase", 60.0, 0), _row("uniform", 59.0, 0)])
     assert "one seed so far: no spread to judge the margin by" in line and "spread (0.00)" not in line
 
+
+
+def test_rows_of_a_design_made_again_are_dropped_and_the_others_kept(repro):
+    from types import SimpleNamespace
+
+    specs = {0.5: {"staircase-l1": SimpleNamespace(params=1000, widths={"a": 8}),
+                   "uniform": SimpleNamespace(params=2000, widths={"a": 16})}}
+    rows = [dict(_row("staircase-l1", 60.0, 0), design="staircase-l1"),  # old row: no widths, same params
+            dict(_row("uniform", 61.0, 0), design="uniform"),  # the design now has other params
+            dict(_row("staircase-l1", 62.0, 1), design="staircase-l1", widths={"a": 24}),  # other widths
+            dict(_row("fisher", 50.0, 0, target=0.7), design="fisher")]  # no design kept for it: kept
+    assert [r["top1"] for r in repro.current_rows(rows, specs)] == [60.0, 50.0]

@@ -168,9 +168,11 @@ class Designer:
                 f"{lowest_ms:.3f} ms predicted for {self.network}; ask for at least that")
 
     def proportional(self, t: float) -> dict[str, int]:
-        """Every slot at share ``t`` of its width (at least one channel), then up to the top
-        of its step: at least uniform scaling's channels for no more time, slot by slot."""
-        return {n: self.latency.snap(n, max(self.min_widths[n], round(t * full)), "up")
+        """Every slot at share ``t`` of its width (at least its minimum width), then up to the
+        top of that step, the narrowest optimal width at or above it: at least uniform
+        scaling's channels, every slot on the staircase (never a misaligned width where the
+        curve is a slope)."""
+        return {n: next((w for w in self.optimal[n] if w >= round(t * full)), self.optimal[n][-1])
                 for n, full in self.latency.slots.items()}
 
     def proportional_for(self, target_ms: float) -> dict[str, int]:
