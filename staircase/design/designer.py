@@ -33,7 +33,7 @@ SNAP_MODES = ("nearest", "up", "down", "fill")
 ALLOCATIONS = ("fisher", "l1", "params", "proportional")
 # a target design's allocation unless one is asked for: the CIFAR experiment
 # (scripts/reproduce_cifar.py, docs/RESULTS.md) found the teacher's proportions the most
-# accurate at equal measured latency; the saliency knapsacks starve the cheap late slots
+# accurate at half the teacher's latency; the Fisher knapsack starves the cheap late slots
 DEFAULT_ALLOCATION = "proportional"
 
 
