@@ -32,8 +32,8 @@ SNAP_MODES = ("nearest", "up", "down", "fill")
 # slot scaled by one factor, then up to the top of its step)
 ALLOCATIONS = ("fisher", "l1", "params", "proportional")
 # a target design's allocation unless one is asked for: the CIFAR experiment
-# (scripts/reproduce_cifar.py, docs/RESULTS.md) found the teacher's proportions the most
-# accurate at half the teacher's latency; the Fisher knapsack starves the cheap late slots
+# (scripts/reproduce_cifar.py, docs/RESULTS.md) found the teacher's proportions tied for the
+# most accurate at half the teacher's latency; the Fisher knapsack starves the cheap late slots
 DEFAULT_ALLOCATION = "proportional"
 
 
