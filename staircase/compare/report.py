@@ -31,7 +31,7 @@ def points_table(points: Sequence[dict[str, Any]]) -> str:
     fast, small = pareto(points, "ratio"), pareto(points, "size_bytes")
     one_thread = any("ratio_1_thread" in p for p in points)
     rows = []
-    for i in sorted(range(len(points)), key=lambda i: _row_order(points, i)):
+    for i in _table_order(points):
         p = points[i]  # i: its place in ``points``, which the fronts name
         rows.append([p["method"], p["setting"], f"{p['top1']:.2f}", f"{p['ratio']:.3f}",
                      *([f"{p['ratio_1_thread']:.3f}" if "ratio_1_thread" in p else "-"] if one_thread else []),
@@ -44,16 +44,20 @@ def points_table(points: Sequence[dict[str, Any]]) -> str:
 
 def in_table_order(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The points as the table lists them."""
-    return [points[i] for i in sorted(range(len(points)), key=lambda i: _row_order(points, i))]
+    return [points[i] for i in _table_order(points)]
 
 
-def _row_order(points: Sequence[dict[str, Any]], i: int) -> tuple:
-    """Each method's points together (methods in the order they first came), targets and
-    sparsities ascending, other settings in the order made."""
-    methods = list(dict.fromkeys(p["method"] for p in points))
-    setting = points[i]["setting"]
-    share = float(setting[:-1]) if setting.endswith("%") and setting[:-1].replace(".", "", 1).isdigit() else 0.0
-    return methods.index(points[i]["method"]), share, i
+def _table_order(points: Sequence[dict[str, Any]]) -> list[int]:
+    """The points' indices as the table lists them: each method's points together (methods
+    in the order they first came), targets and sparsities ascending, other settings in the
+    order made."""
+    methods = {m: k for k, m in enumerate(dict.fromkeys(p["method"] for p in points))}
+
+    def share(setting: str) -> float:
+        number = setting[:-1]
+        return float(number) if setting.endswith("%") and number.replace(".", "", 1).isdigit() else 0.0
+
+    return sorted(range(len(points)), key=lambda i: (methods[points[i]["method"]], share(points[i]["setting"]), i))
 
 
 def plot_points(points: Sequence[dict[str, Any]], cost: str, path: Path, title: str) -> Path:
