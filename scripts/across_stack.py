@@ -256,12 +256,24 @@ def across_backends(found: dict[str, dict]) -> list[str]:
                 parts.append(f"{backend} ratios {_span([p['ratio'] for p in mine])}"
                              + (f" (network {teacher_ms[0]:.2f} ms)" if teacher_ms and method == "teacher" else ""))
         lines.append(f"- {method}: " + "; ".join(parts))
-    one = [f"{b}: {statistics.median(p['ratio_1_thread'] / p['ratio'] for p in d['points'] if 'ratio_1_thread' in p):.2f}"
+    one = [_one_thread(b, statistics.median(p["ratio_1_thread"] / p["ratio"] for p in d["points"] if "ratio_1_thread" in p))
            for b, d in found.items() if any("ratio_1_thread" in p for p in d["points"])]
     if one:
         lines.append("- one thread against two: the median over points of (ratio at 1 thread) / (ratio at 2) — "
-                     + ", ".join(one) + " (above 1: compression saves less when the runtime has one core)")
+                     + ", ".join(one))
     return lines
+
+
+def _one_thread(backend: str, median: float) -> str:
+    """How a runtime's median (ratio at 1 thread) / (ratio at 2) reads: within the ruler's 3%
+    the thread count changes nothing."""
+    if abs(median - 1) <= 0.03:
+        reading = "the same saving at one thread, within 3%"
+    elif median < 1:
+        reading = "compression saves more when the runtime has one core"
+    else:
+        reading = "compression saves less when the runtime has one core"
+    return f"{backend}: {median:.2f} ({reading})"
 
 
 if __name__ == "__main__":

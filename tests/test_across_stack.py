@@ -77,3 +77,15 @@ def test_channel_plus_int8_is_set_beside_the_same_target_alone_and_only_that(stu
               _p("channel+int8", "50%", 74, 0.4)]
     (line,) = [x for x in study.findings(points) if x.startswith("- channel + INT8")]
     assert line == "- channel + INT8 against channel alone: 50%: 0.80x the time, -1.0 points."
+
+
+def test_the_thread_count_reading_follows_each_runtimes_median(study):
+    def found(ratio_1_thread):
+        return {"points": [_p("teacher", "f32", 80, 1.0, ratio_1_thread=1.0),
+                           _p("int8", "minmax", 79, 0.8, ratio_1_thread=ratio_1_thread)]}
+
+    (line,) = [x for x in study.across_backends({"a": found(0.6), "b": found(0.8), "c": found(1.0)})
+               if x.startswith("- one thread")]
+    assert "a: 0.88 (compression saves more when the runtime has one core)" in line
+    assert "b: 1.00 (the same saving at one thread, within 3%)" in line
+    assert "c: 1.12 (compression saves less when the runtime has one core)" in line
