@@ -284,19 +284,27 @@ def verdicts(rows: list[dict]) -> list[str]:
         if len(ranked) < 2:
             continue
         (best, a), (second, b) = ranked[0], ranked[1]
+        margin = round(a["mean"], 2) - round(b["mean"], 2)
         spread = max(a["std"], b["std"])
         if min(a["n"], b["n"]) < 2:
             against = "one seed so far: no spread to judge the margin by"
         else:
-            against = f"{'more than' if a['mean'] - b['mean'] > spread else 'within'} the seeds' spread ({spread:.2f})"
+            against = f"{'more than' if margin > spread else 'within'} the seeds' spread ({spread:.2f})"
         staircase = dict(ranked).get("staircase")
-        where = "" if best == "staircase" or staircase is None else (
-            f"; the tool's default staircase student ranked {[m for m, _ in ranked].index('staircase') + 1} of "
-            f"{len(ranked)}, {a['mean'] - staircase['mean']:.2f} points behind")
+        where = ""
+        if staircase is not None and "staircase" not in ((best,) if margin > 0 else (best, second)):
+            # ranked by the rounded means the page prints: a tie is a tie
+            above = sum(round(s["mean"], 2) > round(staircase["mean"], 2) for _, s in ranked)
+            where = ("; the tool's default staircase student tied for first" if above == 0 else
+                     f"; the tool's default staircase student ranked {above + 1} of {len(ranked)}, "
+                     f"{a['mean'] - staircase['mean']:.2f} points behind")
         faster = "" if a["ratio"] >= target * (1 - MATCH_WITHIN) else f" at {a['ratio']:.3f} of the teacher"
-        lines.append(f"- from {part}, {target:.0%} of the teacher: {best} won with {a['mean']:.2f} +- {a['std']:.2f}% "
-                     f"({a['n']} seeds){faster}, {a['mean'] - b['mean']:.2f} points over {second} ({b['mean']:.2f} +- "
-                     f"{b['std']:.2f}), {against}{where}"
+        seeds = f"{a['n']} seed{'s' if a['n'] != 1 else ''}"
+        head = (f"{best} won with {a['mean']:.2f} +- {a['std']:.2f}% ({seeds}){faster}, {margin:.2f} points over "
+                f"{second} ({b['mean']:.2f} +- {b['std']:.2f})" if margin > 0 else
+                f"{best} and {second} tied at {a['mean']:.2f}% (+- {a['std']:.2f} and +- {b['std']:.2f}, {seeds})"
+                f"{faster}")
+        lines.append(f"- from {part}, {target:.0%} of the teacher: {head}, {against}{where}"
                      + (f"; not ranked, measured more than 3% slower than the target: {', '.join(slower)}"
                         if slower else ""))
     return lines

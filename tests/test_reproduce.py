@@ -76,3 +76,15 @@ def test_rows_of_a_design_made_again_are_dropped_and_the_others_kept(repro):
             dict(_row("staircase-l1", 62.0, 1), design="staircase-l1", widths={"a": 24}),  # other widths
             dict(_row("fisher", 50.0, 0, target=0.7), design="fisher")]  # no design kept for it: kept
     assert [r["top1"] for r in repro.current_rows(rows, specs)] == [60.0, 50.0]
+
+
+def test_equal_means_are_called_a_tie_and_the_default_tied_for_first(repro):
+    rows = [_row("staircase", t, s) for s, t in enumerate((60.0, 61.0, 62.0))]
+    rows += [_row("staircase-l1", t, s) for s, t in enumerate((59.5, 61.0, 62.5))]
+    rows += [_row("uniform", t, s) for s, t in enumerate((50.0, 51.0, 52.0))]
+    (line,) = repro.verdicts(rows)
+    assert " tied at 61.00% (+- " in line and "won" not in line and "student" not in line
+    assert "staircase-l1 and staircase tied" in line or "staircase and staircase-l1 tied" in line
+    assert "within the seeds' spread" in line
+    (line,) = repro.verdicts([_row("staircase", 60.0, 0), _row("uniform", 59.0, 0)])
+    assert "(1 seed)" in line
