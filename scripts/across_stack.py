@@ -139,7 +139,7 @@ def render(found: dict[str, dict], docs: Path) -> None:
                         f"{s.get('allocation', 'fisher')} allocation; {s['calibration_images']} calibration images.\n\n"
                         f"```\n{points_table(points)}\n```\n\n"
                         + "".join(f"![{p.stem}](across_stack/{p.name})\n" for p in plots)
-                        + "\n" + "\n".join(findings(points)) + "\n")
+                        + "\n" + "\n".join(findings(points) + not_made(doc.get("skipped", []))) + "\n")
     across = across_backends(found)
     atomic_write_text(docs / "ACROSS_STACK.md", f"""# Across the stack: channel pruning, weight pruning and INT8 on this CPU
 
@@ -162,6 +162,14 @@ against the numbers; the sentences are computed, not written in advance.
 one beside a hand-crafted efficient one.
 """)
     atomic_write_json(docs / "across_stack" / "summary.json", {b: findings(d["points"]) for b, d in found.items()})
+
+
+def not_made(skipped: list[dict]) -> list[str]:
+    """The points a comparison could not make, grouped by the reason it gave."""
+    by_why: dict[str, list[str]] = {}
+    for item in skipped:
+        by_why.setdefault(item["why"], []).append(f"{item['method']} {item['setting']}")
+    return [f"- not made: {', '.join(names)}: {why}" for why, names in by_why.items()]
 
 
 def findings(points: list[dict]) -> list[str]:

@@ -89,3 +89,11 @@ def test_the_thread_count_reading_follows_each_runtimes_median(study):
     assert "a: 0.88 (compression saves more when the runtime has one core)" in line
     assert "b: 1.00 (the same saving at one thread, within 3%)" in line
     assert "c: 1.12 (compression saves less when the runtime has one core)" in line
+
+
+def test_points_a_backend_could_not_make_are_listed_with_their_reason(study):
+    why = "35% of the network's latency is below what this profile's steps reach"
+    lines = study.not_made([{"method": "channel", "setting": "35%", "why": why},
+                            {"method": "channel+int8", "setting": "35%", "why": why},
+                            {"method": "bf16", "setting": "bf16", "why": "this CPU has no bf16"}])
+    assert lines == [f"- not made: channel 35%, channel+int8 35%: {why}", "- not made: bf16 bf16: this CPU has no bf16"]
