@@ -31,9 +31,10 @@ SNAP_MODES = ("nearest", "up", "down", "fill")
 # parameters the optimal widths keep (a knapsack), or the teacher's own proportions (every
 # slot scaled by one factor, then up to the top of its step)
 ALLOCATIONS = ("fisher", "l1", "params", "proportional")
-# a target design's allocation unless one is asked for: the CIFAR experiment
-# (scripts/reproduce_cifar.py, docs/RESULTS.md) found the teacher's proportions tied for the
-# most accurate at half the teacher's latency; the Fisher knapsack starves the cheap late slots
+# a target design's allocation unless one is asked for: in the CIFAR experiment
+# (scripts/reproduce_cifar.py, docs/RESULTS.md) the teacher's proportions were the most
+# accurate from scratch and tied for it from the teacher at half the teacher's latency; the
+# Fisher knapsack starves the cheap late slots
 DEFAULT_ALLOCATION = "proportional"
 
 
