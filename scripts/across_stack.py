@@ -36,6 +36,7 @@ NO_SPEEDUP = 0.10  # a weight-pruned network within this share of the dense one'
 MIN_POINTS = 4  # channel-pruned students per backend: a curve, not a pair of points
 CHANNEL_PRUNED = ("channel", "channel+int8")  # the staircase students, alone or quantised
 KEEP_CHANNELS = ("weight", "int8")  # compressions that keep every channel: the paper's rivals to (2)
+RULER = 0.03  # two latency ratios closer than this share are not told apart
 
 
 def say(text: str) -> None:
@@ -81,7 +82,7 @@ def reachable_targets(targets: list[float], lowest: float, want: int = MIN_POINT
     student's predicted share), topped up to ``want`` with that floor (when under the highest
     target asked) and then the middle of the widest gap between neighbours: a backend with
     coarse steps still gets its curve."""
-    start = round(lowest * 1.03 + 0.005, 2)
+    start = round(lowest * (1 + RULER) + 0.005, 2)
     kept = sorted(t for t in targets if t >= start)
     if len(kept) < want and start < max(targets) and all(abs(t - start) > 0.02 for t in kept):
         kept = [start, *kept]
@@ -207,7 +208,7 @@ def findings(points: list[dict]) -> list[str]:
     if channel and teacher is not None:
         rivals = [p for p in points if p["method"] in KEEP_CHANNELS]
         beaten = {f"{c['method']} {c['setting']}": [f"{r['method']} {r['setting']}" for r in rivals
-                                                     if r["ratio"] <= c["ratio"] * 1.03 and r["top1"] > c["top1"]]
+                                                     if r["ratio"] <= c["ratio"] * (1 + RULER) and r["top1"] > c["top1"]]
                   for c in channel}
         losses = {k: v for k, v in beaten.items() if v}
         faster_rivals = [p for p in rivals if p["ratio"] < min(c["ratio"] for c in channel)]
@@ -273,9 +274,9 @@ def across_backends(found: dict[str, dict]) -> list[str]:
 
 
 def _one_thread(backend: str, median: float) -> str:
-    """How a runtime's median (ratio at 1 thread) / (ratio at 2) reads: within the ruler's 3%
-    the thread count changes nothing."""
-    if abs(median - 1) <= 0.03:
+    """How a runtime's median (ratio at 1 thread) / (ratio at 2) reads: within the ruler the
+    thread count changes nothing."""
+    if abs(median - 1) <= RULER:
         reading = "the same saving at one thread, within 3%"
     elif median < 1:
         reading = "compression saves more when the runtime has one core"
