@@ -284,17 +284,17 @@ def verdicts(rows: list[dict]) -> list[str]:
         if len(ranked) < 2:
             continue
         (best, a), (second, b) = ranked[0], ranked[1]
-        margin = round(a["mean"], 2) - round(b["mean"], 2)
+        margin = _printed(a) - _printed(b)  # on the means the page prints: a tie is a tie
         spread = max(a["std"], b["std"])
         if min(a["n"], b["n"]) < 2:
             against = "one seed so far: no spread to judge the margin by"
         else:
             against = f"{'more than' if margin > spread else 'within'} the seeds' spread ({spread:.2f})"
         staircase = dict(ranked).get("staircase")
+        named = (best,) if margin > 0 else (best, second)  # the networks the line starts with
         where = ""
-        if staircase is not None and "staircase" not in ((best,) if margin > 0 else (best, second)):
-            # ranked by the rounded means the page prints: a tie is a tie
-            above = sum(round(s["mean"], 2) > round(staircase["mean"], 2) for _, s in ranked)
+        if staircase is not None and "staircase" not in named:
+            above = sum(_printed(s) > _printed(staircase) for _, s in ranked)
             where = ("; the tool's default staircase student tied for first" if above == 0 else
                      f"; the tool's default staircase student ranked {above + 1} of {len(ranked)}, "
                      f"{a['mean'] - staircase['mean']:.2f} points behind")
@@ -308,6 +308,11 @@ def verdicts(rows: list[dict]) -> list[str]:
                      + (f"; not ranked, measured more than 3% slower than the target: {', '.join(slower)}"
                         if slower else ""))
     return lines
+
+
+def _printed(summary: dict) -> float:
+    """A method's mean top-1 as the page prints it (two decimals)."""
+    return round(summary["mean"], 2)
 
 
 def _write(rows: list[dict], settings: dict, docs: Path) -> None:
