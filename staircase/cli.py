@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import SpecError, StaircaseError
 from .files import check_writable
+from .profile.steps import DEFAULT_GRID
 
 __all__ = ["main"]
 
@@ -253,11 +254,13 @@ class ProfileCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--out", default=None, help="profile file (default: profiles/<device>-<backend>.json)")
         parser.add_argument("--all", action="store_true", help="also profile coupled residual/concat/stem slots")
-        parser.add_argument("--grid", type=int, default=1, help="sweep every N-th width first, then every width next to a step found "
-                                 "(default: 1, all widths)")
+        parser.add_argument("--grid", type=int, default=DEFAULT_GRID,
+                            help="sweep every N-th width (the lattice), probing between grid widths below each step's "
+                                 f"edge; 1 sweeps every width (default: {DEFAULT_GRID})")
         parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per width (default: 2)")
         parser.add_argument("--timing", choices=("quick", "standard", "careful"), default="standard",
-                            help="samples per point: quick (a first look, minutes), standard, careful (noisy machines)")
+                            help="samples per point: quick (a first look), standard, careful (noisy machines) "
+                                 "(default: standard)")
         parser.add_argument("--budget-minutes", type=float, default=None, help="stop after this long; rerun to continue")
         parser.add_argument("--seed", type=int, default=0, help="order of the shuffled sweep (default: 0)")
         parser.add_argument("--recalibrate", action="store_true",
@@ -290,14 +293,16 @@ class ProfileCommand(Command):
             plots = plot_profile(result.profile, result.network, args.plots or out.with_suffix("") / result.network)
         summary = {"profile": str(out), "network": result.network, "measured": result.measured,
                    "reused": result.reused, "complete": result.complete, "noisy_points": result.noisy_points,
-                   "seconds": round(result.seconds, 1), "plots": str(plots[-1]) if plots else None}
+                   "seconds": round(result.seconds, 1),
+                   "phases": {name: round(sec, 1) for name, sec in result.phases.items()}, "plots": str(plots[-1]) if plots else None}
         disturbed = disturbed_whole_network(result.profile, result.network) if result.complete else None
         summary["whole_network_warning"] = disturbed
         if args.json:
             _print_json(summary)
         else:
+            phases = ", ".join(f"{name} {sec:.0f} s" for name, sec in result.phases.items())
             print(f"{out}: {result.measured} points measured, {result.reused} reused in {result.seconds:.0f} s"
-                  + (f"; plots in {plots[-1].parent}" if plots else ""))
+                  + (f" ({phases})" if phases else "") + (f"; plots in {plots[-1].parent}" if plots else ""))
             if result.noisy_points:
                 print(f"warning: {result.noisy_points} points stayed noisy (spread above the protocol's target); "
                       "their steps are less certain: see `staircase steps`")
@@ -339,25 +344,21 @@ class StepsCommand(Command):
         for net in nets:
             for slot, info in prof.networks[net].slots.items():
                 curve = prof.slot_curve(net, slot)
-                opt = curve.optimal()
-                rows.append({"network": net, "slot": slot, "width": info.width, "optimal": opt,
-                             "step": step_size(opt), "period": curve.period, "grid": prof.networks[net].grid,
+                steps = curve.steps()
+                rows.append({"network": net, "slot": slot, "width": info.width, "optimal": steps.usable,
+                             "step": steps.step, "spikes": steps.spikes, "grid": curve.lattice,
                              "noisy_points": sum(curve.noisy), "ms_at_full": curve.at(info.width)})
         if args.json:
             _print_json(rows)
             return 0
-        print(format_table(["network", "slot", "width", "step", "noisy", "optimal widths"],
-                           [[r["network"], r["slot"], r["width"], r["step"] or "-", r["noisy_points"],
-                             _short(r["optimal"])] for r in rows]))
+        print(format_table(["network", "slot", "width", "step", "usable", "spikes", "noisy", "usable widths"],
+                           [[r["network"], r["slot"], r["width"], r["step"], len(r["optimal"]),
+                             _short(r["spikes"], 6) or "-", r["noisy_points"], _short(r["optimal"])] for r in rows]))
         for net in nets:
-            period = prof.period(net)
-            if period:
-                print(f"\n{net}: the steps share a period of {period} channels; a width on it is taken as "
-                      f"optimal on less evidence than one off it")
-        grid = max((r["grid"] for r in rows), default=1)
-        if grid > 1:
-            print(f"\nswept every {grid} widths, then every width next to each step found: a step narrower "
-                  f"than {grid} channels between two grid widths can be missed")
+            grid = prof.networks[net].grid
+            print(f"\n{net}: swept every {grid} widths; step {prof.period(net)} in most slots. A step equal to "
+                  f"the grid means every multiple of it is usable at its own cost (a ramp); spikes are widths "
+                  f"clearly slower than both neighbours, never used")
         return 0
 
 

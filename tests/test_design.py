@@ -439,9 +439,9 @@ def test_a_profile_that_found_too_few_steps_is_not_designed_on(profiled, tmp_pat
     prof.path = flat
     prof.save()
     latency = LatencyModel(Profile.load(flat), "wrn_16_1@3x32x32")
-    assert sorted(latency.flat_slots()) == sorted(latency.slots) and "--grid 1" in latency.few_steps()
+    assert sorted(latency.flat_slots()) == sorted(latency.slots) and "--timing careful" in latency.few_steps()
     one_line_error(run_cli("design", "wrn_16_1", "--profile", str(flat), "--target-share", "0.9", "--no-measure",
-                           "--out", str(tmp_path / "s.json")), "found steps in only 0 of 6 slots", "--allow-few-steps")
+                           "--out", str(tmp_path / "s.json")), "falls with width in only 0 of 6 slots", "--allow-few-steps")
     assert not (tmp_path / "s.json").exists()
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import random
@@ -171,32 +172,39 @@ def test_points_timed_against_the_full_width_are_scaled_by_its_median(tmp_path):
     assert curve.stderr_ms[0] < 0.01
 
 
-def test_a_coarse_grid_is_refined_between_a_step_corner_and_the_next_grid_width(tmp_path):
+def test_a_step_top_off_a_coarse_grid_is_found_by_a_probe_and_only_its_gap_is_swept(tmp_path):
     prof = Profile(tmp_path / "p.json", {}, {})
     op = {"kind": "conv", "free": "out", "cin": 4, "cout": 40, "kernel": [1, 1], "stride": [1, 1],
           "padding": [0, 0], "hw": [4, 4], "norm_act": False}
     prof.networks["n@1"] = _entry({"s": (40, {"conv": "k"})})
-    for w in grid_widths(40, 8):  # true steps of 12 channels: corners at 12, 24, 36
-        t = 1.0 + 0.5 * ((w + 11) // 12)
-        prof.add_round("k", op, w, {"median_ms": t, "iqr_ms": 0.0, "n": 9, "noisy": False, "samples": 9},
-                       journal=False)
+    prof.networks["n@1"].grid = 8
+
+    def measure(points):
+        for key, w in points:  # true steps of 12 channels: tops at 12, 24, 36
+            if not prof.rounds_done(key, w):
+                prof.add_round(key, op, w, {"median_ms": 1.0 + 0.5 * ((w + 11) // 12), "iqr_ms": 0.0, "n": 9,
+                                            "noisy": False, "samples": 9}, journal=False)
+
+    measure([("k", w) for w in grid_widths(40, 8)])
+    # on the grid: 16 costs what 24 does (a wider width), so only 8, 24, 32 and 40 are usable
     assert prof.slot_curve("n@1", "s").optimal() == [8, 24, 32, 40]
-    # a sweep of that grid measures every width between a corner and the next grid width
-    # (the refinement pass), and nothing else: a fake backend records what it was asked
     from staircase.profile import sweep
     from staircase.profile.timing import TIMINGS
 
     asked = []
 
-    class Recorder:
+    class Runner:  # measures the true curve and records what it was asked
         def rounds(self, points, upto, protocol, total=None, first_round=0):
-            asked.extend(points)
+            asked.append(sorted(w for _, w in points))
+            measure(points)
             return True
 
-    prof.networks["n@1"].grid = 8
     prof.networks["n@1"].edges_done = True
-    assert sweep.refine_and_edges(Recorder(), prof, "n@1", 8, 1, TIMINGS["quick"], lambda m: None)
-    assert sorted(w for _, w in asked) == [*range(9, 16), *range(25, 32), *range(33, 40)]
+    assert sweep.refine_and_edges(Runner(), prof, "n@1", 8, 1, TIMINGS["quick"], lambda m: None)
+    # one probe in the gap below the edge 8 -> 16 (the gaps under usable grid widths hold no
+    # hidden top), then, as the probe was usable, every width of that gap alone
+    assert asked == [[12], list(range(9, 16))]
+    assert prof.slot_curve("n@1", "s").optimal() == [12, 24, 32, 40]
     assert prof.networks["n@1"].refined
 
 
@@ -306,22 +314,28 @@ def test_a_noisy_full_network_time_asks_for_recalibration(tmp_path):
     assert disturbed_whole_network(prof, "n@1") is None
 
 
-def test_slot_curves_carry_the_period_their_network_shares(tmp_path):
+def test_a_slot_whose_curve_leaves_its_step_unclear_takes_the_step_of_its_network(tmp_path):
     prof = Profile(tmp_path / "p.json", {}, {})
     prof.networks["n@1"] = _entry({s: (64, {"conv": k}) for s, k in (("a", "ka"), ("b", "kb"))})
+    prof.networks["n@1"].grid = 4
+    op = {"kind": "conv", "free": "out", "cin": 4, "cout": 64, "kernel": [1, 1], "stride": [1, 1],
+          "padding": [0, 0], "hw": [4, 4], "norm_act": False}
 
-    def measure(key):
-        op = {"kind": "conv", "free": "out", "cin": 4, "cout": 64, "kernel": [1, 1], "stride": [1, 1],
-              "padding": [0, 0], "hw": [4, 4], "norm_act": False}
+    def measure(key, time_at, iqr):
         for w in range(4, 65, 4):
-            prof.add_round(key, op, w, {"median_ms": 1.0 + (w + 15) // 16, "iqr_ms": 0.0, "n": 9, "noisy": False,
+            prof.add_round(key, op, w, {"median_ms": time_at(w), "iqr_ms": iqr, "n": 9, "noisy": False,
                                         "samples": 9}, journal=False)
 
-    measure("ka")  # slot b is not measured yet: its curve is left out, and 3 widths say nothing
-    assert prof.period("n@1") is None and prof.slot_curve("n@1", "a").period is None
-    measure("kb")
-    assert prof.period("n@1") == 16
-    assert prof.slot_curve("n@1", "b").period == 16 and prof.slot_curve("n@1", "b").optimal() == [16, 32, 48, 64]
+    measure("ka", lambda w: 1.0 + (w + 15) // 16, 0.0)  # a clean staircase of 16
+    assert prof.period("n@1") == 16  # slot b is not measured yet: its curve is left out
+    # a ramp that also steps at 16, measured too coarsely to say which dominates
+    measure("kb", lambda w: 1.0 + 0.01 * w + 0.08 * ((w + 15) // 16) + 0.02 * ((w // 4) % 3 == 1), 0.1)
+    b = prof.slot_curve("n@1", "b")
+    alone = dataclasses.replace(b, network_step=None).steps()
+    assert not alone.clear and alone.step == 4 and alone.uncertain  # its lattice is measured again
+    assert prof.period("n@1") == 16  # decided by the slots that decide
+    assert b.steps().step == 16 and b.steps().usable == [16, 32, 48, 64]
+    assert prof.slot_curve("n@1", "a").steps().usable == [16, 32, 48, 64]
 
 
 def test_an_op_shared_by_two_slots_is_swept_to_the_widest(tmp_path):

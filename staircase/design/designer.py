@@ -177,11 +177,32 @@ class Designer:
                 for n, full in self.latency.slots.items()}
 
     def proportional_for(self, target_ms: float) -> dict[str, int]:
-        """The widest ``proportional`` widths predicted at or under ``target_ms``."""
+        """The widest ``proportional`` widths predicted at or under ``target_ms``, then
+        ``filled`` up to it: one factor for every slot leaves up to a step of the widest
+        slots' time unused."""
         from .baselines import widest_under
 
         self._check_reachable(target_ms, self.smallest_ms("proportional"))
-        return self.proportional(widest_under(self.proportional, self.predicted, target_ms))
+        return self.filled(self.proportional(widest_under(self.proportional, self.predicted, target_ms)), target_ms)
+
+    def filled(self, widths: Mapping[str, int], budget_ms: float) -> dict[str, int]:
+        """``widths`` grown along the slots' usable widths while the prediction stays within
+        ``budget_ms``: each time the slot furthest below the teacher's proportions (the
+        smallest share of its width) whose next usable width still fits moves up to it."""
+        grown = dict(widths)
+        full = self.latency.slots
+        total = self.predicted(grown)
+        while True:
+            for name in sorted(self.optimal, key=lambda n: (grown[n] / full[n], n)):
+                step_up = next((w for w in self.optimal[name] if w > grown[name]), None)
+                if step_up is None:
+                    continue
+                extra = self.latency.slot_cost(name, step_up) - self.latency.slot_cost(name, grown[name])
+                if total + extra <= budget_ms:
+                    grown[name], total = step_up, total + extra
+                    break
+            else:
+                return grown
 
     def choices(self, saliency: Saliency, widths: Mapping[str, Sequence[int]] | None = None
                 ) -> dict[str, list[Choice]]:

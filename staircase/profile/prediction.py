@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import SpecError
-from .steps import snap, step_size
+from .steps import snap
 from .store import Calibration, Curve, NetworkEntry, Profile
 
 __all__ = ["LatencyModel", "Prediction", "UP_REL_TOL"]
@@ -139,26 +139,24 @@ class LatencyModel:
         return total
 
     def flat_slots(self) -> list[str]:
-        """Slots whose staircase shows no step (only the full width is optimal): their width
-        cannot buy time, or the profile was too coarse or too noisy to see how."""
+        """Slots whose curve did not fall with width beyond the noise (only the full width
+        is usable): their width buys no time, or the profile was too noisy to see how."""
         return [n for n in self.entry.slots if self.optimal(n) == [self.entry.slots[n].width]]
 
     def few_steps(self) -> str | None:
-        """Why designing on this profile is unwise, or None: more than half its slots show no
-        step, which a real device rarely does; says what to run instead."""
+        """Why designing on this profile is unwise, or None: more than half its slots are
+        flat, which a real device rarely shows; says what to run instead."""
         flat = self.flat_slots()
         if 2 * len(flat) <= len(self.entry.slots):
             return None
-        return (f"profile {self.profile.path} found steps in only {len(self.entry.slots) - len(flat)} of "
-                f"{len(self.entry.slots)} slots of {self.network} (its grid was {self.entry.grid}): too coarse or too "
-                "noisy to design on; profile again with --grid 1, or --timing careful on a quiet machine")
+        return (f"profile {self.profile.path} found a time that falls with width in only "
+                f"{len(self.entry.slots) - len(flat)} of {len(self.entry.slots)} slots of {self.network}: too noisy "
+                "to design on; profile again on a quiet machine with --timing careful")
 
     def median_step(self) -> int | None:
-        """The op curves' step size as the profile saw it: the median over the slots whose
-        staircase shows one (None when none does); the calibration tries it and its halves as
-        the alignment whole networks need."""
-        steps = sorted(s for s in (step_size(self.optimal(n)) for n in self.entry.slots) if s)
-        return steps[len(steps) // 2] if steps else None
+        """The step most slots take (the network's period; None before any slot is measured):
+        the calibration tries it and its halves as the alignment whole networks need."""
+        return self.profile.period(self.network)
 
     def snap(self, slot: str, width: int, mode: str = "nearest") -> int:
         """``width`` of ``slot`` moved to the staircase.

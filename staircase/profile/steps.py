@@ -1,151 +1,261 @@
-"""Finding the staircase: optimal widths of a latency curve, and snapping widths to them.
+"""Reading a latency curve: which widths are worth using, what step the curve takes, and
+which points to avoid.
 
-A width is *optimal* when every larger measured width is slower by more than the
-measurement can blur: it is the top-right corner of its step (the paper's
-``get_outliers``). "Slower" is a one-sided test on the two medians' standard errors
-(``z`` of them, combined), with a small relative floor. Standard errors shrink with the
-number of samples, so a step of 3% (16 channels of 512) is found once a point has been
-sampled enough, while two points of one noisy plateau are not told apart. Comparing by
-the points' spreads (IQR) instead hides every small step on a noisy machine.
+Curves on real devices take three shapes (see docs/profiling.md): clean staircases (wide
+spatial maps: the time jumps at the kernels' channel block and stays flat in between),
+sawtooths (the time climbs within a block and drops back at its multiples) and near-linear
+ramps with isolated spikes (narrow maps, many channels: every channel costs a little).
+Testing width against width cannot serve all three: on a ramp each neighbour is only a
+percent or two slower, within the noise of one point, so no width ever wins its verdict.
+So the evidence is pooled over the whole curve:
 
-Curves need not be monotone: on CPUs, widths that fill the vector registers (multiples
-of 4, 8 or 16) are often faster than narrower ones, and they are the optimal points.
+1. **The step**, on the sweep's lattice (multiples of its grid ``G``): starting from ``G``,
+   the step doubles while the time gained *inside* a candidate step (from an odd multiple
+   of the step to the next even one) is negligible, both against the noise and against
+   the rise *across* the steps, and the rise across clearly exceeds it (or the curve is
+   flat at that scale). Each test averages every step of the curve, so a 1% rise per step
+   is found on a 512-channel ramp where no single pair of points could show it. A
+   staircase of 16 on a lattice of 8 doubles once; a ramp stays at ``G``: every multiple
+   of ``G`` is usable at its own measured cost. "No step" is therefore never "full width
+   only" unless the curve is flat.
+2. **The usable widths** are the multiples of the step and the full width, plus any other
+   measured width that is clearly cheaper than the next of those; then every width that a
+   wider one matches (no more than ``rel_tol`` slower, beyond the noise) is dropped: it
+   buys nothing.
+3. **Spikes**: a lattice width clearly slower than both lattice neighbours is flagged and
+   never usable; it decides nothing about the others (it is left out of the step test,
+   whose averages are trimmed as well). Spikes and dips (clearly faster than both
+   neighbours) are measured again: a disturbance goes away, a real kernel choice stays.
 
-The steps come from the kernels' channel blocking, so a network's staircases share a
-period (16 channels for ONNX Runtime on this CPU). ``lattice_period`` finds it from the
-optimal widths of all its slots, and the test then weighs the evidence by it: a width on
-the period is optimal at ``z * ON_PERIOD`` standard errors, one off it at
-``z * OFF_PERIOD``. This is a prior, not a rule: a clear step off the period is still
-found, and without a period (too few steps, or no power of two they share) every width
-is tested at ``z``. It is what makes two profiles of one machine agree: a step of 5-8%
-measured with 2-4% noise per round sits near any single threshold (see
-``scripts/bench_profiler.py``, part 1).
+A verdict is "clear" at ``z`` combined standard errors of the medians involved; standard
+errors are floored at the curve's typical relative one, so a point whose few samples
+happened to agree is no surer than the rest. ``Steps.uncertain`` lists the widths whose
+verdict more samples could flip: the sweep measures them again.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Sequence
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from ..errors import StaircaseError
 
-__all__ = ["optimal_points", "ambiguous_edges", "lattice_period", "snap", "step_size", "SNAP_MODES"]
+__all__ = ["DEFAULT_GRID", "SNAP_MODES", "Steps", "network_period", "read_steps", "snap", "step_size"]
 
 SNAP_MODES = ("nearest", "up", "down")
-DEFAULT_Z = 3.0  # one-sided; 2.5 split plateaus at their last width once in ~100 curves
-DEFAULT_REL_TOL = 0.01
-# evidence asked of a width on the network's period and off it, as multiples of z
-ON_PERIOD, OFF_PERIOD = 0.5, 1.5
-# 4 and 2 are where widths fill vector registers (dips, not steps): as a prior they would
-# lower the bar for a quarter or half of all widths
-PERIODS = (8, 16, 32, 64)
-PERIOD_COVERAGE = 0.8  # share of the optimal widths a period must divide
-PERIOD_MIN_POINTS = 6
+# the sweep's lattice: ONNX Runtime's and oneDNN's channel block on AVX2 CPUs (AVX-512's 16
+# is a multiple of it); a coarser device step is found on it, a finer one by the probes
+DEFAULT_GRID = 8
+DEFAULT_Z = 3.0
+DEFAULT_REL_TOL = 0.01  # a wider width at most this much slower makes a width pointless
+INSIDE_SHARE = 0.25  # the rise inside a step may be at most this share of the rise across steps
+OFF_STEP = 1.5  # evidence asked of a width off the step, as a multiple of z
+SPIKE_REL = 0.03  # a spike is at least this much slower than both its neighbours
+TRIM = 0.2  # share of the increments trimmed at each end before averaging (spikes, outliers)
 
 
-def _threshold(width: int, z: float, period: int | None) -> float:
-    if not period:
-        return z
-    return z * (ON_PERIOD if width % period == 0 else OFF_PERIOD)
+@dataclass(frozen=True)
+class Steps:
+    """What one curve says: ``usable`` widths (ascending, the widest measured last), the
+    ``step`` the curve takes on the sweep's ``lattice``, ``spikes`` (widths to avoid), the
+    measured widths whose verdict is ``uncertain``, and whether the step was ``clear``."""
+
+    usable: list[int]
+    step: int
+    lattice: int
+    spikes: list[int] = field(default_factory=list)
+    uncertain: list[int] = field(default_factory=list)
+    clear: bool = True  # the step was decided by this curve alone (not by the network's)
+
+    @property
+    def flat(self) -> bool:
+        """Only the full width is usable: the slot's width buys no time."""
+        return len(self.usable) <= 1
 
 
-def _margins(widths, times, stderrs, rel_tol):
-    """For each width (ascending), the smallest of (t_v - t_w) / threshold over larger widths v,
-    and that v (the *witness*: the wider point whose time limits the verdict).
-
-    A width is optimal at level ``z`` when its margin exceeds ``z``; the widest width has
-    margin infinity (and no witness). Threshold: the combined standard error, floored at
-    ``rel_tol * t_w / z`` so that the relative floor holds whatever ``z`` is asked for later.
-    """
-    order = sorted(range(len(widths)), key=lambda i: widths[i])
-    w = [widths[i] for i in order]
-    t = [float(times[i]) for i in order]
-    se = [float(stderrs[i]) for i in order] if stderrs is not None else [0.0] * len(w)
-    # a point whose few samples happened to agree is no surer than the curve's typical
-    # point: floor each standard error at the curve's median relative one
+def _floored_stderrs(t: list[float], se: list[float]) -> list[float]:
     rel = sorted(e / x for e, x in zip(se, t, strict=True) if x > 0)
     typical = rel[len(rel) // 2] if rel else 0.0
-    se = [max(e, typical * x) for e, x in zip(se, t, strict=True)]
-    margins, witnesses = [], []
-    for a in range(len(w)):
-        best, witness = math.inf, None
-        for b in range(a + 1, len(w)):
-            gap = t[b] - t[a]
-            if gap <= 0:
-                best, witness = -math.inf, w[b]
-                break
-            noise = math.hypot(se[a], se[b])
-            floor = rel_tol * t[a]
-            # margin in units of noise, but never counting a gap under the floor as optimal
-            m = gap / noise if noise > 0 else math.inf
-            if gap <= floor:
-                m = min(m, 0.0)
-            if m < best:
-                best, witness = m, w[b]
-        margins.append(best)
-        witnesses.append(witness)
-    return w, margins, witnesses
+    return [max(e, typical * x) for e, x in zip(se, t, strict=True)]
 
 
-def optimal_points(
+def _trimmed(values: list[tuple[float, float]]) -> tuple[float, float]:
+    """The mean of ``values`` (value, error) without the ``TRIM`` share at each end (spikes,
+    outliers), and its standard error: the larger of the propagated errors and the kept
+    values' own scatter."""
+    ordered = sorted(values)
+    cut = int(TRIM * len(ordered)) if len(ordered) >= 5 else 0
+    kept = ordered[cut:len(ordered) - cut]
+    mean = statistics.fmean(v for v, _ in kept)
+    propagated = math.sqrt(sum(e * e for _, e in kept)) / len(kept)
+    scatter = statistics.stdev(v for v, _ in kept) / math.sqrt(len(kept)) if len(kept) > 2 else 0.0
+    return mean, max(propagated, scatter)
+
+
+DOUBLES, STAYS, UNCLEAR = "doubles", "stays", "unclear"
+
+
+def _flat(at: dict[int, tuple[float, float]], z: float, rel_tol: float) -> bool:
+    """The curve does not rise from its narrowest lattice width to its widest (beyond the
+    noise and ``rel_tol``): its widths all cost the same."""
+    first, last = at[min(at)], at[max(at)]
+    return last[0] - first[0] <= max(z * math.hypot(first[1], last[1]), rel_tol * last[0])
+
+
+def _doubling(step: int, at: dict[int, tuple[float, float]], full: int, z: float, rel_tol: float) -> str:
+    """Whether the step goes from ``step`` to ``2 * step``.
+
+    Each increment *inside* a candidate step (from an odd multiple of ``step`` to the next
+    even one) is set beside the increments *across* on either side of it (from an even
+    multiple to the next odd one): near each other the curve's scale is the same, so a
+    curve whose rise shrinks with width (most do, in relative terms) does not blur the
+    comparison. ``STAYS`` when the inside rise is clearly more than a quarter of its
+    neighbours' (``INSIDE_SHARE``; and ``rel_tol / 2``), ``DOUBLES`` when the rise across
+    clearly exceeds the rise inside (or the curve is flat), ``UNCLEAR`` otherwise (a weak
+    structure, or too much noise to see one). Increments are relative (of the log time)."""
+    if _flat(at, z, rel_tol):
+        return DOUBLES
+    inc: dict[int, tuple[float, float]] = {}  # j -> increment from j*step to (j+1)*step, its error
+    for j in range(1, full // step):
+        lo, hi = j * step, (j + 1) * step
+        if lo in at and hi in at and at[lo][0] > 0 and at[hi][0] > 0:
+            inc[j] = (math.log(at[hi][0] / at[lo][0]), math.hypot(at[hi][1] / at[hi][0], at[lo][1] / at[lo][0]))
+    if not inc:
+        return DOUBLES  # nothing measured at this step: the lattice is coarser
+    gaps, excess = [], []
+    for j in (j for j in inc if j % 2):
+        neighbours = [inc[k] for k in (j - 1, j + 1) if k in inc]
+        if not neighbours:
+            continue
+        d, e = inc[j]
+        a = statistics.fmean(n[0] for n in neighbours)
+        err = math.hypot(e, math.sqrt(statistics.fmean(n[1] ** 2 for n in neighbours) / len(neighbours)))
+        gaps.append((a - d, err))
+        excess.append((d - INSIDE_SHARE * max(a, 0.0) - rel_tol / 2, err))
+    if not gaps:
+        return STAYS
+    # the gaps are the steps themselves, rare and large on a fine lattice: all of them count,
+    # with the points' own errors (their scatter is the signal); the excess should be alike
+    # everywhere if the step stays, so a few outliers are trimmed and its scatter counts
+    g_mean = statistics.fmean(g for g, _ in gaps)
+    g_se = math.sqrt(sum(e * e for _, e in gaps)) / len(gaps)
+    h_mean, h_se = _trimmed(excess)
+    if h_mean - z * h_se > 0:
+        return STAYS
+    if g_mean - z * g_se > 0:
+        return DOUBLES
+    return UNCLEAR
+
+
+def read_steps(
     widths: Sequence[int],
     times: Sequence[float],
     stderrs: Sequence[float] | None = None,
+    lattice: int = 1,
+    prior_step: int | None = None,
     rel_tol: float = DEFAULT_REL_TOL,
     z: float = DEFAULT_Z,
-    period: int | None = None,
-) -> list[int]:
-    """Widths (ascending) for which every larger width is slower beyond the noise.
+) -> Steps:
+    """Read one curve (medians ``times`` and their standard errors at ``widths``) swept on a
+    ``lattice`` (the sweep's grid): see the module docstring. ``prior_step``, the step most of
+    the network's slots take clearly, settles a test the curve leaves unclear."""
+    if not widths:
+        raise StaircaseError("a curve with no measured widths")
+    order = sorted(range(len(widths)), key=lambda i: widths[i])
+    w = [int(widths[i]) for i in order]
+    t = [float(times[i]) for i in order]
+    se = _floored_stderrs(t, [float(stderrs[i]) for i in order] if stderrs is not None else [0.0] * len(w))
+    full = w[-1]
+    lattice = max(1, int(lattice))
+    idx = {x: i for i, x in enumerate(w)}
+    on_lattice = [x for x in w if x % lattice == 0 or x == full]
+    spikes, dips = _outliers(on_lattice, t, se, idx, z)
+    at = {x: (t[idx[x]], se[idx[x]]) for x in on_lattice if x not in spikes}
+    uncertain: set[int] = spikes | dips  # measured again: real, or a disturbance?
+    if _flat(at, z, rel_tol):  # the width buys no time: one plateau, the widest width is the one to use
+        return Steps([full], full, lattice, sorted(spikes), sorted(uncertain), clear=False)
 
-    ``times`` are medians and ``stderrs`` their standard errors (same unit; zero when
-    omitted). The widest measured width is always optimal. With a ``period`` (see
-    ``lattice_period``), widths on it need less evidence and widths off it more.
-    """
-    w, margins, _ = _margins(widths, times, stderrs, rel_tol)
-    return [x for x, m in zip(w, margins, strict=True) if m > _threshold(x, z, period)]
+    step, clear = lattice, True
+    while 2 * step <= full:
+        verdict = _doubling(step, at, full, z, rel_tol)
+        if verdict == UNCLEAR:
+            # more samples of the whole lattice sharpen the averages; meanwhile the step most
+            # of the network's slots take decides
+            clear = False
+            uncertain.update(x for x in at if x % step == 0)
+            verdict = DOUBLES if prior_step and prior_step > step else STAYS
+        if verdict != DOUBLES:
+            break
+        step *= 2
+
+    def cheaper_by(a: int, b: int) -> float:
+        """How many thresholds ``a`` is cheaper than the wider ``b`` by (over 1: clearly)."""
+        ia, ib = idx[a], idx[b]
+        need = max(z * math.hypot(se[ia], se[ib]), rel_tol * t[ib])
+        return (t[ib] - t[ia]) / need if need > 0 else math.inf
+
+    def matched_by(a: int, b: int) -> float:
+        """How surely the wider ``b`` is at most ``rel_tol`` slower than ``a`` (1: at ``z``)."""
+        ia, ib = idx[a], idx[b]
+        room = rel_tol * t[ia] - (t[ib] - t[ia])
+        noise = z * math.hypot(se[ia], se[ib])
+        return room / noise if noise > 0 else (math.inf if room >= 0 else -math.inf)
+
+    usable: list[int] = []
+    for x in reversed(w):  # widest first: each width is judged against the wider usable ones
+        if x in spikes or x < min(lattice, full):  # under the lattice: measured to price designs only
+            continue
+        if x % step == 0 or x == full:
+            # a step's top: usable unless a wider usable width surely costs no more
+            verdict, witness = max(((matched_by(x, v), v) for v in usable), default=(-math.inf, None))
+            keep = verdict < 1
+            near = 0.5 <= verdict < 1
+        else:
+            # off the step: usable only when clearly cheaper than every wider measured width,
+            # on more evidence (it goes against the step the whole curve shows)
+            verdict, witness = min(((cheaper_by(x, v) / OFF_STEP, v) for v in w[idx[x] + 1:] if v not in spikes),
+                                   default=(math.inf, None))
+            keep = verdict > 1
+            near = 0.5 <= verdict <= 2
+        if near:  # the verdict hangs on this pair: both are measured again
+            uncertain.update((x, witness))
+        if keep:
+            usable.append(x)
+    return Steps(sorted(usable), step, lattice, sorted(spikes), sorted(uncertain), clear)
 
 
-def ambiguous_edges(
-    widths: Sequence[int],
-    times: Sequence[float],
-    stderrs: Sequence[float] | None = None,
-    rel_tol: float = DEFAULT_REL_TOL,
-    z: float = DEFAULT_Z,
-    period: int | None = None,
-) -> list[tuple[int, int]]:
-    """Widths whose verdict would flip with half or twice the evidence (margin within
-    half and twice its threshold), each with its witness, the wider point that limits its
-    margin: the verdict is only as sure as the noisier of the two, so more samples of both
-    settle the staircase where it is uncertain."""
-    w, margins, witnesses = _margins(widths, times, stderrs, rel_tol)
-    out = []
-    for x, m, v in zip(w, margins, witnesses, strict=True):
-        threshold = _threshold(x, z, period)
-        if threshold / 2 <= m <= 2 * threshold:
-            out.append((x, v))
-    return out
+def _outliers(points: list[int], t: list[float], se: list[float], idx: dict[int, int], z: float
+              ) -> tuple[set[int], set[int]]:
+    """Interior lattice widths clearly slower than both lattice neighbours (spikes), and
+    clearly faster than both (dips: a real fast kernel, or a measurement the machine sped
+    up; measured again before they decide their neighbours)."""
+    spikes, dips = set(), set()
+    for a, b, c in zip(points, points[1:], points[2:], strict=False):
+        ia, ib, ic = idx[a], idx[b], idx[c]
+        higher = max((t[ia], se[ia]), (t[ic], se[ic]))
+        lower = min((t[ia], se[ia]), (t[ic], se[ic]))
+        if t[ib] - higher[0] > max(z * math.hypot(se[ib], higher[1]), SPIKE_REL * t[ib]):
+            spikes.add(b)
+        if lower[0] - t[ib] > max(z * math.hypot(se[ib], lower[1]), SPIKE_REL * t[ib]):
+            dips.add(b)
+    return spikes, dips
 
 
-def lattice_period(point_sets: Iterable[Sequence[int]], min_points: int = PERIOD_MIN_POINTS,
-                   coverage: float = PERIOD_COVERAGE) -> int | None:
-    """The channel period a network's staircases share: the largest power of two (8 to 64)
-    that divides at least ``coverage`` of their optimal widths, or None.
-
-    ``point_sets`` are the optimal widths of each curve, found without a period. Each
-    curve's widest width is left out (it is optimal by definition), and so are widths
-    under 8, where small layers' curves wander. Fewer than ``min_points`` widths say
-    nothing.
-    """
-    points = [w for pts in point_sets for w in sorted(pts)[:-1] if w >= 8]
-    if len(points) < min_points:
+def network_period(steps: Sequence[int]) -> int | None:
+    """The step most of a network's slots take (the narrowest among the most common), or
+    None without slots: the width every design of the network is built on."""
+    if not steps:
         return None
-    shared = [p for p in PERIODS if sum(w % p == 0 for w in points) >= coverage * len(points)]
-    return max(shared, default=None)
+    counts = {s: steps.count(s) for s in steps}
+    most = max(counts.values())
+    return min(s for s, c in counts.items() if c == most)
 
 
 def snap(width: int, points: Sequence[int], mode: str = "nearest") -> int:
-    """Move ``width`` to an optimal point: ``nearest`` (ties go up), ``up`` (more channels,
+    """Move ``width`` to a usable width: ``nearest`` (ties go up), ``up`` (more channels,
     no more time) or ``down`` (less time). Outside the points, the closest end is taken."""
     if mode not in SNAP_MODES:
         raise StaircaseError(f"snap mode {mode!r} is not one of {', '.join(SNAP_MODES)}")
@@ -165,6 +275,6 @@ def snap(width: int, points: Sequence[int], mode: str = "nearest") -> int:
 
 
 def step_size(points: Sequence[int]) -> int | None:
-    """The typical distance between consecutive optimal points (their median gap)."""
+    """The typical distance between consecutive usable widths (their median gap)."""
     gaps = sorted(b - a for a, b in zip(points, points[1:], strict=False))
     return gaps[len(gaps) // 2] if gaps else None

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import SpecError, StaircaseError
 from ..files import atomic_write_json, read_json
 from .ops import OpSpec
-from .steps import ambiguous_edges, lattice_period, optimal_points
+from .steps import Steps, network_period, read_steps
 from .timing import median_stderr
 
 __all__ = ["PROFILE_FORMAT", "PROFILE_VERSION", "Calibration", "Curve", "FullTime", "NetworkEntry", "Profile",
@@ -139,13 +139,17 @@ class Curve:
     spread_ms: list[float]
     noisy: list[bool] = field(default_factory=list)
     stderr_ms: list[float] | None = None  # standard error of each median (None: exact values)
-    period: int | None = None  # the channel period of its network's staircases (see ``lattice_period``)
+    lattice: int = 1  # the sweep's grid: the widths every slot was measured at (see ``steps.read_steps``)
+    network_step: int | None = None  # the step most of its network's slots take clearly
+
+    def steps(self) -> Steps:
+        """Usable widths, step, spikes and uncertain widths (``steps.read_steps``)."""
+        return read_steps(self.widths, self.median_ms, self.stderr_ms, lattice=self.lattice,
+                          prior_step=self.network_step)
 
     def optimal(self) -> list[int]:
-        return optimal_points(self.widths, self.median_ms, self.stderr_ms, period=self.period)
-
-    def ambiguous_edges(self) -> list[tuple[int, int]]:
-        return ambiguous_edges(self.widths, self.median_ms, self.stderr_ms, period=self.period)
+        """The usable widths: the widths worth building, each at its own measured cost."""
+        return self.steps().usable
 
     def index(self, width: int) -> int:
         """Where ``width`` is read from: the first measured width at or above it (a step's
@@ -205,7 +209,7 @@ class Profile:
         self.networks: dict[str, NetworkEntry] = {}
         self.notes: dict[str, Any] = {}
         self._curves: dict[str, Curve] = {}  # summaries, dropped when a round is added
-        self._periods: dict[str, tuple[tuple[int, int], int | None]] = {}  # network -> (state, period)
+        self._periods: dict[str, tuple[tuple[int, int], int | None]] = {}  # network -> (state, step)
         self._rounds_added = 0
 
     # -- files -------------------------------------------------------------------------------
@@ -303,23 +307,28 @@ class Profile:
 
     def slot_curve(self, network: str, slot: str) -> Curve:
         """The slot's latency: the sum of what it changes, at the widths measured for all of
-        them, with the period its network's staircases share."""
-        return replace(self._summed_curve(network, slot), period=self.period(network))
+        them, read on the lattice its network was swept on with the step its other slots take."""
+        return replace(self._summed_curve(network, slot), lattice=self.network(network).grid,
+                       network_step=self.period(network))
 
     def period(self, network: str) -> int | None:
-        """The channel period of the network's staircases (see ``lattice_period``), from
-        every slot measured so far; recomputed once rounds were added."""
-        slots = self.network(network).slots
-        state = (self._rounds_added, len(slots))
+        """The step most of the network's slots take where their own curve decides it
+        (``steps.network_period``), from the slots measured so far; recomputed once rounds
+        were added. None before any slot decides."""
+        entry = self.network(network)
+        state = (self._rounds_added, len(entry.slots))
         cached = self._periods.get(network)
         if cached is None or cached[0] != state:
-            point_sets = []
-            for slot in slots:
+            found = []
+            for slot in entry.slots:
                 try:
-                    point_sets.append(self._summed_curve(network, slot).optimal())
+                    curve = replace(self._summed_curve(network, slot), lattice=entry.grid)
                 except SpecError:  # not measured yet
                     continue
-            cached = self._periods[network] = (state, lattice_period(point_sets))
+                steps = curve.steps()
+                if steps.clear:
+                    found.append(steps.step)
+            cached = self._periods[network] = (state, network_period(found))
         return cached[1]
 
     def _summed_curve(self, network: str, slot: str) -> Curve:

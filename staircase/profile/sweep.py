@@ -4,8 +4,12 @@ Order matters on noisy machines: each round visits every (op, width) point once,
 fresh random order, so drift spreads over all widths instead of painting false steps,
 and every point is timed block by block against its op at full width, so that what drift
 remains cancels in the ratio (see ``timing.measure``).
-After the rounds, the widths where the staircase is uncertain (and the width just above
-each) get one to three more interleaved rounds with more samples (``timing.TIMINGS``).
+The rounds cover the lattice, every ``grid``-th width: the steps of CPU runtimes fall on
+multiples of their channel block (8 or 16), so the lattice holds every step's top there.
+On a coarser grid than a device's steps, one probe in each gap below a step's edge finds
+a top off the lattice, and only such gaps are swept width by width. Then the widths whose
+verdict is uncertain (``Steps.uncertain``) get one to three more interleaved rounds with
+more samples (``timing.TIMINGS``), stopping once none is left.
 Then the whole network is timed once, and a few students of random widths against it,
 which calibrates the prediction (see ``profile.calibration``).
 """
@@ -15,8 +19,9 @@ from __future__ import annotations
 import copy
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
@@ -28,6 +33,7 @@ from ..slots import Slot, SlotGraph
 from .backends import Backend
 from .calibration import CALIBRATION_VERSION, calibrate
 from .ops import OpSpec, slot_ops
+from .steps import DEFAULT_GRID
 from .store import FullTime, NetworkEntry, Profile, SlotEntry, network_key
 from .timing import TIMINGS, Timing, TimingProtocol
 
@@ -43,10 +49,25 @@ class SweepResult:
     complete: bool
     noisy_points: int
     seconds: float
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase of this run
+
+
+class Phases(dict):
+    """Seconds spent per phase of a sweep (lattice, probes, refine, uncertain, whole network,
+    calibration), added up as they run."""
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - began
 
 
 def grid_widths(full: int, grid: int) -> list[int]:
-    """Widths swept for a slot of ``full`` channels: every ``grid``-th, plus 1 and ``full``."""
+    """Widths swept for a slot of ``full`` channels: every ``grid``-th, plus 1 and ``full``
+    (1 prices the narrowest designs)."""
     return sorted({1, full, *range(grid, full + 1, grid)})
 
 
@@ -58,7 +79,7 @@ def profile_network(
     input_size: tuple[int, ...] | None = None,
     num_classes: int | None = None,
     include_all: bool = False,
-    grid: int = 1,
+    grid: int = DEFAULT_GRID,
     rounds: int = 2,
     timing: str = "standard",
     calibration_students: int = 12,
@@ -96,18 +117,20 @@ def profile_network(
         f"{total} measurements to take on {backend.name}/{backend.device} ({backend.threads} threads)")
     deadline = start + budget_minutes * 60 if budget_minutes else None
     runner = SweepRunner(profile, backend, ops, deadline, seed, progress)
+    phases = Phases()
     try:
-        complete = runner.rounds([(k, w) for k in sorted(ops) for w in widths[k]], rounds, preset.point, total)
-        complete = complete and refine_and_edges(runner, profile, key, grid, rounds, preset, log)
+        with phases.timed("lattice"):
+            complete = runner.rounds([(k, w) for k in sorted(ops) for w in widths[k]], rounds, preset.point, total)
+        complete = complete and refine_and_edges(runner, profile, key, grid, rounds, preset, log, phases)
         if complete:
-            _time_whole_network(profile, key, backend, model, size, preset, calibration_students, seed, log)
+            _time_whole_network(profile, key, backend, model, size, preset, calibration_students, seed, log, phases)
     finally:
         runner.close()
         profile.save()
     noisy = sum(sum(profile.curve(k).noisy) for k in profile.ops)  # cached per op
     if not complete:
         log(f"budget reached: rerun the same command to continue ({out})")
-    return SweepResult(profile, key, runner.measured, reused, complete, noisy, time.perf_counter() - start)
+    return SweepResult(profile, key, runner.measured, reused, complete, noisy, time.perf_counter() - start, phases)
 
 
 def _open_profile(out: Path, backend: Backend, protocol: TimingProtocol, allow_other_device: bool,
@@ -143,38 +166,51 @@ def _register_network(profile: Profile, key: str, model_ref: str, model: nn.Modu
 
 
 def refine_and_edges(runner: SweepRunner, profile: Profile, key: str, grid: int, rounds: int, preset: Timing,
-                      log: Callable[[str], None]) -> bool:
-    """After the grid's rounds: every width next to a step found (on a coarse grid), then the
-    uncertain edges; False when the deadline stopped it."""
+                      log: Callable[[str], None], phases: Phases | None = None) -> bool:
+    """After the lattice's rounds: on a coarse grid, one probe inside each gap a step's top
+    could hide in, and every width of the gaps whose probe is usable; then the widths whose
+    verdict is uncertain, until none is or the passes run out. False when the deadline
+    stopped it."""
     entry = profile.network(key)
+    phases = Phases() if phases is None else phases
     if grid > 1 and not entry.refined:
-        refine = _refine_points(profile, key)
+        probes = _probe_points(profile, key, grid)
+        if probes:
+            log(f"probing {len(probes)} points between grid widths, below each step's edge")
+        with phases.timed("probes"):
+            if not runner.rounds(probes, rounds, preset.point):
+                return False
+        refine = _refine_points(profile, key, grid)
         if refine:
-            log(f"refining {len(refine)} points between grid widths at the steps")
-        entry.refined = runner.rounds(refine, rounds, preset.point)
-        if not entry.refined:
-            return False
+            log(f"refining {len(refine)} points in the gaps whose probe found a step's top")
+        with phases.timed("refine"):
+            if not runner.rounds(refine, rounds, preset.point):
+                return False
+        entry.refined = True
     for extra in range(preset.edge_passes if not entry.edges_done else 0):
-        edges = _edge_points(profile, key, rounds + extra)
+        edges = _uncertain_points(profile, key, rounds + extra)
         if not edges:
             break
-        log(f"re-measuring {len(edges)} points where the staircase is uncertain (pass {extra + 1}/{preset.edge_passes})")
-        if not runner.rounds(edges, rounds + extra + 1, preset.edge, first_round=rounds + extra):
-            return False
+        log(f"re-measuring {len(edges)} points whose verdict is uncertain (pass {extra + 1}/{preset.edge_passes})")
+        with phases.timed("uncertain"):
+            if not runner.rounds(edges, rounds + extra + 1, preset.edge, first_round=rounds + extra):
+                return False
     entry.edges_done = True
     return True
 
 
 def _time_whole_network(profile: Profile, key: str, backend: Backend, model: nn.Module, size, preset: Timing,
-                        calibration_students: int, seed: int, log: Callable[[str], None]) -> None:
+                        calibration_students: int, seed: int, log: Callable[[str], None], phases: Phases) -> None:
     """The full network's time as deployed, then the calibration, unless the profile has them."""
     entry = profile.network(key)
     if entry.full is None:
-        m = backend.time(backend.prepare_model(model, size), preset.network)
+        with phases.timed("whole network"):
+            m = backend.time(backend.prepare_model(model, size), preset.network)
         entry.full = FullTime(m.median_ms, m.iqr_ms, m.noisy)
     if calibration_students and (entry.calibration is None or entry.calibration.version != CALIBRATION_VERSION):
-        entry.calibration = calibrate(profile, key, backend, model, size, calibration_students, seed,
-                                      preset.calibration, log)
+        with phases.timed("calibration"):
+            entry.calibration = calibrate(profile, key, backend, model, size, calibration_students, seed,
+                                          preset.calibration, log)
 
 
 class SweepRunner:
@@ -218,20 +254,6 @@ class SweepRunner:
         self.bar.close()
 
 
-def _refine_points(profile: Profile, network: str) -> list[tuple[str, int]]:
-    """On a coarse grid, a step's corner lies between an optimal width and the next grid
-    width: every width in between, for every op of the slot."""
-    points = set()
-    for slot, info in profile.network(network).slots.items():
-        curve = profile.slot_curve(network, slot)
-        for w in curve.optimal()[:-1]:
-            i = curve.widths.index(w)
-            upper = curve.widths[i + 1] if i + 1 < len(curve.widths) else w
-            for between in range(w + 1, upper):
-                points.update((k, between) for k in info.layers.values())
-    return sorted(points)
-
-
 class _References:
     """Each op at its full width, prepared once: every point is timed against it."""
 
@@ -253,18 +275,39 @@ def _measure_point(profile: Profile, backend: Backend, op: OpSpec, width: int, p
     profile.add_round(op.key, op.to_dict(), width, m.to_dict())
 
 
-def _edge_points(profile: Profile, network: str, rounds_done: int) -> list[tuple[str, int]]:
-    """Op points where a slot's staircase is uncertain (see ``ambiguous_edges``): each
-    ambiguous width, the width just above it, and its witness (the wider point whose noise
-    limits the verdict, often not the next one), unless measured more than ``rounds_done``
-    times already."""
+def _probe_points(profile: Profile, network: str, grid: int) -> list[tuple[str, int]]:
+    """For every op of a slot, one width in the middle of each grid gap a step's top could
+    hide in: above a usable grid width whose next grid width is not usable (an edge lies
+    between them)."""
     points = set()
     for slot, info in profile.network(network).slots.items():
-        curve = profile.slot_curve(network, slot)
-        for w, witness in curve.ambiguous_edges():
-            i = curve.widths.index(w)
-            for edge_w in {*curve.widths[i:i + 2], witness}:
-                for k in info.layers.values():
-                    if profile.rounds_done(k, edge_w) <= rounds_done:
-                        points.add((k, edge_w))
+        usable = set(profile.slot_curve(network, slot).optimal())
+        for u in usable:
+            if u % grid == 0 and u + grid <= info.width and u + grid not in usable:
+                points.update((k, u + grid // 2) for k in info.layers.values())
+    return sorted(points)
+
+
+def _refine_points(profile: Profile, network: str, grid: int) -> list[tuple[str, int]]:
+    """Every width of each grid gap holding a usable width: a step's top lies off the grid."""
+    points = set()
+    for slot, info in profile.network(network).slots.items():
+        for u in profile.slot_curve(network, slot).optimal():
+            if u % grid and u < info.width:
+                low = u - u % grid
+                points.update((k, w) for w in range(low + 1, min(low + grid, info.width))
+                              for k in info.layers.values())
+    return sorted(points)
+
+
+def _uncertain_points(profile: Profile, network: str, rounds_done: int) -> list[tuple[str, int]]:
+    """Op points whose verdict more samples could flip (``Steps.uncertain``: the step test's
+    lattice, usable widths nearly matched by a wider one and the wider one, spikes), unless
+    measured more than ``rounds_done`` times already."""
+    points = set()
+    for slot, info in profile.network(network).slots.items():
+        for w in profile.slot_curve(network, slot).steps().uncertain:
+            for k in info.layers.values():
+                if profile.rounds_done(k, w) <= rounds_done:
+                    points.add((k, w))
     return sorted(points)

@@ -150,15 +150,21 @@ class Timing:
     calibration: TimingProtocol
 
 
+# A point's first rounds are short: the steps are read from the whole curve at once (see
+# ``steps.read_steps``), so many cheap points say more than a few long ones; the samples go
+# to the uncertain widths' edge passes.
+_FIRST_LOOK = TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=5, max_samples=15, max_s=0.2,
+                             target_spread=0.1)
 TIMINGS: dict[str, Timing] = {
-    "quick": Timing(TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=5, max_samples=15, max_s=0.2,
-                                   target_spread=0.1),
+    "quick": Timing(_FIRST_LOOK,
                     TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=9, max_samples=30, max_s=0.4), 1,
                     TimingProtocol(warmup_s=0.01, min_samples=7, max_samples=30, max_s=0.5),
                     TimingProtocol(warmup_s=0.01, min_samples=5, max_samples=20, max_s=0.3)),
-    "standard": Timing(TimingProtocol(), TimingProtocol(min_samples=15, max_samples=80, max_s=1.5, target_spread=0.03),
+    "standard": Timing(_FIRST_LOOK,
+                       TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=15, max_samples=60, max_s=0.6,
+                                      target_spread=0.03),
                        2, FULL_NETWORK_PROTOCOL,
-                       TimingProtocol(min_samples=10, max_samples=100, max_s=1.0, target_spread=0.03)),
+                       TimingProtocol(min_samples=10, max_samples=60, max_s=0.6, target_spread=0.03)),
     "careful": Timing(TimingProtocol(min_samples=15, max_samples=120, max_s=2.0, target_spread=0.03),
                       TimingProtocol(min_samples=31, max_samples=200, max_s=4.0, target_spread=0.02), 3,
                       TimingProtocol(min_samples=31, max_samples=400, max_s=8.0, target_spread=0.02),
