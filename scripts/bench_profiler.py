@@ -1,90 +1,169 @@
-"""Benchmark of the profiler (issue 3): reproducibility, cost, prediction error, step sizes.
+"""Benchmark of the profiler: reproducibility, cost, prediction error, designs reaching their
+target, a large network, and the step per backend and precision.
 
 Every figure is measured by this script and written to docs/bench_profiler.json and
-docs/BENCH_PROFILER.md. Usage:
+docs/BENCH_PROFILER.md; each part's rows are saved as soon as the part ends (a part not run
+again keeps its earlier rows). Usage:
 
-    python scripts/bench_profiler.py --threads 2 [--parts 1 2 3 4] [--profiles profiles]
+    python scripts/bench_profiler.py --threads 2 [--parts 1 2 3 4 5 6] [--reference COMMIT]
 
-Reproducibility and step sizes use the first model (wrn_40_2); cost and prediction every
-model. With ``--profiles DIR`` the onnxruntime profile of every model and the torch profile
-of the first are kept there (cpu-onnxruntime.json, cpu-torch.json): the shipped profiles.
+Part 1 profiles each of ``--repro`` twice from scratch with the command's defaults (the
+lattice of the models table); ``--reference COMMIT`` also runs that commit's profiler (a git
+worktree of this repository, its own CLI) twice on the first of them with
+``--reference-args``, so the two methods' times are ratios taken on one machine in one run.
+Part 2 reads part 1's first runs. Part 3 times students of wrn_40_2 against the prediction.
+Part 4 profiles wrn_40_2 on every backend and precision. Part 5 designs resnet18 at 64x64
+for half the teacher's latency on part 1's profile. Part 6 profiles resnet50 at 224x224 once.
+With ``--profiles DIR`` the first onnxruntime profile of wrn_40_2 is kept there
+(cpu-onnxruntime.json) with the torch one of part 4 (cpu-torch.json): the shipped profiles.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from staircase.files import atomic_write_json, atomic_write_text
 from staircase.modelref import resolve_model
 from staircase.profile.backends import get_backend
 from staircase.profile.prediction import LatencyModel
-from staircase.profile.steps import snap, step_size
+from staircase.profile.steps import DEFAULT_GRID, snap
 from staircase.profile.sweep import profile_network
 from staircase.profile.timing import TIMINGS, time_relative
 from staircase.slots import make_student
 from staircase.table import format_table
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# full sweeps at 224x224 cost ~4x a grid of 4 that is refined around the steps
-GRIDS = {"resnet34": 4, "resnet18": 4, "densenet121": 4, "mobilenet_v2": 4}
+FRACTIONS = (0.3, 0.5, 0.7)  # of each slot's width, snapped to the nearest usable width in each profile
 
 
-def _sweep(model, backend, path, grid=None):
-    grid = grid or GRIDS.get(model, 1)
-    return profile_network(model, backend, path, grid=grid, progress=False, log=lambda m: None)
+@dataclass(frozen=True)
+class Bench:
+    ref: str
+    input_size: tuple[int, int, int] | None = None
+    classes: int | None = None
+    grid: int = DEFAULT_GRID
+
+    def cli(self) -> list[str]:
+        args = [self.ref]
+        if self.input_size:
+            args += ["--input-shape", ",".join(map(str, self.input_size))]
+        if self.classes:
+            args += ["--num-classes", str(self.classes)]
+        return args
 
 
-def reproducibility(model, backend, paths):
-    """Profile twice from scratch; share of (slot, fraction) whose nearest snap agrees, and
-    how many slots found steps at all (agreement on full width alone would be trivial).
-    The same two profiles are also compared with every width tested at one threshold (no
-    period): what the network's period buys, on the same measurements."""
-    runs = [_sweep(model, backend, p) for p in paths]
-    agreement, with_steps, disagreements = _agreement(runs, with_period=True)
-    without, _, _ = _agreement(runs, with_period=False)
-    return {"model": model, "agreement": agreement, "agreement_without_period": without,
-            "periods": [r.profile.period(r.network) for r in runs],
-            "comparisons": 3 * len(runs[0].profile.network(runs[0].network).slots),
-            "slots_with_steps": with_steps, "slots": len(runs[0].profile.network(runs[0].network).slots),
-            "seconds": [round(r.seconds, 1) for r in runs], "disagreements": disagreements}, runs[0]
+MODELS = {
+    "resnet18@64": Bench("torchvision.models:resnet18", (3, 64, 64), 10),
+    "wrn_40_2": Bench("wrn_40_2", grid=1),
+    "resnet50@224": Bench("torchvision.models:resnet50", (3, 224, 224)),
+}
 
 
-def _agreement(runs, with_period: bool):
-    """(share of agreeing snaps, slots with steps in each run, the disagreements: slot,
-    width, its snap and the optimal widths in each run)."""
-    agree = total = 0
-    with_steps = [0] * len(runs)
-    disagreements = []
-    for slot in runs[0].profile.network(runs[0].network).slots:
-        curves = [r.profile.slot_curve(r.network, slot) for r in runs]
-        optimal = [(c if with_period else dataclasses.replace(c, period=None)).optimal() for c in curves]
-        for i, opt in enumerate(optimal):
-            with_steps[i] += len(opt) > 1
-        full = curves[0].widths[-1]
-        for frac in (0.3, 0.5, 0.7):
-            w = max(1, round(full * frac))
-            snapped = [snap(w, opt) for opt in optimal]
+def _sweep(name: str, backend, path: Path, grid: int | None = None):
+    b = MODELS[name]
+    for stale in (path, Path(str(path) + ".journal")):  # measured afresh
+        stale.unlink(missing_ok=True)
+    return profile_network(b.ref, backend, path, input_size=b.input_size, num_classes=b.classes,
+                           grid=grid or b.grid, progress=False, log=lambda m: None)
+
+
+def _slot_rows(result) -> list[dict]:
+    prof, net = result.profile, result.network
+    rows = []
+    for slot, info in prof.network(net).slots.items():
+        steps = prof.slot_curve(net, slot).steps()
+        rows.append({"slot": slot, "width": info.width, "step": steps.step, "clear": steps.clear,
+                     "usable": steps.usable, "spikes": steps.spikes})
+    return rows
+
+
+def agreement(slots_a: list[dict], slots_b: list[dict]) -> tuple[float, list[dict]]:
+    """Share of (slot, fraction) whose nearest snap agrees between two profiles, and the
+    disagreements."""
+    agree, total, differ = 0, 0, []
+    for a, b in zip(slots_a, slots_b, strict=True):
+        for frac in FRACTIONS:
+            w = max(1, round(a["width"] * frac))
+            snapped = [snap(w, a["usable"]), snap(w, b["usable"])]
             agree += snapped[0] == snapped[1]
             total += 1
             if snapped[0] != snapped[1]:
-                disagreements.append({"slot": slot, "width": w, "snapped": snapped, "optimal": optimal})
-    return agree / total, with_steps, disagreements
+                differ.append({"slot": a["slot"], "width": w, "snapped": snapped})
+    return agree / total, differ
+
+
+def _usable_below_full(slots: list[dict]) -> list[int]:
+    return [len([w for w in s["usable"] if w < s["width"]]) for s in slots]
+
+
+def reproducibility(name: str, backend, tmp: Path, keep: Path | None) -> tuple[dict, object]:
+    """Two profiles from scratch, their agreement, and what each found per slot."""
+    runs = [_sweep(name, backend, tmp / f"repro-{name}-{i}.json") for i in range(2)]
+    slots = [_slot_rows(r) for r in runs]
+    share, differ = agreement(*slots)
+    if keep is not None and name == "wrn_40_2":
+        _keep(runs[0], keep / "cpu-onnxruntime.json")
+    below = _usable_below_full(slots[0])
+    return {"model": name, "grid": MODELS[name].grid, "agreement": share, "comparisons": 3 * len(slots[0]),
+            "disagreements": differ, "seconds": [round(r.seconds, 1) for r in runs],
+            "phases": [{k: round(v, 1) for k, v in r.phases.items()} for r in runs],
+            "measurements": [r.measured for r in runs], "periods": [r.profile.period(r.network) for r in runs],
+            "usable_below_full_min": min(below), "usable_below_full_median": statistics.median(below),
+            "slots": slots[0]}, runs[0]
+
+
+def reference_runs(name: str, commit: str, extra: list[str], tmp: Path, threads: int) -> dict:
+    """``commit``'s own profiler (its CLI, from a git worktree) twice on ``name``: its time,
+    agreement and the slots where it found more than the full width."""
+    tree = tmp / "reference"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit], check=True,
+                   capture_output=True)
+    try:
+        env = {"PYTHONPATH": str(tree)}
+        base = [sys.executable, "-m", "staircase"]
+        seconds, slots = [], []
+        for i in range(2):
+            out = tmp / f"reference-{i}.json"
+            began = time.perf_counter()
+            subprocess.run([*base, "profile", *MODELS[name].cli(), "--backend", "onnxruntime", "--threads",
+                            str(threads), "--no-progress", "--out", str(out), *extra], check=True, cwd=tmp,
+                           capture_output=True, env={**_environ(), **env})
+            seconds.append(round(time.perf_counter() - began, 1))
+            listing = subprocess.run([*base, "steps", str(out), "--json"], check=True, cwd=tmp, capture_output=True,
+                                     text=True, env={**_environ(), **env})
+            slots.append([{"slot": r["slot"], "width": r["width"], "usable": r["optimal"]}
+                          for r in json.loads(listing.stdout)])
+        share, differ = agreement(*slots)
+        below = _usable_below_full(slots[0])
+        return {"model": name, "commit": commit, "args": " ".join(extra), "agreement": share,
+                "disagreements": differ, "seconds": seconds, "usable_below_full_min": min(below),
+                "usable_below_full_median": statistics.median(below),
+                "slots_with_steps": sum(1 for n in below if n > 0), "slot_count": len(below)}
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
+
+
+def _environ() -> dict:
+    import os
+
+    return dict(os.environ)
 
 
 def _keep(result, kept: Path):
     """Copy one finished network (its ops and entry) into the kept profile file."""
     from staircase.profile.store import Profile
 
-    prof = Profile.load(kept) if kept.exists() else Profile(kept, result.profile.fingerprint, result.profile.protocol)
-    prof.check_fingerprint(result.profile.fingerprint)
+    kept.unlink(missing_ok=True)
+    prof = Profile(kept, result.profile.fingerprint, result.profile.protocol)
     for key in {k for s in result.profile.network(result.network).slots.values() for k in s.layers.values()}:
         prof.ops[key] = result.profile.ops[key]
     prof.networks[result.network] = result.profile.networks[result.network]
@@ -93,7 +172,7 @@ def _keep(result, kept: Path):
 
 def naive_cost_seconds(result, repeats=100):
     """What a naive sweep would cost: every width of each slot separately (no shared ops, no
-    grid), 100 fixed runs per width; from the measured medians, preparation not counted."""
+    lattice), 100 fixed runs per width; from the measured medians, preparation not counted."""
     prof, net = result.profile, result.network
     total = 0.0
     for info in prof.network(net).slots.values():
@@ -103,27 +182,21 @@ def naive_cost_seconds(result, repeats=100):
     return total
 
 
-def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=5):
+def prediction_error(name, backend, result, n=20, n_snapped=10, seed=0, passes=5):
     """Predicted vs measured end to end for n random-width students and n_snapped students
     snapped up to the staircase (what the designer builds), measured in interleaved passes.
 
     In each pass every student is timed beside the full network, block by block
-    (``time_relative``, both sessions prepared ``paired``), and the full network once more as
-    deployed (threads spinning). Two errors per student: of its ratio to the full network
-    (the median over the passes; the machine's drift since the profile was made cancels),
-    and of the latency itself (predicted ms vs the ratio times the deployed full network's
-    time in the same pass). How far the passes scatter (max - min over median) is the
-    measurement's own noise, which bounds how well any prediction can be seen to do.
-
-    Last, one check of the ruler: each student timed in turn with the full network, both as
-    deployed, a whole measurement each (student, full, full, student: the way whole
-    networks were compared before ``time_relative`` paired them). Its ratio over the paired
-    one, the median over students, is how far the paired ruler moves the ratio."""
+    (``time_relative``), and the full network once more as deployed. Two errors per student:
+    of its ratio to the full network (the median over the passes; the machine's drift since
+    the profile was made cancels), and of the latency itself (predicted ms vs the ratio times
+    the deployed full network's time in the same pass). How far the passes scatter (max - min
+    over median) is the measurement's own noise."""
     rng = random.Random(seed)
-    resolved = resolve_model(model)
+    b = MODELS[name]
+    resolved = resolve_model(b.ref, b.classes, b.input_size)
     size = resolved.architecture.input_size
-    prof, net = result.profile, result.network
-    latency = LatencyModel(prof, net)
+    latency = LatencyModel(result.profile, result.network)
     slots = latency.slots
     students = []
     for i in range(n + n_snapped):
@@ -136,7 +209,7 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
     full_paired = backend.prepare_model(resolved.model.eval(), size, paired=True)
     full_deployed = backend.prepare_model(resolved.model.eval(), size)
     runs = [backend.prepare_model(model, size, paired=True) for _, _, model in students]
-    protocol = TIMINGS["standard"].calibration  # the calibration's, as there
+    protocol = TIMINGS["standard"].calibration
     ratios = {i: [] for i in range(len(students))}
     measured = {i: [] for i in range(len(students))}
     for _ in range(passes):  # each pass visits every student in a fresh order
@@ -147,263 +220,248 @@ def prediction_error(model, backend, result, n=20, n_snapped=10, seed=0, passes=
             ratio = time_relative(backend, runs[i], full_paired, pairs=1, protocol=protocol).ratio
             ratios[i].append(ratio)
             measured[i].append(ratio * full_ms)
-    del runs, full_paired
-    deployed = [_alternated_ratio(backend, backend.prepare_model(model, size), full_deployed, protocol)
-                for _, _, model in students]
     full_pred = latency.predict({}).median_ms
     errors = {"random": [], "snapped": []}
     ratio_errors = {"random": [], "snapped": []}
-    calibration = latency.calibration
-    block = calibration.alignment
-    rows = []  # per student, to see where the prediction goes wrong
+    spreads = []
     for i, (kind, widths, _) in enumerate(students):
         p = latency.predict(widths).median_ms
         m = statistics.median(measured[i])
         errors[kind].append(abs(p - m) / m)
         r = statistics.median(ratios[i])
         ratio_errors[kind].append(abs(p / full_pred - r) / r)
-        rows.append({"kind": kind, "predicted_ratio": p / full_pred, "measured_ratio": r, "pass_ratios": ratios[i],
-                     "pass_spread": (max(ratios[i]) - min(ratios[i])) / r, "deployed_ratio": deployed[i],
-                     "off_block_slots": sum(1 for s, w in widths.items() if block and w != slots[s]
-                                            and w % block)})
-    return {"model": model, "students": n, "snapped_students": n_snapped, "passes": passes, "ruler": "paired",
-            "median_pass_spread": statistics.median(row["pass_spread"] for row in rows),
-            "deployed_over_paired": statistics.median(row["deployed_ratio"] / row["measured_ratio"] for row in rows),
+        spreads.append((max(ratios[i]) - min(ratios[i])) / r)
+    cal = latency.calibration
+    return {"model": name, "students": n, "snapped_students": n_snapped, "passes": passes,
+            "median_pass_spread": statistics.median(spreads),
             "median_abs_error": statistics.median(errors["random"]), "max_abs_error": max(errors["random"]),
             "median_ratio_error": statistics.median(ratio_errors["random"]),
             "max_ratio_error": max(ratio_errors["random"]),
-            "snapped_median_abs_error": statistics.median(errors["snapped"]) if n_snapped else None,
-            "snapped_max_abs_error": max(errors["snapped"]) if n_snapped else None,
-            "snapped_median_ratio_error": statistics.median(ratio_errors["snapped"]) if n_snapped else None,
-            "snapped_max_ratio_error": max(ratio_errors["snapped"]) if n_snapped else None,
-            "calibration_scale": calibration.scale, "misalignment": calibration.misalignment,
-            "block": block, "per_student": rows}
+            "snapped_median_ratio_error": statistics.median(ratio_errors["snapped"]),
+            "snapped_max_ratio_error": max(ratio_errors["snapped"]),
+            "snapped_median_abs_error": statistics.median(errors["snapped"]),
+            "snapped_max_abs_error": max(errors["snapped"]),
+            "calibration": [round(cal.scale, 3), round(cal.misalignment, 3), cal.alignment]}
 
 
-def _alternated_ratio(backend, run, reference, protocol) -> float:
-    """``run`` over ``reference``, a whole measurement each in the order run, reference,
-    reference, run: the mean of the two pairs' ratios (linear drift cancels)."""
-    a, b, c, d = (backend.time(f, protocol).median_ms for f in (run, reference, reference, run))
-    return (a / b + d / c) / 2
-
-
-def step_sizes(model, backends, tmp, keep, done, grid=None):
-    """Profile ``model`` on each backend (reusing ``done``, a finished onnxruntime sweep)."""
+def step_sizes(name, threads, tmp: Path, keep: Path | None) -> list[dict]:
+    """``name`` profiled on each backend and precision: the step most slots take."""
     from staircase.quantize import precisions_here
 
     rows = []
-    for name, kw in backends:
-        label = f"{name} {kw.get('precision', 'f32')}"
+    for backend_name, kw in (("torch", {}), ("onnxruntime", {}), ("openvino", {"precision": "f32"}),
+                             ("openvino", {"precision": "bf16"}), ("onnxruntime", {"precision": "int8"}),
+                             ("openvino", {"precision": "int8"})):
+        label = f"{backend_name} {kw.get('precision', 'f32')}"
         try:
-            be = get_backend(name, **kw)
+            be = get_backend(backend_name, threads=threads, **kw)
         except Exception as exc:  # noqa: BLE001 - record and go on, like timm's benchmark
             rows.append({"backend": label, "error": str(exc)})
             continue
-        if be.precision != "f32" and be.precision not in precisions_here(name):  # it would run f32 and say bf16
+        if be.precision != "f32" and be.precision not in precisions_here(backend_name):
             rows.append({"backend": label, "error": f"this device does not compute in {be.precision}",
                          "cpu": be.device_name()})
             continue
-        if name == "onnxruntime" and be.precision == "f32" and done is not None:
-            r = done
-        else:
-            path = Path(keep or tmp) / "cpu-torch.json" if name == "torch" and keep else \
-                Path(tmp) / f"steps-{name}-{be.precision}.json"
-            for stale in (path, Path(str(path) + ".journal")):  # measured afresh
-                stale.unlink(missing_ok=True)
-            r = _sweep(model, be, path, grid)
-        sizes = [step_size(r.profile.slot_curve(r.network, s).optimal())
-                 for s in r.profile.network(r.network).slots]
-        sizes = [s for s in sizes if s]
-        rows.append({"backend": f"{name} {be.precision}", "median_step": statistics.median(sizes) if sizes else None,
-                     "slots_with_steps": len(sizes), "seconds": round(r.seconds, 1), "cpu": be.device_name(),
-                     "grid": grid or GRIDS.get(model, 1), "model": model})
+        path = keep / "cpu-torch.json" if backend_name == "torch" and keep else tmp / f"steps-{label}.json"
+        r = _sweep(name, be, path, grid=DEFAULT_GRID)
+        slots = _slot_rows(r)
+        rows.append({"backend": label, "model": name, "grid": DEFAULT_GRID, "step": r.profile.period(r.network),
+                     "steps": sorted({s["step"] for s in slots}), "usable_below_full_median":
+                     statistics.median(_usable_below_full(slots)), "seconds": round(r.seconds, 1),
+                     "cpu": be.device_name()})
     return rows
 
 
-def _earlier(out: Path) -> dict:
-    path = out / "bench_profiler.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+def design_half(profile: Path, tmp: Path) -> dict:
+    """`staircase design` for half the teacher's latency on part 1's resnet18 profile: where
+    its student measured (beside the teacher, at the profile's speed)."""
+    b = MODELS["resnet18@64"]
+    began = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "staircase", "design", *b.cli(), "--profile", str(profile),
+                           "--target-share", "0.5", "--json", "--out", str(tmp / "half.json")],
+                          capture_output=True, text=True, cwd=tmp)
+    if proc.returncode not in (0, 3):
+        return {"model": "resnet18@64", "error": proc.stderr.strip().splitlines()[-1]}
+    out = json.loads(proc.stdout)
+    student = out["students"][0]
+    target = 0.5 * out["teacher_ms"]
+    return {"model": "resnet18@64", "target_share": 0.5, "teacher_ms": out["teacher_ms"], "target_ms": target,
+            "at_profile_ms": student["at_profile_speed_ms"], "ratio_to_target": student["at_profile_speed_ms"] / target,
+            "met": student["met_target"], "seconds": round(time.perf_counter() - began, 1)}
+
+
+def large(name: str, backend, tmp: Path) -> dict:
+    r = _sweep(name, backend, tmp / f"large-{name}.json")
+    slots = _slot_rows(r)
+    below = _usable_below_full(slots)
+    return {"model": name, "grid": MODELS[name].grid, "seconds": round(r.seconds, 1),
+            "phases": {k: round(v, 1) for k, v in r.phases.items()}, "measurements": r.measured,
+            "slot_count": len(slots), "period": r.profile.period(r.network),
+            "usable_below_full_min": min(below), "usable_below_full_median": statistics.median(below),
+            "spikes": sum(len(s["spikes"]) for s in slots)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["wrn_40_2", "resnet34"])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--parts", nargs="+", type=int, default=[1, 2, 3, 4])
+    ap.add_argument("--parts", nargs="+", type=int, default=[1, 2, 3, 4, 5, 6])
+    ap.add_argument("--repro", nargs="+", default=["resnet18@64", "wrn_40_2"], choices=sorted(MODELS))
+    ap.add_argument("--reference", default=None, help="a commit whose profiler runs beside this one (part 1)")
+    ap.add_argument("--reference-args", default="--grid 8 --timing quick",
+                    help="its profile settings (default: %(default)s)")
     ap.add_argument("--students", type=int, default=20)
     ap.add_argument("--passes", type=int, default=5, help="measurements of each student in part 3")
-    ap.add_argument("--profiles", default=None, help="keep the profiles in this folder (e.g. profiles)")
-    ap.add_argument("--repro-profiles", default=None,
-                    help="keep part 1's two profiles in this folder (default: a temporary one)")
-    ap.add_argument("--steps-grid", type=int, default=None,
-                    help="part 4's sweep grid (default: the model's, as parts 1-3)")
+    ap.add_argument("--profiles", default=None, help="keep the shipped profiles in this folder (e.g. profiles)")
     ap.add_argument("--out", default=str(ROOT / "docs"))
     args = ap.parse_args()
-    backend = get_backend("onnxruntime", threads=args.threads)
-    report = {"threads": args.threads, "backend": backend.fingerprint(), "repro": [], "cost": [], "prediction": [],
-              "steps": [], "grids": {m: GRIDS.get(m, 1) for m in args.models}}
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        kept = Path(args.profiles or tmp) / "cpu-onnxruntime.json"
-        first_model, first = args.models[0], None
-        earlier = _earlier(Path(args.out))
-        if 1 in args.parts:  # from scratch, in temporary files; the first run replaces the kept network
-            repro_dir = Path(args.repro_profiles or tmp)
-            repro_dir.mkdir(parents=True, exist_ok=True)
-            repro, first = reproducibility(first_model, backend, [repro_dir / "repro-first.json",
-                                                                  repro_dir / "repro-second.json"])
-            _keep(first, kept)
-            report["repro"].append(repro)
-            print(f"[1] {first_model}: snapped widths agree {repro['agreement']:.1%} over {repro['comparisons']} "
-                  f"(periods {repro['periods']}; without a period {repro['agreement_without_period']:.1%})", flush=True)
-        results = {}
-        for model in args.models:
-            if model == first_model and first is not None:
-                results[model] = first
-            elif 2 in args.parts or 3 in args.parts:
-                results[model] = _sweep(model, backend, kept)
-            if 2 in args.parts and results[model].measured == 0:  # reused: keep the run that measured it
-                report["cost"] += [c for c in earlier.get("cost", []) if c["model"] == model]
-            elif 2 in args.parts:
-                r = results[model]
-                naive = naive_cost_seconds(r)
-                report["cost"].append({"model": model, "grid": GRIDS.get(model, 1), "profile_s": r.seconds,
-                                       "measurements": r.measured, "naive_estimate_s": naive,
-                                       "ratio": naive / r.seconds})
-                print(f"[2] {model}: {r.seconds:.0f} s ({r.measured} measurements); naive sweep estimated "
-                      f"{naive:.0f} s", flush=True)
-            if 3 in args.parts:
-                r = results[model]
-                pred = prediction_error(model, backend, r, args.students, passes=args.passes)
-                report["prediction"].append(pred)
-                print(f"[3] {model}: median |ratio error| {pred['median_ratio_error']:.1%}, worst "
-                      f"{pred['max_ratio_error']:.1%} (ms: {pred['median_abs_error']:.1%} / {pred['max_abs_error']:.1%}); "
-                      f"snapped {pred['snapped_median_ratio_error']:.1%} / {pred['snapped_max_ratio_error']:.1%}; "
-                      f"pass spread {pred['median_pass_spread']:.1%}; deployed / paired {pred['deployed_over_paired']:.3f}",
-                      flush=True)
-        if 4 in args.parts:
-            backends = [("torch", {"threads": args.threads}), ("onnxruntime", {"threads": args.threads}),
-                        ("openvino", {"threads": args.threads, "precision": "f32"}),
-                        ("openvino", {"threads": args.threads, "precision": "bf16"}),
-                        ("onnxruntime", {"threads": args.threads, "precision": "int8"}),
-                        ("openvino", {"threads": args.threads, "precision": "int8"})]
-            report["steps"] = step_sizes(first_model, backends, tmp, args.profiles,
-                                         None if args.steps_grid else results.get(first_model), args.steps_grid)
-            # a precision this device lacks keeps the figure an earlier run measured where it has it
-            before = {x["backend"]: {"cpu": earlier.get("backend", {}).get("cpu"), **x}
-                      for x in earlier.get("steps", []) if "error" not in x}
-            report["steps"] = [before.get(x["backend"], x) if "error" in x else x for x in report["steps"]]
-            for row in report["steps"]:
-                print(f"[4] {row}", flush=True)
-    report["seconds"] = time.perf_counter() - started
     out = Path(args.out)
-    for key in ("repro", "cost", "prediction", "steps"):
-        for row in report[key]:
-            row.setdefault("cpu", report["backend"]["cpu"])
-    if earlier:  # parts not run this time keep their earlier figures
-        for part, key in ((1, "repro"), (2, "cost"), (3, "prediction"), (4, "steps")):
-            if part not in args.parts and earlier.get(key):
-                # kept rows say which machine measured them
-                report[key] = [{"cpu": earlier.get("backend", {}).get("cpu"), **x} for x in earlier[key]]
-    atomic_write_json(out / "bench_profiler.json", report)
+    backend = get_backend("onnxruntime", threads=args.threads)
+    path = out / "bench_profiler.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    report.update(threads=args.threads, backend=backend.fingerprint())
+    keep = Path(args.profiles) if args.profiles else None
+    started = time.perf_counter()
+
+    def save(part: str, rows) -> None:
+        report[part] = rows
+        report["cpu_" + part] = backend.fingerprint()["cpu"]
+        atomic_write_json(path, report)
+        atomic_write_text(out / "BENCH_PROFILER.md", render(report))
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        first = {}
+        if 1 in args.parts or 2 in args.parts or 5 in args.parts:
+            repro = []
+            for name in args.repro:
+                row, first[name] = reproducibility(name, backend, tmp, keep)
+                repro.append(row)
+                print(f"[1] {name}: agreement {row['agreement']:.1%}, {row['seconds']} s, usable below full "
+                      f"min {row['usable_below_full_min']}, median {row['usable_below_full_median']}", flush=True)
+            if 1 in args.parts:
+                save("repro", repro)
+            if 1 in args.parts and args.reference:
+                ref = reference_runs(args.repro[0], args.reference, args.reference_args.split(), tmp, args.threads)
+                print(f"[1] reference {args.reference[:10]}: agreement {ref['agreement']:.1%}, {ref['seconds']} s",
+                      flush=True)
+                save("reference", [ref])
+            if 2 in args.parts:
+                cost = [{"model": n, "grid": MODELS[n].grid, "profile_s": r.seconds, "measurements": r.measured,
+                         "naive_estimate_s": naive_cost_seconds(r), "ratio": r.seconds / naive_cost_seconds(r)}
+                        for n, r in first.items()]
+                for c in cost:
+                    print(f"[2] {c['model']}: {c['profile_s']:.0f} s, naive {c['naive_estimate_s']:.0f} s", flush=True)
+                save("cost", cost)
+        if 3 in args.parts:
+            r = first.get("wrn_40_2") or _sweep("wrn_40_2", backend, tmp / "wrn_40_2.json")
+            pred = prediction_error("wrn_40_2", backend, r, args.students, passes=args.passes)
+            print(f"[3] wrn_40_2: median |ratio error| {pred['median_ratio_error']:.1%}, worst "
+                  f"{pred['max_ratio_error']:.1%}", flush=True)
+            save("prediction", [pred])
+        if 5 in args.parts and "resnet18@64" in first:
+            d = design_half(first["resnet18@64"].profile.path, tmp)
+            print(f"[5] {d}", flush=True)
+            save("design", [d])
+        if 6 in args.parts:
+            row = large("resnet50@224", backend, tmp)
+            print(f"[6] {row}", flush=True)
+            save("large", [row])
+        if 4 in args.parts:
+            rows = step_sizes("wrn_40_2", args.threads, tmp, keep)
+            for row in rows:
+                print(f"[4] {row}", flush=True)
+            save("steps", rows)
+    report["seconds"] = time.perf_counter() - started
+    atomic_write_json(path, report)
     atomic_write_text(out / "BENCH_PROFILER.md", render(report))
     print(f"wrote {out / 'BENCH_PROFILER.md'}")
     return 0
 
 
-def _percent(x: float | None) -> str:
+def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1%}"
+
+
+def _phases(p: dict) -> str:
+    return ", ".join(f"{k} {v:.0f}" for k, v in p.items())
 
 
 def render(r: dict) -> str:
     fp = r["backend"]
     lines = ["# Profiler benchmark", "",
-             f"Written by `scripts/bench_profiler.py`; its last run on {fp['cpu']} ({fp['cores']} cores), "
-             f"{fp['backend']} {fp['backend_version']}, {r['threads']} threads, batch {fp['batch']}, {fp['precision']}.",
-             f"Total wall time {r['seconds']:.0f} s.", ""]
-    machines = {x["cpu"] for key in ("repro", "cost", "prediction", "steps") for x in r.get(key, []) if x.get("cpu")}
-    if len(machines) > 1:
-        lines += ["The rows come from more than one machine (a part not run again keeps its earlier rows; "
-                  "part 4 keeps a precision this machine lacks): "
-                  + "; ".join(f"part {i} on {', '.join(sorted({x['cpu'] for x in r[key] if x.get('cpu')}))}"
-                              for i, key in enumerate(("repro", "cost", "prediction", "steps"), 1)
-                              if any(x.get("cpu") for x in r.get(key, []))) + ".", ""]
-    if r["repro"]:
-        lines += ["## 1. Reproducibility (two profiles from scratch; nearest snap of 0.3/0.5/0.7 x width)", "",
-                  format_table(["model", "agreement", "without a period", "period (each run)", "comparisons",
-                                "slots with steps (each run)", "profile s (each)"],
-                               [[x["model"], f"{x['agreement']:.1%}", _percent(x.get("agreement_without_period")),
-                                 str(x.get("periods", "-")), x["comparisons"],
-                                 f"{x.get('slots_with_steps')} of {x.get('slots')}", str(x["seconds"])]
-                                for x in r["repro"]]), "",
-                  "Without a period: the same two profiles, every width tested at one threshold "
-                  "(3 standard errors) instead of less on the network's period and more off it.", ""]
-    if r["cost"]:
-        lines += ["## 2. Cost (naive = every slot separately, 100 fixed runs per width, no reuse; estimated from the measured medians, preparation excluded)", "",
-                  format_table(["model", "grid", "measurements", "profile s", "naive s (est.)", "naive / ours"],
+             f"Written by `scripts/bench_profiler.py`; {fp['backend']} {fp['backend_version']}, {r['threads']} "
+             f"threads, batch {fp['batch']}, {fp['precision']}. Each part names the CPU it ran on.", ""]
+    if r.get("repro"):
+        lines += [f"## 1. Two profiles from scratch, default settings ({r.get('cpu_repro')})", "",
+                  "Agreement: the share of (slot, 0.3/0.5/0.7 x its width) whose nearest usable width is the same "
+                  "in both profiles. Usable below full: how many widths under the slot's own each slot offers "
+                  "(the fewest over slots, the median).", "",
+                  format_table(["model", "grid", "agreement", "comparisons", "profile s (each)", "usable below full "
+                                "(min, median)", "step (network)", "phases of the first, s"],
+                               [[x["model"], x["grid"], _pct(x["agreement"]), x["comparisons"], str(x["seconds"]),
+                                 f"{x['usable_below_full_min']}, {x['usable_below_full_median']:g}",
+                                 str(x["periods"]), _phases(x["phases"][0])] for x in r["repro"]]), ""]
+        for x in r["repro"]:
+            lines += [f"{x['model']}, per slot (first profile): "
+                      + "; ".join(f"{s['slot']} {s['width']}: step {s['step']}{'' if s['clear'] else ' (network)'}, "
+                                  f"{len(s['usable'])} usable" + (f", spikes {s['spikes']}" if s["spikes"] else "")
+                                  for s in x["slots"]) + ".", ""]
+    for ref in r.get("reference", []):
+        ours = next((x for x in r.get("repro", []) if x["model"] == ref["model"]), None)
+        ratio = f"; this profiler took {statistics.median(ours['seconds']) / statistics.median(ref['seconds']):.2f}x " \
+                "its time" if ours else ""
+        lines += [f"The reference, commit {ref['commit'][:10]} (`{ref['args']}`), on {ref['model']} in the same run: "
+                  f"agreement {_pct(ref['agreement'])}, {ref['seconds']} s, usable below full min "
+                  f"{ref['usable_below_full_min']}, median {ref['usable_below_full_median']:g}, slots with more than "
+                  f"the full width {ref['slots_with_steps']} of {ref['slot_count']}{ratio}.", ""]
+    if r.get("cost"):
+        lines += [f"## 2. Cost against a naive sweep ({r.get('cpu_cost')})", "",
+                  "Naive: every width of each slot separately (no shared ops, no lattice), 100 fixed runs per width, "
+                  "estimated from the measured medians (preparation excluded).", "",
+                  format_table(["model", "grid", "measurements", "profile s", "naive s (est.)", "ours / naive"],
                                [[x["model"], x["grid"], x["measurements"], round(x["profile_s"], 1),
                                  round(x["naive_estimate_s"], 1), round(x["ratio"], 2)] for x in r["cost"]]), ""]
-    if r["prediction"]:
-        ruler, ms_basis = _ruler(r["prediction"])
-        lines += ["## 3. Prediction vs end-to-end measurement", "",
-                  "Random widths: 25-100% of each slot, drawn independently. Snapped: such widths snapped up to "
-                  "the staircase (what the designer builds). Other students than the profile's calibration ones; "
-                  f"{_passes(r['prediction'])} interleaved passes, each student timed beside the full network "
-                  f"{ruler}, and the median over the passes. "
-                  "|ratio error| compares the latency relative to the full network timed beside it (the "
-                  "machine's drift since profiling cancels); |error| compares milliseconds"
-                  f"{ms_basis}. Pass spread: "
-                  "how far one student's passes scatter (max - min over median; the median over students), "
-                  "the measurement's own noise. Deployed / paired: the ratio timed in turn, student and "
-                  "full network in turn with threads spinning as deployed, over the paired one (the median "
-                  "over students): what the ruler's pairing moves.", "",
-                  format_table(["model", "widths", "students", "median |error|", "worst |error|",
-                                "median |ratio error|", "worst |ratio error|", "pass spread", "deployed / paired",
-                                "calibration (scale, misalignment, block)"],
-                               [row for x in r["prediction"] for row in _prediction_rows(x)]), ""]
-    if r["steps"]:
-        models = sorted({x.get("model", "wrn_40_2") for x in r["steps"]})
-        lines += [f"## 4. Step size per backend and precision ({', '.join(models)}; the median over slots of the "
-                  "gap between optimal widths)", "",
-                  "At int8 each op is quantised to QDQ first (ONNX Runtime's INT8 convolution; OpenVINO's INT8 "
-                  "path), as `staircase profile --precision int8` does.", "",
-                  format_table(["backend", "median step", "slots with steps", "profile s", "grid", "device"],
-                               [[x["backend"], x.get("median_step", "-"), x.get("slots_with_steps", "-"),
-                                 x.get("seconds", x.get("error")), x.get("grid", "-"), x.get("cpu", fp["cpu"])]
-                                for x in r["steps"]]), ""]
-    return "\n".join(lines)
-
-
-def _ruler(rows: list[dict]) -> tuple[str, str]:
-    """How part 3's students were timed beside the full network, and where its measured ms
-    came from (rows written before the paired ruler keep their own description)."""
-    if all(x.get("ruler") == "paired" for x in rows):
-        return ("block by block (`time_relative`; ONNX Runtime's threads spin within a call and stop between "
-                "calls), the ratio of each student to the full network",
-                " (the measured ms: the ratio times the full network's time as deployed, threads spinning, "
-                "taken in the same pass)")
-    return "(student, full, full, student, a whole measurement each; the median of the pairs' ratios)", ""
-
-
-def _passes(rows: list[dict]) -> str:
-    return "/".join(sorted({str(x.get("passes", 3)) for x in rows}))
-
-
-def _prediction_rows(x: dict) -> list[list]:
-    def pct(v):
-        return "-" if v is None else f"{v:.1%}"
-
-    cal = (f"{x['calibration_scale']:.2f}, {x.get('misalignment') or 0:.3f}, {x.get('block')}"
-           if x.get("calibration_scale") is not None else "-")
-    spread = pct(x.get("median_pass_spread"))
-    deployed = "-" if x.get("deployed_over_paired") is None else f"{x['deployed_over_paired']:.3f}"
-    rows = [[x["model"], "random", x["students"], pct(x["median_abs_error"]), pct(x["max_abs_error"]),
-             pct(x.get("median_ratio_error")), pct(x.get("max_ratio_error")), spread, deployed, cal]]
-    if x.get("snapped_students"):
-        rows.append([x["model"], "snapped", x["snapped_students"], pct(x["snapped_median_abs_error"]),
-                     pct(x["snapped_max_abs_error"]), pct(x["snapped_median_ratio_error"]),
-                     pct(x["snapped_max_ratio_error"]), spread, deployed, cal])
-    return rows
+    if r.get("prediction"):
+        lines += [f"## 3. Prediction against end-to-end measurement ({r.get('cpu_prediction')})", "",
+                  "Random widths: 25-100% of each slot. Snapped: such widths snapped up to the usable widths. Each "
+                  "student timed beside the full network block by block in interleaved passes; ratio error compares "
+                  "the latency relative to the full network (drift cancels), ms error the milliseconds. Pass spread: "
+                  "the measurement's own scatter.", "",
+                  format_table(["model", "students", "median |ratio error|", "worst |ratio error|", "median |ms error|",
+                                "worst |ms error|", "snapped: median / worst |ratio error|", "pass spread",
+                                "calibration (scale, misalignment, alignment)"],
+                               [[x["model"], x["students"], _pct(x["median_ratio_error"]), _pct(x["max_ratio_error"]),
+                                 _pct(x["median_abs_error"]), _pct(x["max_abs_error"]),
+                                 f"{_pct(x['snapped_median_ratio_error'])} / {_pct(x['snapped_max_ratio_error'])}",
+                                 _pct(x["median_pass_spread"]), str(x["calibration"])] for x in r["prediction"]]), ""]
+    if r.get("design"):
+        lines += [f"## 5. A design for half the teacher's latency ({r.get('cpu_design')})", "",
+                  "`staircase design ... --target-share 0.5` on part 1's first resnet18 profile; the student "
+                  "measured beside the teacher, scaled to the teacher's time in the profile.", "",
+                  format_table(["model", "teacher ms", "target ms", "student ms", "student / target", "met", "s"],
+                               [[x["model"], round(x["teacher_ms"], 3), round(x["target_ms"], 3),
+                                 round(x["at_profile_ms"], 3), f"{x['ratio_to_target']:.3f}", x["met"], x["seconds"]]
+                                if "error" not in x else [x["model"], x["error"], "", "", "", "", ""]
+                                for x in r["design"]]), ""]
+    if r.get("large"):
+        lines += [f"## 6. A large network, default settings, once ({r.get('cpu_large')})", "",
+                  format_table(["model", "grid", "slots", "measurements", "profile s", "phases, s",
+                                "usable below full (min, median)", "step", "spikes"],
+                               [[x["model"], x["grid"], x["slot_count"], x["measurements"], x["seconds"],
+                                 _phases(x["phases"]), f"{x['usable_below_full_min']}, "
+                                 f"{x['usable_below_full_median']:g}", x["period"], x["spikes"]]
+                                for x in r["large"]]), ""]
+    if r.get("steps"):
+        lines += [f"## 4. The step per backend and precision (wrn_40_2, grid {DEFAULT_GRID})", "",
+                  "At int8 each op is quantised to QDQ first, as `staircase profile --precision int8` does. Step: "
+                  "the one most slots take; a row this CPU cannot run says why.", "",
+                  format_table(["backend", "step", "steps seen", "usable below full (median)", "profile s", "device"],
+                               [[x["backend"], x.get("step", "-"), str(x.get("steps", "-")),
+                                 x.get("usable_below_full_median", "-"), x.get("seconds", x.get("error")),
+                                 x.get("cpu", "-")] for x in r["steps"]]), ""]
+    if r.get("seconds"):
+        lines += [f"Wall time of the last run: {r['seconds']:.0f} s."]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

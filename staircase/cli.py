@@ -257,7 +257,9 @@ class ProfileCommand(Command):
         parser.add_argument("--grid", type=int, default=DEFAULT_GRID,
                             help="sweep every N-th width (the lattice), probing between grid widths below each step's "
                                  f"edge; 1 sweeps every width (default: {DEFAULT_GRID})")
-        parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per width (default: 2)")
+        parser.add_argument("--rounds", type=int, default=1,
+                            help="interleaved rounds per lattice width before the uncertain ones are measured again "
+                                 "(default: 1)")
         parser.add_argument("--timing", choices=("quick", "standard", "careful"), default="standard",
                             help="samples per point: quick (a first look), standard, careful (noisy machines) "
                                  "(default: standard)")

@@ -467,3 +467,34 @@ def test_a_proportional_search_stops_at_the_narrowest_proportional_student(profi
     assert len(calls) == 1  # the one design above the floor; nothing narrower to try
     with pytest.raises(StaircaseError, match="smallest latency reachable"):
         designer.proportional_for(0.9 * floor)
+
+
+def test_a_ramp_profile_is_designed_down_to_half_the_teacher_and_filled_to_its_target(profiled):
+    """Every op's time grows linearly with its width (no step at all, as on resnet18's wide
+    slots at 64x64): every multiple of the lattice is usable, and a student for half the
+    teacher's latency is found without overriding anything, within 3% under its target."""
+    from staircase.design.designer import Designer
+    from staircase.design.measured import design_students
+    from staircase.modelref import resolve_model
+    from staircase.profile.store import FullTime, Profile
+
+    prof = Profile.load(profiled)
+    network = "wrn_16_1@3x32x32"
+    for key, entry in prof.ops.items():  # measured at every width
+        full = max(entry["rounds"])
+        entry["rounds"] = {}
+        for w in range(1, full + 1):
+            prof.add_round(key, entry["op"], w, {"median_ms": 0.01 + 0.002 * w, "iqr_ms": 0.0, "n": 9,
+                                                 "noisy": False, "samples": 9}, journal=False)
+    prof.networks[network].grid = 1
+    prof.networks[network].calibration = None
+    prof.networks[network].full = FullTime(0.05 + sum(prof.curve(k).median_ms[-1] for k in prof.ops), 0.0)
+    designer = Designer(prof, resolve_model("wrn_16_1"))
+    assert not designer.latency.flat_slots() and designer.latency.few_steps() is None
+    for slot, full in designer.latency.slots.items():
+        assert designer.optimal[slot] == list(range(designer.min_widths[slot], full + 1))  # every width
+    for bias in (1.0, 1.15):
+        target = 0.5 * designer.full_ms
+        (student,) = design_students(designer, "s", target_ms=target, measure=_scripted_measure(designer, bias),
+                                     log=lambda m: None)
+        assert student.met and 0.97 * target <= student.judged_ms <= target, (bias, student.judged_ms / target)

@@ -4,7 +4,7 @@ import statistics
 import pytest
 
 from staircase.errors import StaircaseError
-from staircase.profile.steps import network_period, read_steps, snap, step_size
+from staircase.profile.steps import network_step, read_steps, snap, step_size
 from staircase.profile.timing import TimingProtocol, measure, median_stderr
 
 
@@ -135,10 +135,19 @@ def test_a_weak_structure_is_uncertain_and_follows_the_network():
     assert _read(w, true, 0.04, 7, 3, lattice=8, prior_step=16).step == 16
 
 
-def test_network_period_is_the_most_common_step():
-    assert network_period([16, 16, 8]) == 16
-    assert network_period([8, 16]) == 8  # a tie: the finer step
-    assert network_period([]) is None
+def test_the_network_step_pools_slots_that_cannot_decide_alone():
+    # eight slots with steps of 16 measured at every width, each too noisy to say so alone
+    w = list(range(1, 65))
+    curves, alone = [], []
+    for seed in range(8):
+        rng = random.Random(seed)
+        pts = [_sampled(x, 0.06, 5, rng) for x in _steps(w, rise=0.1)]
+        curves.append((w, [p[0] for p in pts], [p[1] for p in pts]))
+        alone.append(read_steps(*curves[-1], lattice=1))
+    assert not all(s.clear for s in alone)
+    assert network_step(curves, lattice=1) == 16
+    assert {read_steps(*c, lattice=1, prior_step=16).step for c in curves} == {16}
+    assert network_step([], lattice=8) is None
 
 
 @pytest.mark.parametrize("width,mode,expected", [

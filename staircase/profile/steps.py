@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 from ..errors import StaircaseError
 
-__all__ = ["DEFAULT_GRID", "SNAP_MODES", "Steps", "network_period", "read_steps", "snap", "step_size"]
+__all__ = ["DEFAULT_GRID", "SNAP_MODES", "Steps", "network_step", "read_steps", "snap", "step_size"]
 
 SNAP_MODES = ("nearest", "up", "down")
 # the sweep's lattice: ONNX Runtime's and oneDNN's channel block on AVX2 CPUs (AVX-512's 16
@@ -105,26 +105,33 @@ def _flat(at: dict[int, tuple[float, float]], z: float, rel_tol: float) -> bool:
     return last[0] - first[0] <= max(z * math.hypot(first[1], last[1]), rel_tol * last[0])
 
 
-def _doubling(step: int, at: dict[int, tuple[float, float]], full: int, z: float, rel_tol: float) -> str:
-    """Whether the step goes from ``step`` to ``2 * step``.
+@dataclass
+class _Evidence:
+    """One curve's increments at one step (see ``_evidence``)."""
 
-    Each increment *inside* a candidate step (from an odd multiple of ``step`` to the next
-    even one) is set beside the increments *across* on either side of it (from an even
-    multiple to the next odd one): near each other the curve's scale is the same, so a
-    curve whose rise shrinks with width (most do, in relative terms) does not blur the
-    comparison. ``STAYS`` when the inside rise is clearly more than a quarter of its
-    neighbours' (``INSIDE_SHARE``; and ``rel_tol / 2``), ``DOUBLES`` when the rise across
-    clearly exceeds the rise inside (or the curve is flat), ``UNCLEAR`` otherwise (a weak
-    structure, or too much noise to see one). Increments are relative (of the log time)."""
+    gaps: list[tuple[float, float]]  # rise across minus rise inside, with its error
+    excess: list[tuple[float, float]]  # rise inside beyond what counts as none, with its error
+    flat: bool = False
+    measured: bool = True  # some increment at this step was measured
+
+
+def _evidence(step: int, at: dict[int, tuple[float, float]], full: int, z: float, rel_tol: float) -> _Evidence:
+    """What a curve says about doubling ``step``.
+
+    Each increment *inside* a candidate step of ``2 * step`` (from an odd multiple of
+    ``step`` to the next even one) is set beside the increments *across* on either side of
+    it (from an even multiple to the next odd one): near each other the curve's scale is the
+    same, so a curve whose rise shrinks with width (most do, in relative terms) does not blur
+    the comparison. Increments are relative (of the log time)."""
     if _flat(at, z, rel_tol):
-        return DOUBLES
+        return _Evidence([], [], flat=True)
     inc: dict[int, tuple[float, float]] = {}  # j -> increment from j*step to (j+1)*step, its error
     for j in range(1, full // step):
         lo, hi = j * step, (j + 1) * step
         if lo in at and hi in at and at[lo][0] > 0 and at[hi][0] > 0:
             inc[j] = (math.log(at[hi][0] / at[lo][0]), math.hypot(at[hi][1] / at[hi][0], at[lo][1] / at[lo][0]))
     if not inc:
-        return DOUBLES  # nothing measured at this step: the lattice is coarser
+        return _Evidence([], [], measured=False)
     gaps, excess = [], []
     for j in (j for j in inc if j % 2):
         neighbours = [inc[k] for k in (j - 1, j + 1) if k in inc]
@@ -135,8 +142,20 @@ def _doubling(step: int, at: dict[int, tuple[float, float]], full: int, z: float
         err = math.hypot(e, math.sqrt(statistics.fmean(n[1] ** 2 for n in neighbours) / len(neighbours)))
         gaps.append((a - d, err))
         excess.append((d - INSIDE_SHARE * max(a, 0.0) - rel_tol / 2, err))
+    return _Evidence(gaps, excess)
+
+
+def _verdict(evidence: Sequence[_Evidence], z: float) -> str:
+    """Whether the step doubles, from one curve's evidence or the pooled evidence of many:
+    ``STAYS`` when the rise inside the candidate steps is clearly more than a quarter of its
+    neighbours' (``INSIDE_SHARE``; and ``rel_tol / 2``), ``DOUBLES`` when the rise across
+    clearly exceeds the rise inside (or every curve is flat, or none was measured at this
+    step: the lattice is coarser), ``UNCLEAR`` otherwise (a weak structure, or too much
+    noise to see one)."""
+    gaps = [g for ev in evidence for g in ev.gaps]
+    excess = [x for ev in evidence for x in ev.excess]
     if not gaps:
-        return STAYS
+        return DOUBLES if all(ev.flat or not ev.measured for ev in evidence) else STAYS
     # the gaps are the steps themselves, rare and large on a fine lattice: all of them count,
     # with the points' own errors (their scatter is the signal); the excess should be alike
     # everywhere if the step stays, so a few outliers are trimmed and its scatter counts
@@ -160,36 +179,28 @@ def read_steps(
     z: float = DEFAULT_Z,
 ) -> Steps:
     """Read one curve (medians ``times`` and their standard errors at ``widths``) swept on a
-    ``lattice`` (the sweep's grid): see the module docstring. ``prior_step``, the step most of
-    the network's slots take clearly, settles a test the curve leaves unclear."""
-    if not widths:
-        raise StaircaseError("a curve with no measured widths")
-    order = sorted(range(len(widths)), key=lambda i: widths[i])
-    w = [int(widths[i]) for i in order]
-    t = [float(times[i]) for i in order]
-    se = _floored_stderrs(t, [float(stderrs[i]) for i in order] if stderrs is not None else [0.0] * len(w))
-    full = w[-1]
-    lattice = max(1, int(lattice))
-    idx = {x: i for i, x in enumerate(w)}
-    on_lattice = [x for x in w if x % lattice == 0 or x == full]
-    spikes, dips = _outliers(on_lattice, t, se, idx, z)
-    at = {x: (t[idx[x]], se[idx[x]]) for x in on_lattice if x not in spikes}
-    uncertain: set[int] = spikes | dips  # measured again: real, or a disturbance?
-    if _flat(at, z, rel_tol):  # the width buys no time: one plateau, the widest width is the one to use
-        return Steps([full], full, lattice, sorted(spikes), sorted(uncertain), clear=False)
+    ``lattice`` (the sweep's grid): see the module docstring. ``prior_step``, the network's
+    step (``network_step``), settles a test the curve leaves unclear."""
+    c = _Prepared.of(widths, times, stderrs, lattice, z)
+    w, t, se, idx, full, spikes = c.widths, c.times, c.stderrs, c.index, c.full, c.spikes
+    uncertain: set[int] = c.spikes | c.dips  # measured again: real, or a disturbance?
+    if _flat(c.at, z, rel_tol):  # the width buys no time: one plateau, the widest width is the one to use
+        return Steps([full], full, c.lattice, sorted(spikes), sorted(uncertain), clear=False)
 
-    step, clear = lattice, True
+    step, clear = c.lattice, True
     while 2 * step <= full:
-        verdict = _doubling(step, at, full, z, rel_tol)
+        verdict = _verdict([_evidence(step, c.at, full, z, rel_tol)], z)
         if verdict == UNCLEAR:
-            # more samples of the whole lattice sharpen the averages; meanwhile the step most
-            # of the network's slots take decides
+            # the network's step decides; without one, more samples of the test's lattice
+            # sharpen its averages
             clear = False
-            uncertain.update(x for x in at if x % step == 0)
+            if not prior_step:
+                uncertain.update(x for x in c.at if x % step == 0)
             verdict = DOUBLES if prior_step and prior_step > step else STAYS
         if verdict != DOUBLES:
             break
         step *= 2
+    lattice = c.lattice
 
     def cheaper_by(a: int, b: int) -> float:
         """How many thresholds ``a`` is cheaper than the wider ``b`` by (over 1: clearly)."""
@@ -244,14 +255,56 @@ def _outliers(points: list[int], t: list[float], se: list[float], idx: dict[int,
     return spikes, dips
 
 
-def network_period(steps: Sequence[int]) -> int | None:
-    """The step most of a network's slots take (the narrowest among the most common), or
-    None without slots: the width every design of the network is built on."""
-    if not steps:
+@dataclass(frozen=True)
+class _Prepared:
+    """A curve sorted by width, its standard errors floored, and its lattice points without
+    the spikes (``at``: width -> (median, standard error))."""
+
+    widths: list[int]
+    times: list[float]
+    stderrs: list[float]
+    index: dict[int, int]
+    lattice: int
+    at: dict[int, tuple[float, float]]
+    spikes: set[int]
+    dips: set[int]
+
+    @property
+    def full(self) -> int:
+        return self.widths[-1]
+
+    @classmethod
+    def of(cls, widths: Sequence[int], times: Sequence[float], stderrs: Sequence[float] | None, lattice: int,
+           z: float) -> _Prepared:
+        if not widths:
+            raise StaircaseError("a curve with no measured widths")
+        order = sorted(range(len(widths)), key=lambda i: widths[i])
+        w = [int(widths[i]) for i in order]
+        t = [float(times[i]) for i in order]
+        se = _floored_stderrs(t, [float(stderrs[i]) for i in order] if stderrs is not None else [0.0] * len(w))
+        lattice = max(1, int(lattice))
+        idx = {x: i for i, x in enumerate(w)}
+        on_lattice = [x for x in w if x % lattice == 0 or x == w[-1]]
+        spikes, dips = _outliers(on_lattice, t, se, idx, z)
+        at = {x: (t[idx[x]], se[idx[x]]) for x in on_lattice if x not in spikes}
+        return cls(w, t, se, idx, lattice, at, spikes, dips)
+
+
+def network_step(curves: Sequence[tuple[Sequence[int], Sequence[float], Sequence[float] | None]], lattice: int = 1,
+                 rel_tol: float = DEFAULT_REL_TOL, z: float = DEFAULT_Z) -> int | None:
+    """The step a network's slots share: the step test of ``read_steps`` on the evidence of
+    all its curves (``(widths, medians, standard errors)``, one per distinct curve) pooled,
+    so that a dozen slots decide where one alone cannot. None without curves."""
+    prepared = [_Prepared.of(w, t, se, lattice, z) for w, t, se in curves if len(w)]
+    if not prepared:
         return None
-    counts = {s: steps.count(s) for s in steps}
-    most = max(counts.values())
-    return min(s for s, c in counts.items() if c == most)
+    step = max(1, int(lattice))
+    while any(2 * step <= c.full for c in prepared):
+        evidence = [_evidence(step, c.at, c.full, z, rel_tol) for c in prepared if 2 * step <= c.full]
+        if _verdict(evidence, z) != DOUBLES:
+            break
+        step *= 2
+    return step
 
 
 def snap(width: int, points: Sequence[int], mode: str = "nearest") -> int:

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import SpecError, StaircaseError
 from ..files import atomic_write_json, read_json
 from .ops import OpSpec
-from .steps import Steps, network_period, read_steps
+from .steps import Steps, network_step, read_steps
 from .timing import median_stderr
 
 __all__ = ["PROFILE_FORMAT", "PROFILE_VERSION", "Calibration", "Curve", "FullTime", "NetworkEntry", "Profile",
@@ -312,23 +312,23 @@ class Profile:
                        network_step=self.period(network))
 
     def period(self, network: str) -> int | None:
-        """The step most of the network's slots take where their own curve decides it
-        (``steps.network_period``), from the slots measured so far; recomputed once rounds
-        were added. None before any slot decides."""
+        """The step the network's slots share (``steps.network_step``: their step tests
+        pooled), from the slots measured so far; recomputed once rounds were added. None
+        before any slot is measured."""
         entry = self.network(network)
         state = (self._rounds_added, len(entry.slots))
         cached = self._periods.get(network)
         if cached is None or cached[0] != state:
-            found = []
-            for slot in entry.slots:
-                try:
-                    curve = replace(self._summed_curve(network, slot), lattice=entry.grid)
-                except SpecError:  # not measured yet
-                    continue
-                steps = curve.steps()
-                if steps.clear:
-                    found.append(steps.step)
-            cached = self._periods[network] = (state, network_period(found))
+            curves = {}  # slots with the same layers have the same curve: it counts once
+            for name, info in entry.slots.items():
+                layers = tuple(sorted(info.layers.values()))
+                if layers not in curves:
+                    try:
+                        c = self._summed_curve(network, name)
+                    except SpecError:  # not measured yet
+                        continue
+                    curves[layers] = (c.widths, c.median_ms, c.stderr_ms)
+            cached = self._periods[network] = (state, network_step(list(curves.values()), entry.grid))
         return cached[1]
 
     def _summed_curve(self, network: str, slot: str) -> Curve:

@@ -80,7 +80,7 @@ def profile_network(
     num_classes: int | None = None,
     include_all: bool = False,
     grid: int = DEFAULT_GRID,
-    rounds: int = 2,
+    rounds: int = 1,
     timing: str = "standard",
     calibration_students: int = 12,
     recalibrate: bool = False,

@@ -153,7 +153,7 @@ class Timing:
 # A point's first rounds are short: the steps are read from the whole curve at once (see
 # ``steps.read_steps``), so many cheap points say more than a few long ones; the samples go
 # to the uncertain widths' edge passes.
-_FIRST_LOOK = TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=5, max_samples=15, max_s=0.2,
+_FIRST_LOOK = TimingProtocol(warmup_s=0.002, min_block_s=0.001, min_samples=5, max_samples=15, max_s=0.2,
                              target_spread=0.1)
 TIMINGS: dict[str, Timing] = {
     "quick": Timing(_FIRST_LOOK,
@@ -161,8 +161,7 @@ TIMINGS: dict[str, Timing] = {
                     TimingProtocol(warmup_s=0.01, min_samples=7, max_samples=30, max_s=0.5),
                     TimingProtocol(warmup_s=0.01, min_samples=5, max_samples=20, max_s=0.3)),
     "standard": Timing(_FIRST_LOOK,
-                       TimingProtocol(warmup_s=0.005, min_block_s=0.001, min_samples=15, max_samples=60, max_s=0.6,
-                                      target_spread=0.03),
+                       TimingProtocol(warmup_s=0.002, min_block_s=0.001, min_samples=15, max_samples=30, max_s=0.3),
                        2, FULL_NETWORK_PROTOCOL,
                        TimingProtocol(min_samples=10, max_samples=60, max_s=0.6, target_spread=0.03)),
     "careful": Timing(TimingProtocol(min_samples=15, max_samples=120, max_s=2.0, target_spread=0.03),
