@@ -37,7 +37,7 @@ from staircase.profile.backends import get_backend
 from staircase.profile.prediction import LatencyModel
 from staircase.profile.steps import DEFAULT_GRID, snap
 from staircase.profile.sweep import profile_network
-from staircase.profile.timing import TIMINGS, time_relative
+from staircase.profile.timing import FULL_NETWORK_PROTOCOL, time_relative
 from staircase.slots import make_student
 from staircase.table import format_table
 
@@ -209,11 +209,11 @@ def prediction_error(name, backend, result, n=20, n_snapped=10, seed=0, passes=5
     full_paired = backend.prepare_model(resolved.model.eval(), size, paired=True)
     full_deployed = backend.prepare_model(resolved.model.eval(), size)
     runs = [backend.prepare_model(model, size, paired=True) for _, _, model in students]
-    protocol = TIMINGS["standard"].calibration
+    protocol = FULL_NETWORK_PROTOCOL  # the ruler: longer than any profile's own measurements
     ratios = {i: [] for i in range(len(students))}
     measured = {i: [] for i in range(len(students))}
     for _ in range(passes):  # each pass visits every student in a fresh order
-        full_ms = backend.time(full_deployed, TIMINGS["standard"].network).median_ms
+        full_ms = backend.time(full_deployed, protocol).median_ms
         order = list(range(len(students)))
         rng.shuffle(order)
         for i in order:
@@ -221,9 +221,10 @@ def prediction_error(name, backend, result, n=20, n_snapped=10, seed=0, passes=5
             ratios[i].append(ratio)
             measured[i].append(ratio * full_ms)
     full_pred = latency.predict({}).median_ms
+    cal = latency.calibration
     errors = {"random": [], "snapped": []}
     ratio_errors = {"random": [], "snapped": []}
-    spreads = []
+    spreads, rows = [], []
     for i, (kind, widths, _) in enumerate(students):
         p = latency.predict(widths).median_ms
         m = statistics.median(measured[i])
@@ -231,7 +232,9 @@ def prediction_error(name, backend, result, n=20, n_snapped=10, seed=0, passes=5
         r = statistics.median(ratios[i])
         ratio_errors[kind].append(abs(p / full_pred - r) / r)
         spreads.append((max(ratios[i]) - min(ratios[i])) / r)
-    cal = latency.calibration
+        off = sum(1 for s, x in widths.items() if x != slots[s] and cal.alignment and x % cal.alignment)
+        rows.append({"kind": kind, "predicted_ratio": round(p / full_pred, 4), "measured_ratio": round(r, 4),
+                     "pass_ratios": [round(x, 4) for x in ratios[i]], "slots_off_alignment": off})
     return {"model": name, "students": n, "snapped_students": n_snapped, "passes": passes,
             "median_pass_spread": statistics.median(spreads),
             "median_abs_error": statistics.median(errors["random"]), "max_abs_error": max(errors["random"]),
@@ -241,7 +244,7 @@ def prediction_error(name, backend, result, n=20, n_snapped=10, seed=0, passes=5
             "snapped_max_ratio_error": max(ratio_errors["snapped"]),
             "snapped_median_abs_error": statistics.median(errors["snapped"]),
             "snapped_max_abs_error": max(errors["snapped"]),
-            "calibration": [round(cal.scale, 3), round(cal.misalignment, 3), cal.alignment]}
+            "calibration": [round(cal.scale, 3), round(cal.misalignment, 3), cal.alignment], "per_student": rows}
 
 
 def step_sizes(name, threads, tmp: Path, keep: Path | None) -> list[dict]:

@@ -348,19 +348,22 @@ class StepsCommand(Command):
                 curve = prof.slot_curve(net, slot)
                 steps = curve.steps()
                 rows.append({"network": net, "slot": slot, "width": info.width, "optimal": steps.usable,
-                             "step": steps.step, "spikes": steps.spikes, "grid": curve.lattice,
+                             "step": steps.step, "step_from_network": not steps.clear and not steps.flat,
+                             "spikes": steps.spikes, "grid": curve.lattice,
                              "noisy_points": sum(curve.noisy), "ms_at_full": curve.at(info.width)})
         if args.json:
             _print_json(rows)
             return 0
         print(format_table(["network", "slot", "width", "step", "usable", "spikes", "noisy", "usable widths"],
-                           [[r["network"], r["slot"], r["width"], r["step"], len(r["optimal"]),
+                           [[r["network"], r["slot"], r["width"],
+                             f"{r['step']}{' (network)' if r['step_from_network'] else ''}", len(r["optimal"]),
                              _short(r["spikes"], 6) or "-", r["noisy_points"], _short(r["optimal"])] for r in rows]))
         for net in nets:
             grid = prof.networks[net].grid
-            print(f"\n{net}: swept every {grid} widths; step {prof.period(net)} in most slots. A step equal to "
-                  f"the grid means every multiple of it is usable at its own cost (a ramp); spikes are widths "
-                  f"clearly slower than both neighbours, never used")
+            print(f"\n{net}: swept every {grid} widths; the network's step is {prof.period(net)} (its slots' "
+                  f"step tests pooled; '(network)': it decided a slot whose own curve left it unclear). A step "
+                  f"equal to the grid means every multiple of it is usable at its own cost (a ramp); spikes are "
+                  f"widths clearly slower than both neighbours, never used")
         return 0
 
 

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .profile.steps import DEFAULT_GRID
 from .table import format_table
 
 __all__ = ["DEMO_BASELINES", "DemoSettings", "run_demo", "winner"]
@@ -38,9 +39,9 @@ class DemoSettings:
     """What the demo does; the defaults fit 10 minutes on 2 CPU cores, the install included."""
 
     model: str = "wrn_16_2"
-    grid: int = 4
+    grid: int = DEFAULT_GRID
     timing: str = "standard"
-    rounds: int = 1  # the profile's rounds; its uncertain points are still measured twice more
+    rounds: int = 1  # the profile's lattice rounds; its uncertain points are measured again
     teacher_epochs: int = 6
     student_epochs: int = 3
     finetune_lr: float = 0.01  # students start from the teacher's weights
@@ -72,7 +73,7 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
         torch.set_num_threads(s.threads)
     pipe = Pipeline(out, s.model, "digits", threads=s.threads, train_images=s.train_images, log=_note)
 
-    _say("1/5", f"profiling this CPU for {s.model} (onnxruntime, every {s.grid}th width, refined at the steps)")
+    _say("1/5", f"profiling this CPU for {s.model} (onnxruntime, every {s.grid}th width, then the uncertain ones)")
     result = pipe.profile(grid=s.grid, timing=s.timing, rounds=s.rounds)
     prof, net = result.profile, result.network
     first = next(iter(prof.network(net).slots))

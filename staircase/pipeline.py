@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .modelref import ResolvedModel, resolve_model
+from .profile.steps import DEFAULT_GRID
 from .spec import StudentSpec
 
 __all__ = ["Pipeline"]
@@ -45,8 +46,8 @@ class Pipeline:
     def teacher_checkpoint(self) -> Path:
         return self.out / "teacher" / "last.pt"
 
-    def profile(self, backend: str = "onnxruntime", grid: int = 4, timing: str = "standard", progress: bool = True,
-                rounds: int = 2):
+    def profile(self, backend: str = "onnxruntime", grid: int = DEFAULT_GRID, timing: str = "standard",
+                progress: bool = True, rounds: int = 1):
         """The teacher's slots profiled on ``backend`` (a :class:`~staircase.profile.sweep.SweepResult`),
         each point measured in ``rounds`` interleaved rounds."""
         from .profile.backends import get_backend

@@ -124,16 +124,19 @@ def fit_to_target(designer: Designer, target_ms: float, saliency: Saliency, name
     ``saliency``, ``designer.for_target``); ``allocation`` names it, for the fastest
     budget it can reach.
 
-    With it, the predicted budget is searched by measurement: a miss tightens it by the
-    miss, a student more than ``close`` (a share of the target) below it loosens it by the
-    room left, and once both are known the budget is bisected between them. The widest
-    student that fits is kept (fewest measurements: one, when the prediction is right). If
-    none fits, the closest is returned with ``met`` False (its notes say by how much)."""
+    With it, the predicted budget is searched by measurement, aiming at ``close / 2`` under
+    the target: a miss tightens it by the miss, a student more than ``close`` (a share of the
+    target) below it loosens it by the room left, and once both are known the budget is
+    bisected between them. The widest student that fits is kept (fewest measurements: one,
+    when the prediction is right). If none fits, the closest is returned with ``met`` False
+    (its notes say by how much)."""
     choose = choose or (lambda budget: designer.for_target(budget, saliency))
     if measure is None:
         return designed(designer, choose(target_ms), name, method, saliency,
                         notes={"target_ms": target_ms, "budget_ms": target_ms})
-    budget = target_ms
+    # aim at the middle of the window a student may land in ([1 - close, 1] x the target):
+    # a filled design's prediction sits on its budget, and measurement noise goes both ways
+    budget = target_ms * (1 - close / 2)
     tried: list[tuple[float, Designed]] = []  # (predicted budget, designed), in order
     seen: dict[tuple, Designed] = {}
     for _ in range(attempts):
@@ -143,7 +146,7 @@ def fit_to_target(designer: Designer, target_ms: float, saliency: Saliency, name
             judged = seen[key].judged_ms
             if judged <= target_ms or any(d.judged_ms <= target_ms for _, d in tried):
                 break  # loosening found nothing wider, or the bracket holds nothing else
-            budget -= judged - target_ms  # still missing: tighten past the repeat
+            budget -= max(judged - target_ms, close / 2 * target_ms)  # still missing: tighten past the repeat
         else:
             d = designed(designer, widths, name, method, saliency, measure,
                          {"target_ms": target_ms, "budget_ms": budget})
@@ -159,7 +162,7 @@ def fit_to_target(designer: Designer, target_ms: float, saliency: Saliency, name
             fit_budgets = [b for b, d in tried if d.judged_ms <= target_ms]
             miss_budgets = [b for b, d in tried if d.judged_ms > target_ms]
             budget = (max(fit_budgets) + min(miss_budgets)) / 2 if fit_budgets and miss_budgets \
-                else budget + target_ms - judged
+                else budget + (1 - close / 2) * target_ms - judged
         if budget < designer.smallest_ms(allocation):
             break
     return _best_of(tried, target_ms)

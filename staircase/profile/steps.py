@@ -18,10 +18,10 @@ So the evidence is pooled over the whole curve:
    staircase of 16 on a lattice of 8 doubles once; a ramp stays at ``G``: every multiple
    of ``G`` is usable at its own measured cost. "No step" is therefore never "full width
    only" unless the curve is flat.
-2. **The usable widths** are the multiples of the step and the full width, plus any other
-   measured width that is clearly cheaper than the next of those; then every width that a
-   wider one matches (no more than ``rel_tol`` slower, beyond the noise) is dropped: it
-   buys nothing.
+2. **The usable widths** are the multiples of the step and the full width, unless a wider
+   usable width surely costs at most ``rel_tol`` more (it buys nothing), plus any other
+   measured width that is clearly cheaper than every wider one (off the lattice, on
+   ``OFF_LATTICE`` times the evidence).
 3. **Spikes**: a lattice width clearly slower than both lattice neighbours is flagged and
    never usable; it decides nothing about the others (it is left out of the step test,
    whose averages are trimmed as well). Spikes and dips (clearly faster than both
@@ -52,7 +52,7 @@ DEFAULT_GRID = 8
 DEFAULT_Z = 3.0
 DEFAULT_REL_TOL = 0.01  # a wider width at most this much slower makes a width pointless
 INSIDE_SHARE = 0.25  # the rise inside a step may be at most this share of the rise across steps
-OFF_STEP = 1.5  # evidence asked of a width off the step, as a multiple of z
+OFF_LATTICE = 1.5  # evidence asked of a width off the lattice (and off the step), as a multiple of z
 SPIKE_REL = 0.03  # a spike is at least this much slower than both its neighbours
 TRIM = 0.2  # share of the increments trimmed at each end before averaging (spikes, outliers)
 
@@ -225,9 +225,10 @@ def read_steps(
             keep = verdict < 1
             near = 0.5 <= verdict < 1
         else:
-            # off the step: usable only when clearly cheaper than every wider measured width,
-            # on more evidence (it goes against the step the whole curve shows)
-            verdict, witness = min(((cheaper_by(x, v) / OFF_STEP, v) for v in w[idx[x] + 1:] if v not in spikes),
+            # off the step: usable only when clearly cheaper than every wider measured width;
+            # off the lattice too, on more evidence (the kernels block channels on the lattice)
+            need = 1.0 if x % lattice == 0 else OFF_LATTICE
+            verdict, witness = min(((cheaper_by(x, v) / need, v) for v in w[idx[x] + 1:] if v not in spikes),
                                    default=(math.inf, None))
             keep = verdict > 1
             near = 0.5 <= verdict <= 2

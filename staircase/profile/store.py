@@ -25,7 +25,7 @@ from .steps import Steps, network_step, read_steps
 from .timing import median_stderr
 
 __all__ = ["PROFILE_FORMAT", "PROFILE_VERSION", "Calibration", "Curve", "FullTime", "NetworkEntry", "Profile",
-           "ProfileMismatch", "SlotEntry", "network_key"]
+           "ProfileMismatch", "SlotEntry", "network_key", "summarize_rounds"]
 
 PROFILE_FORMAT = "staircase-profile"
 PROFILE_VERSION = 1
@@ -195,7 +195,8 @@ def _reference_ms(rounds_by_width: dict[int, list[dict]]) -> float | None:
     return statistics.median(refs) if refs else None
 
 
-def _summaries(rounds_by_width: dict[int, list[dict]]) -> dict[int, dict]:
+def summarize_rounds(rounds_by_width: dict[int, list[dict]]) -> dict[int, dict]:
+    """Each width's estimate (median, spread, standard error) from its measured rounds."""
     ref_ms = _reference_ms(rounds_by_width)
     return {w: _point_summary(rs, ref_ms) for w, rs in sorted(rounds_by_width.items())}
 
@@ -262,7 +263,7 @@ class Profile:
                 key: {
                     "op": e["op"],
                     "reference_ms": _reference_ms(e["rounds"]),
-                    "points": {str(w): p for w, p in _summaries(e["rounds"]).items()},
+                    "points": {str(w): p for w, p in summarize_rounds(e["rounds"]).items()},
                     "rounds": {str(w): r for w, r in sorted(e["rounds"].items())},
                 }
                 for key, e in sorted(self.ops.items())
@@ -298,7 +299,7 @@ class Profile:
             return self._curves[key]
         rounds = self.ops[key]["rounds"]
         widths = sorted(rounds)
-        by_width = _summaries(rounds)
+        by_width = summarize_rounds(rounds)
         summaries = [by_width[w] for w in widths]
         curve = Curve(widths, [s["median_ms"] for s in summaries], [s["spread_ms"] for s in summaries],
                       [s["noisy"] for s in summaries], [s["stderr_ms"] for s in summaries])
