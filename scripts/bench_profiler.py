@@ -152,6 +152,13 @@ def reference_runs(name: str, commit: str, extra: list[str], tmp: Path, threads:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
 
 
+def _vector_flags() -> list[str]:
+    """The CPU's vector extensions that decide the kernels' channel blocks."""
+    from staircase.quantize import cpu_flags
+
+    return sorted(cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"})
+
+
 def _environ() -> dict:
     import os
 
@@ -316,12 +323,16 @@ def main() -> int:
     ap.add_argument("--passes", type=int, default=5, help="measurements of each student in part 3")
     ap.add_argument("--profiles", default=None, help="keep the shipped profiles in this folder (e.g. profiles)")
     ap.add_argument("--out", default=str(ROOT / "docs"))
+    ap.add_argument("--render", action="store_true", help="only render the page again from its JSON")
     args = ap.parse_args()
     out = Path(args.out)
+    if args.render:
+        atomic_write_text(out / "BENCH_PROFILER.md", render(json.loads((out / "bench_profiler.json").read_text())))
+        return 0
     backend = get_backend("onnxruntime", threads=args.threads)
     path = out / "bench_profiler.json"
     report = json.loads(path.read_text()) if path.exists() else {}
-    report.update(threads=args.threads, backend=backend.fingerprint())
+    report.update(threads=args.threads, backend=backend.fingerprint(), cpu_flags=_vector_flags())
     keep = Path(args.profiles) if args.profiles else None
     started = time.perf_counter()
 
@@ -393,7 +404,9 @@ def render(r: dict) -> str:
     fp = r["backend"]
     lines = ["# Profiler benchmark", "",
              f"Written by `scripts/bench_profiler.py`; {fp['backend']} {fp['backend_version']}, {r['threads']} "
-             f"threads, batch {fp['batch']}, {fp['precision']}. Each part names the CPU it ran on.", ""]
+             f"threads, batch {fp['batch']}, {fp['precision']}. Each part names the CPU it ran on; the last run's "
+             f"has {', '.join(r.get('cpu_flags', [])) or 'no AVX-512'} (ONNX Runtime and oneDNN block channels by "
+             "16 with AVX-512, by 8 with AVX2 alone).", ""]
     if r.get("repro"):
         lines += [f"## 1. Two profiles from scratch, default settings ({r.get('cpu_repro')})", "",
                   "Agreement: the share of (slot, 0.3/0.5/0.7 x its width) whose nearest usable width is the same "
@@ -427,9 +440,11 @@ def render(r: dict) -> str:
     if r.get("prediction"):
         lines += [f"## 3. Prediction against end-to-end measurement ({r.get('cpu_prediction')})", "",
                   "Random widths: 25-100% of each slot. Snapped: such widths snapped up to the usable widths. Each "
-                  "student timed beside the full network block by block in interleaved passes; ratio error compares "
-                  "the latency relative to the full network (drift cancels), ms error the milliseconds. Pass spread: "
-                  "the measurement's own scatter.", "",
+                  "student timed beside the full network block by block in interleaved passes (the median of "
+                  f"{r['prediction'][0].get('passes')}); ratio error compares the latency relative to the full "
+                  "network (the machine's drift since the profile cancels), ms error the milliseconds (the ratio "
+                  "times the full network timed as deployed in the same pass: the drift counts). Pass spread: the "
+                  "measurement's own scatter (max - min over median, the median over students).", "",
                   format_table(["model", "students", "median |ratio error|", "worst |ratio error|", "median |ms error|",
                                 "worst |ms error|", "snapped: median / worst |ratio error|", "pass spread",
                                 "calibration (scale, misalignment, alignment)"],
@@ -437,6 +452,15 @@ def render(r: dict) -> str:
                                  _pct(x["median_abs_error"]), _pct(x["max_abs_error"]),
                                  f"{_pct(x['snapped_median_ratio_error'])} / {_pct(x['snapped_max_ratio_error'])}",
                                  _pct(x["median_pass_spread"]), str(x["calibration"])] for x in r["prediction"]]), ""]
+    if r.get("steps"):
+        lines += [f"## 4. The step per backend and precision (wrn_40_2, grid {DEFAULT_GRID})", "",
+                  "At int8 each op is quantised to QDQ first, as `staircase profile --precision int8` does. Step: "
+                  "the network's (its slots' step tests pooled); steps seen: each slot's; a row this CPU cannot "
+                  "run says why.", "",
+                  format_table(["backend", "step", "steps seen", "usable below full (median)", "profile s", "device"],
+                               [[x["backend"], x.get("step", "-"), str(x.get("steps", "-")),
+                                 x.get("usable_below_full_median", "-"), x.get("seconds", x.get("error")),
+                                 x.get("cpu", "-")] for x in r["steps"]]), ""]
     if r.get("design"):
         lines += [f"## 5. A design for half the teacher's latency ({r.get('cpu_design')})", "",
                   "`staircase design ... --target-share 0.5` on part 1's first resnet18 profile; the student "
@@ -454,14 +478,6 @@ def render(r: dict) -> str:
                                  _phases(x["phases"]), f"{x['usable_below_full_min']}, "
                                  f"{x['usable_below_full_median']:g}", x["period"], x["spikes"]]
                                 for x in r["large"]]), ""]
-    if r.get("steps"):
-        lines += [f"## 4. The step per backend and precision (wrn_40_2, grid {DEFAULT_GRID})", "",
-                  "At int8 each op is quantised to QDQ first, as `staircase profile --precision int8` does. Step: "
-                  "the one most slots take; a row this CPU cannot run says why.", "",
-                  format_table(["backend", "step", "steps seen", "usable below full (median)", "profile s", "device"],
-                               [[x["backend"], x.get("step", "-"), str(x.get("steps", "-")),
-                                 x.get("usable_below_full_median", "-"), x.get("seconds", x.get("error")),
-                                 x.get("cpu", "-")] for x in r["steps"]]), ""]
     if r.get("seconds"):
         lines += [f"Wall time of the last run: {r['seconds']:.0f} s."]
     return "\n".join(lines) + "\n"
