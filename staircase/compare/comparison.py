@@ -67,7 +67,7 @@ class CompareSettings:
     calibration_images: int = 300
     threads: int | None = None
     single_thread: bool = False  # also measure every point at one thread (the software-stack axis)
-    grid: int = 4  # the profile made when none is given: every grid-th width, refined at the steps
+    grid: int = 4  # the profile made when none is given: its lattice, every grid-th width
     timing: str = "standard"  # how carefully the profile, the designs and every point are timed
     seed: int = 0
 

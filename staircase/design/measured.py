@@ -205,7 +205,8 @@ def design_students(designer: Designer, name: str, widths_file: WidthsFile | Non
         if allocation == "proportional":
             main = fit_to_target(designer, target_ms, saliency, name,
                                  f"staircase (proportional): the teacher's proportions, each slot up to the top of "
-                                 f"its step, under {target_ms} ms", measure, log, choose=designer.proportional_for,
+                                 f"its step, then grown along its usable widths, under {target_ms} ms", measure, log,
+                                 choose=designer.proportional_for,
                                  allocation=allocation)
         else:
             main = fit_to_target(designer, target_ms, saliency, name, f"staircase ({allocation}): optimal widths "

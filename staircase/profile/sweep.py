@@ -113,7 +113,7 @@ def profile_network(
     reused = sum(1 for k in ops for w in widths[k] if profile.rounds_done(k, w) >= rounds)
     total = sum(max(0, rounds - profile.rounds_done(k, w)) for k in ops for w in widths[k])
     log(f"{key}: {len(slots)} slots, {len(ops)} distinct ops, {sum(len(v) for v in widths.values())} points x "
-        f"{rounds} rounds{f' (every {grid} widths, refined at the steps)' if grid > 1 else ''}; "
+        f"{rounds} round{'s' if rounds > 1 else ''}{f' (every {grid} widths)' if grid > 1 else ''}; "
         f"{total} measurements to take on {backend.name}/{backend.device} ({backend.threads} threads)")
     deadline = start + budget_minutes * 60 if budget_minutes else None
     runner = SweepRunner(profile, backend, ops, deadline, seed, progress)
