@@ -10,14 +10,15 @@ percent or two slower, within the noise of one point, so no width ever wins its 
 So the evidence is pooled over the whole curve:
 
 1. **The step**, on the sweep's lattice (multiples of its grid ``G``): starting from ``G``,
-   the step doubles while the time gained *inside* a candidate step (from an odd multiple
-   of the step to the next even one) is negligible, both against the noise and against
-   the rise *across* the steps, and the rise across clearly exceeds it (or the curve is
-   flat at that scale). Each test averages every step of the curve, so a 1% rise per step
-   is found on a 512-channel ramp where no single pair of points could show it. A
-   staircase of 16 on a lattice of 8 doubles once; a ramp stays at ``G``: every multiple
-   of ``G`` is usable at its own measured cost. "No step" is therefore never "full width
-   only" unless the curve is flat.
+   the step doubles while the time rises *across* the candidate steps clearly more than
+   *inside* them (from an odd multiple of the step to the next even one), and stays once
+   the rise inside is clearly more than a quarter of the rise across (``INSIDE_SHARE``).
+   Each test averages every candidate step of the curve, so a 1% rise per step is seen on
+   a 512-channel ramp where no single pair of points could show it. A staircase of 16 on a
+   lattice of 8 doubles once; a ramp stays at ``G``: every multiple of ``G`` is usable at
+   its own measured cost. "No step" is therefore never "full width only" unless the curve
+   is flat. A test the curve leaves unclear is settled by the network's step
+   (``network_step``: the same test on all its slots' curves at once).
 2. **The usable widths** are the multiples of the step and the full width, unless a wider
    usable width surely costs at most ``rel_tol`` more (it buys nothing), plus any other
    measured width that is clearly cheaper than every wider one (off the lattice, on
@@ -200,7 +201,7 @@ def read_steps(
         if verdict != DOUBLES:
             break
         step *= 2
-    lattice = c.lattice
+    lattice = c.lattice  # as the sweep used it (at least 1)
 
     def cheaper_by(a: int, b: int) -> float:
         """How many thresholds ``a`` is cheaper than the wider ``b`` by (over 1: clearly)."""
