@@ -334,7 +334,6 @@ class StepsCommand(Command):
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .profile.steps import step_size
         from .profile.store import Profile
         from .table import format_table
 

@@ -174,18 +174,17 @@ def refine_and_edges(runner: SweepRunner, profile: Profile, key: str, grid: int,
     entry = profile.network(key)
     phases = Phases() if phases is None else phases
     if grid > 1 and not entry.refined:
-        probes = _probe_points(profile, key, grid)
-        if probes:
-            log(f"probing {len(probes)} points between grid widths, below each step's edge")
-        with phases.timed("probes"):
-            if not runner.rounds(probes, rounds, preset.point):
-                return False
-        refine = _refine_points(profile, key, grid)
-        if refine:
-            log(f"refining {len(refine)} points in the gaps whose probe found a step's top")
-        with phases.timed("refine"):
-            if not runner.rounds(refine, rounds, preset.point):
-                return False
+        # the probes first: which gaps are swept depends on what they find
+        for phase, points_of, says in (("probes", _probe_points, "probing {} points between grid widths, below "
+                                                                  "each step's edge"),
+                                       ("refine", _refine_points, "refining {} points in the gaps whose probe "
+                                                                  "found a step's top")):
+            points = points_of(profile, key, grid)
+            if points:
+                log(says.format(len(points)))
+            with phases.timed(phase):
+                if not runner.rounds(points, rounds, preset.point):
+                    return False
         entry.refined = True
     for extra in range(preset.edge_passes if not entry.edges_done else 0):
         edges = _uncertain_points(profile, key, rounds + extra)
