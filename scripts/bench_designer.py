@@ -178,10 +178,16 @@ def main() -> int:
     return 0
 
 
+def _relative(path: str) -> str:
+    """A file of the repository named from its root, as a reader's checkout has it."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else path
+
+
 def render(r: dict) -> str:
     fp = r["fingerprint"]
     lines = ["# Designer benchmark", "",
-             f"Written by `scripts/bench_designer.py` from `{r['profile']}` ({fp['backend']} {fp['backend_version']}, "
+             f"Written by `scripts/bench_designer.py` from `{_relative(r['profile'])}` ({fp['backend']} {fp['backend_version']}, "
              f"{fp['cpu']}, {fp['threads']} threads, {fp['precision']}). Total {r['seconds']:.0f} s.", ""]
     if r["gain"]:
         lines += ["## 1. Staircase gain (L1-pruned widths vs the same snapped up; the snapped network timed "

@@ -151,6 +151,11 @@ def quality(data: str, runs: Path, seeds: list[int], teacher_epochs: int, studen
             "variants": results, "kd": {"alpha": 0.9, "T": 4.0}, "at_beta": 1e3}
 
 
+def _relative(spec: str) -> str:
+    """A data spec with this machine's folders written from the repository (``../shared``)."""
+    return spec.replace(str(ROOT.parent), "..")
+
+
 def render(r: dict) -> str:
     lines = ["# Trainer benchmark", "", "Written by `scripts/bench_trainer.py`; every figure below comes from "
              "docs/bench_trainer.json.", "", f"CPU threads: {r['threads']}.", ""]
@@ -170,7 +175,7 @@ def render(r: dict) -> str:
                   f"{s['max_abs_weight_diff']:.3g} ({'identical' if s['identical'] else 'NOT identical'}).", ""]
     if "quality" in r:
         q = r["quality"]
-        lines += [f"## 3. Quality: {q['student']} students of a {q['teacher']} teacher on {q['data']}", "",
+        lines += [f"## 3. Quality: {q['student']} students of a {q['teacher']} teacher on {_relative(q['data'])}", "",
                   f"Teacher: {q['teacher_epochs']} epochs, test top-1 {q['teacher_top1']:.2f}%. Students: "
                   f"{q['student_epochs']} epochs each (recipe of the reference otherwise: SGD 0.9, lr 0.1, "
                   f"wd 5e-4, batch 128, lr x0.2 at 30/60/80%), seeds {q['seeds']}; AT beta {q['at_beta']:g}, "
