@@ -154,7 +154,7 @@ class LatencyModel:
                 "to design on; profile again on a quiet machine with --timing careful")
 
     def median_step(self) -> int | None:
-        """The step most slots take (the network's period; None before any slot is measured):
+        """The network's step (its slots' step tests pooled; None before any slot is measured):
         the calibration tries it and its halves as the alignment whole networks need."""
         return self.profile.period(self.network)
 

@@ -140,7 +140,7 @@ class Curve:
     noisy: list[bool] = field(default_factory=list)
     stderr_ms: list[float] | None = None  # standard error of each median (None: exact values)
     lattice: int = 1  # the sweep's grid: the widths every slot was measured at (see ``steps.read_steps``)
-    network_step: int | None = None  # the step most of its network's slots take clearly
+    network_step: int | None = None  # the step its network's slots share (``Profile.period``)
 
     def steps(self) -> Steps:
         """Usable widths, step, spikes and uncertain widths (``steps.read_steps``)."""
@@ -308,7 +308,7 @@ class Profile:
 
     def slot_curve(self, network: str, slot: str) -> Curve:
         """The slot's latency: the sum of what it changes, at the widths measured for all of
-        them, read on the lattice its network was swept on with the step its other slots take."""
+        them, read on the lattice its network was swept on with the step its slots share."""
         return replace(self._summed_curve(network, slot), lattice=self.network(network).grid,
                        network_step=self.period(network))
 
