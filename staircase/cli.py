@@ -199,24 +199,6 @@ class StudentCommand(Command):
         return 0
 
 
-class _DeprecatedAlias(argparse.Action):
-    """An old flag kept for one release: it sets the new flag's value and says so."""
-
-    def __init__(self, option_strings, dest, new: str = "", **kwargs):
-        super().__init__(option_strings, dest, **kwargs)
-        self.new = new
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        print(f"staircase: warning: {option_string} is deprecated and goes in the next release; use {self.new}",
-              file=sys.stderr)
-        setattr(namespace, self.dest, values)
-
-
-def _deprecated_alias(parser, old: str, new: str) -> None:
-    parser.add_argument(old, dest=new.lstrip("-").replace("-", "_"), action=_DeprecatedAlias, new=new,
-                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-
-
 def _check_positive(args: argparse.Namespace, *names: str) -> None:
     """Each named numeric argument, when given, is a finite number above zero."""
     import math
@@ -232,7 +214,6 @@ def _backend_arguments() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--backend", default="onnxruntime", help="torch, onnxruntime or openvino (default: onnxruntime)")
     p.add_argument("--backend-device", default=None, help="the backend's device (default: cpu; CPU for openvino)")
-    _deprecated_alias(p, "--device", "--backend-device")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
     p.add_argument("--precision", default="f32", help="f32, bf16, f16 or int8 where the backend runs it (int8: onnxruntime and openvino, ops quantised to QDQ; default: f32)")
@@ -508,8 +489,7 @@ class DesignCommand(Command):
         parser.add_argument("--snap", choices=("nearest", "up", "down", "fill"), default="nearest",
                             help="where a width goes: nearest optimal width (the paper), down, up (the top of its "
                                  "step, slot by slot), or fill (more channels for no more predicted time, judged "
-                                 "for the whole network); default: nearest. Until the next release, `--snap up` "
-                                 "here still means fill, with a warning")
+                                 "for the whole network) (default: nearest)")
         target = parser.add_mutually_exclusive_group()
         target.add_argument("--target-ms", type=float, default=None,
                             help="design for this latency: optimal widths keeping the most saliency")
@@ -553,11 +533,6 @@ class DesignCommand(Command):
             raise StaircaseError(f"--out {out} must name a .json student spec")
         prof = Profile.load(args.profile)
         resolved = _resolve(args)
-        snap = args.snap
-        if snap == "up":
-            snap = "fill"
-            print("staircase: warning: `design --snap up` runs the whole-network mode, now named `--snap fill`; "
-                  "in the next release `up` will snap slot by slot, as `search --snap up` does", file=sys.stderr)
         designer = Designer(prof, resolved, min_width=args.min_width)
         few = designer.latency.few_steps()
         if few and not args.allow_few_steps:
@@ -578,7 +553,7 @@ class DesignCommand(Command):
                                  "rank the L1 baseline)")
         weights = args.checkpoint or args.inherit
         l1_model = _load_teacher_weights(resolved, weights) if weights else None
-        designed = design_students(designer, out.stem, widths_file, snap, args.target_ms, args.baselines,
+        designed = design_students(designer, out.stem, widths_file, args.snap, args.target_ms, args.baselines,
                                    measure, l1_model, _log(args), allocation=args.allocation)
         paths = []
         for d in designed:
@@ -692,7 +667,6 @@ class TrainCommand(Command):
         g = parser.add_argument_group("hardware")
         g.add_argument("--train-device", default="auto",
                        help="where it trains: auto, cpu, cuda or cuda:N (torchrun: one GPU per process; default: auto)")
-        _deprecated_alias(g, "--device", "--train-device")
         g.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
         g.add_argument("--workers", type=int, default=0, help="data-loading processes")
         g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
@@ -835,7 +809,6 @@ class SearchCommand(Command):
         parser.add_argument("--batch-size", type=int, default=None)
         parser.add_argument("--train-images", type=int, default=None, help="retrain on this many images only")
         parser.add_argument("--train-device", default="auto", help="where trials retrain: auto, cpu, cuda (default: auto)")
-        _deprecated_alias(parser, "--device", "--train-device")
         parser.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite in --out)")
         parser.add_argument("--study-name", default="staircase-search")
         parser.add_argument("--workers", type=int, default=1, help="trials at once, each in its own process")

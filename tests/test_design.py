@@ -222,13 +222,13 @@ def test_snap_given_widths_without_measuring(profiled, tmp_path, run_cli):
     widths = tmp_path / "w.json"
     widths.write_text(json.dumps({"widths": {"block1.layer.0.conv1": 11, "block3.layer.1.conv1": 37}}))
     out = tmp_path / "snapped.json"
-    r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--allow-few-steps", "--widths", str(widths), "--snap", "up",
-                "--out", str(out), "--no-measure")
-    assert r.returncode == 0, r.stderr
-    assert "--snap fill" in r.stderr  # `design --snap up` is the deprecated name of fill
-    spec = StudentSpec.load(out)
-    assert spec.widths["block1.layer.0.conv1"] >= 11 and spec.widths["block3.layer.1.conv1"] >= 37
-    assert spec.provenance.measured_ms is None and "snapped fill" in spec.provenance.method
+    for mode in ("up", "fill"):  # up: slot by slot; fill: for the whole network
+        r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--allow-few-steps", "--widths", str(widths),
+                    "--snap", mode, "--out", str(out), "--no-measure")
+        assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+        spec = StudentSpec.load(out)
+        assert spec.widths["block1.layer.0.conv1"] >= 11 and spec.widths["block3.layer.1.conv1"] >= 37
+        assert spec.provenance.measured_ms is None and f"snapped {mode}" in spec.provenance.method
 
 
 def test_filling_up_spends_what_alignment_saves_on_more_channels(profiled):

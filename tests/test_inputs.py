@@ -1,5 +1,5 @@
 """What a user meets at the command line: models from no zoo, exported files, bad numbers
-and deprecated flags. Each error is one line that names the input, exits non-zero, and
+and device flags. Each error is one line that names the input, exits non-zero, and
 leaves what existed as it was."""
 
 import json
@@ -68,9 +68,9 @@ def test_bad_numbers_are_refused_before_any_work(run_cli, tmp_path):
     assert not (tmp_path / "s.json").exists()
 
 
-def test_deprecated_device_flags_still_work_and_say_what_to_use(run_cli):
-    r = run_cli("measure", "wrn_16_1", "--backend", "torch", "--device", "cpu", "--threads", "1", "--json")
-    assert r.returncode == 0 and "--device is deprecated" in r.stderr and "--backend-device" in r.stderr
+def test_the_backend_device_is_named_by_its_flag(run_cli):
+    r = run_cli("measure", "wrn_16_1", "--backend", "torch", "--backend-device", "cpu", "--threads", "1", "--json")
+    assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["device"] == "cpu"
 
 

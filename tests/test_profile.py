@@ -112,9 +112,9 @@ def test_journal_replays_and_ignores_a_torn_line(tmp_path):
     path = tmp_path / "p.json"
     prof = Profile(path, {"backend": "x"}, {})
     op = {"kind": "linear", "free": "in", "cin": 4, "cout": 2}
-    prof.add_round("k", op, 3, {"median_ms": 1.0, "iqr_ms": 0.1, "n": 5, "noisy": False})
+    prof.add_round("k", op, 3, {"median_ms": 1.0, "iqr_ms": 0.1, "n": 5, "noisy": False, "samples": 5})
     prof.save()
-    prof.add_round("k", op, 4, {"median_ms": 2.0, "iqr_ms": 0.1, "n": 5, "noisy": False})
+    prof.add_round("k", op, 4, {"median_ms": 2.0, "iqr_ms": 0.1, "n": 5, "noisy": False, "samples": 5})
     with open(prof.journal, "a") as f:
         f.write('{"key": "k", "op": {"kind": "lin')  # killed mid-write
     loaded = Profile.load(path)

@@ -33,7 +33,6 @@ PROFILE_VERSION = 1
 FINGERPRINT_KEYS = ("backend", "backend_version", "device", "device_name", "cpu", "threads", "precision", "batch", "dtype")
 
 
-_OLD_SAMPLES = 7  # rounds written before the sample count was recorded took at least this many
 
 
 def network_key(name: str, input_size) -> str:
@@ -68,7 +67,7 @@ class FullTime:
 class Calibration:
     """How whole networks differ from the summed op differences (see ``profile.calibration``):
     ``scale`` x the summed differences + ``misalignment`` x the time of slots whose width is
-    off ``alignment`` channels. Stored as ``block`` / ``residual_by_block`` in the file."""
+    off ``alignment`` channels."""
 
     version: int | None = None
     scale: float = 1.0
@@ -79,12 +78,13 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
-        return cls(d.get("version"), float(d.get("scale", 1.0)), float(d.get("misalignment", 0.0)), d.get("block"),
-                   dict(d.get("residual_by_block", {})), list(d.get("students", [])))
+        return cls(d.get("version"), float(d.get("scale", 1.0)), float(d.get("misalignment", 0.0)), d.get("alignment"),
+                   dict(d.get("residual_by_alignment", {})), list(d.get("students", [])))
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "scale": self.scale, "misalignment": self.misalignment,
-                "block": self.alignment, "residual_by_block": self.residual_by_alignment, "students": self.students}
+                "alignment": self.alignment, "residual_by_alignment": self.residual_by_alignment,
+                "students": self.students}
 
 
 @dataclass
@@ -178,7 +178,7 @@ def _point_summary(rounds: list[dict], ref_ms: float | None = None) -> dict:
         iqrs = [r["iqr_ms"] for r in rounds]
     within = statistics.median(iqrs)
     between = max(values) - min(values) if len(values) > 1 else 0.0
-    se_within = math.sqrt(sum(median_stderr(q, r.get("samples", _OLD_SAMPLES)) ** 2
+    se_within = math.sqrt(sum(median_stderr(q, r["samples"]) ** 2
                               for q, r in zip(iqrs, rounds, strict=True))) / len(rounds)
     se_between = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
     return {

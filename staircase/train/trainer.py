@@ -511,12 +511,12 @@ def _device(name: str, rank: int) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise StaircaseError(f"--device {name}: this torch has no CUDA device; use --device cpu")
+            raise StaircaseError(f"--train-device {name}: this torch has no CUDA device; use --train-device cpu")
         if name == "cuda":
             name = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
         torch.cuda.set_device(torch.device(name))
     elif name != "cpu":
-        raise StaircaseError(f"--device {name!r}: use cpu, cuda or cuda:N")
+        raise StaircaseError(f"--train-device {name!r}: use auto, cpu, cuda or cuda:N")
     return torch.device(name)
 
 
