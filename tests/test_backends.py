@@ -105,10 +105,17 @@ def test_one_op_graph_matches_torch_numerics():
     model, shape = op_model(OpSpec("conv", "out", 4, 8, (3, 3), (1, 1), (1, 1), (5, 5), norm_act=True), 6, 2)
     import numpy as np
     import onnxruntime as ort
+    import torch
+    from onnx import numpy_helper
 
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    y = sess.run(None, {"x": np.ones(shape, np.float32)})[0]
-    assert y.shape == (2, 6, 5, 5) and (y >= 0).all()  # Conv -> Relu
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    y = sess.run(None, {"x": x})[0]
+    weights = {t.name: numpy_helper.to_array(t).copy() for t in model.graph.initializer}
+    expected = torch.relu(torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weights["w"]),
+                                                     torch.from_numpy(weights["b"]), padding=1)).numpy()
+    assert y.shape == (2, 6, 5, 5)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_bad_backend_device_precision_are_clear():
