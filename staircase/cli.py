@@ -242,7 +242,8 @@ class ProfileCommand(Command):
                             help="interleaved rounds per lattice width before the uncertain ones are measured again "
                                  "(default: 1)")
         parser.add_argument("--timing", choices=("quick", "standard", "careful"), default="standard",
-                            help="samples per point: quick (a first look), standard, careful (noisy machines) "
+                            help="how hard uncertain widths are measured again: quick (one short pass), standard "
+                                 "(two), careful (three, longer, and longer lattice rounds: noisy machines) "
                                  "(default: standard)")
         parser.add_argument("--budget-minutes", type=float, default=None, help="stop after this long; rerun to continue")
         parser.add_argument("--seed", type=int, default=0, help="order of the shuffled sweep (default: 0)")

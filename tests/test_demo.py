@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -34,7 +35,26 @@ def test_demo_runs_the_three_jobs_and_reuses_its_results(tmp_path, capsys):
     assert run_demo(tmp_path, TINY) == 0
     again = capsys.readouterr().out
     assert again.count("reusing") >= 5  # profile, teacher, widths, specs, every student run
-    assert "won: " in out and "won: " in (tmp_path / "results.md").read_text()
+    assert "won: " in out
+    _verdict_follows_the_table((tmp_path / "results.md").read_text())
+
+
+def _verdict_follows_the_table(page: str) -> None:
+    """The page's "won:" line names the most accurate network of its table among those no
+    more than 3% slower (at the profile's speed) than the staircase student, listed second."""
+    lines = page.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("network"))
+    rows = []
+    for line in lines[header + 2:]:
+        if not line.strip() or line.startswith("```"):
+            break
+        cells = re.split(r"\s{2,}", line.strip())
+        rows.append((cells[0], float(cells[4]), float(cells[-1])))
+    student = rows[1]  # after the teacher
+    fair = [r for r in rows[1:] if r[1] <= 1.03 * student[1]]
+    best = max(fair, key=lambda r: r[2])
+    said = next(line for line in lines if line.startswith("won: "))
+    assert said.startswith(f"won: {best[0]}, {best[2]:.1f}% top-1"), (said, rows)
 
 
 def test_the_winner_is_the_most_accurate_network_no_slower_than_the_student():

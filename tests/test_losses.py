@@ -21,9 +21,12 @@ def test_at_loss_sums_points_and_ignores_channel_counts():
 
 
 def test_at_loss_pools_a_larger_map_with_a_warning():
+    s, t = torch.randn(2, 4, 8, 8), torch.randn(2, 6, 4, 4)
     with pytest.warns(UserWarning, match="pooling"):
-        loss = at_loss([torch.randn(2, 4, 8, 8)], [torch.randn(2, 4, 4, 4)])
-    assert loss.item() >= 0
+        loss = at_loss([s], [t])
+    # the 8x8 map averaged over 2x2 windows down to the teacher's 4x4, then compared
+    pooled = s.view(2, 4, 4, 2, 4, 2).mean((3, 5))
+    assert loss.item() == pytest.approx(float((attention_map(pooled) - attention_map(t)).pow(2).mean()), rel=1e-5)
     with pytest.raises(ValueError, match="2 student attention points vs 1"):
         at_loss([torch.randn(1, 1, 2, 2)] * 2, [torch.randn(1, 1, 2, 2)])
 
