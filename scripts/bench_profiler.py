@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -128,7 +129,7 @@ def reference_runs(name: str, commit: str, extra: list[str], tmp: Path, threads:
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit], check=True,
                    capture_output=True)
     try:
-        env = {"PYTHONPATH": str(tree)}
+        env = {**os.environ, "PYTHONPATH": str(tree)}
         base = [sys.executable, "-m", "staircase"]
         seconds, slots = [], []
         for i in range(2):
@@ -136,10 +137,10 @@ def reference_runs(name: str, commit: str, extra: list[str], tmp: Path, threads:
             began = time.perf_counter()
             subprocess.run([*base, "profile", *MODELS[name].cli(), "--backend", "onnxruntime", "--threads",
                             str(threads), "--no-progress", "--out", str(out), *extra], check=True, cwd=tmp,
-                           capture_output=True, env={**_environ(), **env})
+                           capture_output=True, env=env)
             seconds.append(round(time.perf_counter() - began, 1))
             listing = subprocess.run([*base, "steps", str(out), "--json"], check=True, cwd=tmp, capture_output=True,
-                                     text=True, env={**_environ(), **env})
+                                     text=True, env=env)
             slots.append([{"slot": r["slot"], "width": r["width"], "usable": r["optimal"]}
                           for r in json.loads(listing.stdout)])
         share, differ = agreement(*slots)
@@ -157,12 +158,6 @@ def _vector_flags() -> list[str]:
     from staircase.quantize import cpu_flags
 
     return sorted(cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"})
-
-
-def _environ() -> dict:
-    import os
-
-    return dict(os.environ)
 
 
 def _keep(result, kept: Path):

@@ -183,12 +183,12 @@ def read_steps(
     ``lattice`` (the sweep's grid): see the module docstring. ``prior_step``, the network's
     step (``network_step``), settles a test the curve leaves unclear."""
     c = _Prepared.of(widths, times, stderrs, lattice, z)
-    w, t, se, idx, full, spikes = c.widths, c.times, c.stderrs, c.index, c.full, c.spikes
+    w, t, se, idx, full, spikes, lattice = c.widths, c.times, c.stderrs, c.index, c.full, c.spikes, c.lattice
     uncertain: set[int] = c.spikes | c.dips  # measured again: real, or a disturbance?
     if _flat(c.at, z, rel_tol):  # the width buys no time: one plateau, the widest width is the one to use
-        return Steps([full], full, c.lattice, sorted(spikes), sorted(uncertain), clear=False)
+        return Steps([full], full, lattice, sorted(spikes), sorted(uncertain), clear=False)
 
-    step, clear = c.lattice, True
+    step, clear = lattice, True
     while 2 * step <= full:
         verdict = _verdict([_evidence(step, c.at, full, z, rel_tol)], z)
         if verdict == UNCLEAR:
@@ -201,7 +201,6 @@ def read_steps(
         if verdict != DOUBLES:
             break
         step *= 2
-    lattice = c.lattice  # as the sweep used it (at least 1)
 
     def cheaper_by(a: int, b: int) -> float:
         """How many thresholds ``a`` is cheaper than the wider ``b`` by (over 1: clearly)."""
