@@ -94,7 +94,7 @@ def hit_rate(designer: Designer, backend, model_name: str, n: int = 10) -> dict:
     the teacher (``BesideTeacher``): it hits when its time over the teacher's, measured
     together, is at most the target share (+3%) - the machine's drift since the profile cancels.
     The absolute milliseconds are reported as well."""
-    teacher_ms = designer.full_ms
+    teacher_ms = designer.teacher_ms
     saliency = Saliency.from_parameters(designer.graph, designer.slots)
     measure = BesideTeacher(backend, designer.resolved.model, designer.arch.input_size, teacher_ms)
     rows = []

@@ -215,13 +215,13 @@ def prediction_error(name, backend, result, n=20, n_snapped=10, seed=0, passes=5
     ratios = {i: [] for i in range(len(students))}
     measured = {i: [] for i in range(len(students))}
     for _ in range(passes):  # each pass visits every student in a fresh order
-        full_ms = backend.time(full_deployed, protocol).median_ms
+        teacher_ms = backend.time(full_deployed, protocol).median_ms
         order = list(range(len(students)))
         rng.shuffle(order)
         for i in order:
             ratio = time_relative(backend, runs[i], full_paired, pairs=1, protocol=protocol).ratio
             ratios[i].append(ratio)
-            measured[i].append(ratio * full_ms)
+            measured[i].append(ratio * teacher_ms)
     full_pred = latency.predict({}).median_ms
     cal = latency.calibration
     errors = {"random": [], "snapped": []}

@@ -45,12 +45,11 @@ from pathlib import Path
 
 import torch
 
-from staircase.design.designer import DEFAULT_ALLOCATION, Designer
+from staircase.design import job as design_job
+from staircase.design.allocations import DEFAULT_ALLOCATION
 from staircase.design.inherit import inherited_student, save_student
-from staircase.design.measured import BesideTeacher, design_students
 from staircase.files import atomic_write_json, atomic_write_text
 from staircase.pipeline import Pipeline
-from staircase.profile.backends import backend_of
 from staircase.spec import StudentSpec
 from staircase.table import format_table
 
@@ -120,7 +119,7 @@ def main() -> int:
     widths_file = pipe.prune(args.prune_share)
     _carry(args.runs, kept, KEPT)
     say("[4/4] designs (kept in docs/results_cifar/), then one training run per row")
-    specs = {t: _designs(pipe, prof, widths_file, t, args.docs / "results_cifar")
+    specs = {t: _designs(pipe, prof, t, args.docs / "results_cifar")
              for t in sorted(set(args.targets) | set(args.scratch_targets))}
     kept_rows = current_rows(rows, specs)
     if len(kept_rows) < len(rows):
@@ -164,7 +163,7 @@ def _carry(source: Path, dest: Path, names) -> None:
             shutil.copy2(src, dst)
 
 
-def _designs(pipe: Pipeline, prof, widths_file, target: float, keep: Path) -> dict[str, StudentSpec]:
+def _designs(pipe: Pipeline, prof, target: float, keep: Path) -> dict[str, StudentSpec]:
     """Each design's spec at ``target``: designed and measured once, kept in ``keep``
     (committed with the results, so the rows of later sessions use the same networks)."""
     folder = keep / f"t{round(target * 100)}"
@@ -173,16 +172,13 @@ def _designs(pipe: Pipeline, prof, widths_file, target: float, keep: Path) -> di
     if not missing:
         say(f"      reusing the designs in {folder}")
         return kept
-    teacher = pipe.trained_teacher()
-    designer = Designer(prof, teacher)
-    measure = BesideTeacher(backend_of(prof), teacher.model, teacher.architecture.input_size, designer.full_ms)
-    target_ms = target * designer.full_ms
     designs = {}
     for allocation in missing:
         name = f"{pipe.model}-t{round(target * 100)}-{allocation}"
-        found = design_students(designer, name, widths_file, target_ms=target_ms, measure=measure,
-                                baselines=allocation == "fisher", l1_model=teacher.model, log=pipe.log,
-                                allocation=allocation)
+        settings = design_job.DesignSettings(model=pipe.model, profile=str(prof.path), out=str(pipe.out / "students" / f"{name}.json"),
+                                  widths=str(pipe.widths_path()), target_share=target,
+                                  baselines=allocation == "fisher", allocation=allocation)
+        found = design_job.design(settings, teacher=pipe.trained_teacher(), log=pipe.log).designs
         designs.update({(allocation, d.spec.name[len(name):]): d.spec for d in found})
     specs = {**kept, **{m: designs[how] for m, how in DESIGNS.items() if m not in kept}}
     for method in DESIGNS:

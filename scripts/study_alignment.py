@@ -89,7 +89,7 @@ def main() -> int:
     size = resolved.architecture.input_size
     network = network_key(resolved.architecture.name, size)
     latency = LatencyModel(profile, network)
-    slots, full_ms = latency.slots, latency.full_ms
+    slots, teacher_ms = latency.slots, latency.teacher_ms
     path = Path(args.out) / f"study_alignment-{args.model}.json"
     if path.exists():
         rows = json.loads(path.read_text())["students"]
@@ -108,8 +108,8 @@ def main() -> int:
             rows.append({"kind": kind, "widths": widths, "ratio": ratio})
             print(f"{i + 1}/{args.students} {kind}: {ratio:.3f} of the full network", flush=True)
         atomic_write_json(path, {"profile": args.profile, "model": args.model, "students": rows})
-    y = np.array([(r["ratio"] - 1) * full_ms for r in rows])
-    totals = y + full_ms
+    y = np.array([(r["ratio"] - 1) * teacher_ms for r in rows])
+    totals = y + teacher_ms
     raw = np.array([latency.raw_delta(r["widths"]) for r in rows])
     table = [["none", "-", *_summary(leave_one_out(raw[:, None], y, totals))]]
     for block in (16, 8, 4, 2):

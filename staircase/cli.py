@@ -17,6 +17,7 @@ from typing import Any
 from .errors import SpecError, StaircaseError
 from .files import check_writable
 from .profile.steps import DEFAULT_GRID
+from .settings import add_arguments, from_args
 
 __all__ = ["main"]
 
@@ -375,12 +376,12 @@ class PredictCommand(Command):
             n: w for n, w in resolved.spec.widths.items() if w != resolved.spec.teacher_widths[n]}
         p = LatencyModel(prof, key).predict(widths)
         result = {"model": args.model, "network": key, "predicted_ms": p.median_ms, "spread_ms": p.spread_ms,
-                  "teacher_ms": p.full_ms, "backend": prof.fingerprint.get("backend")}
+                  "teacher_ms": p.teacher_ms, "backend": prof.fingerprint.get("backend")}
         if args.json:
             _print_json(result)
         else:
             print(f"{args.model}: {p.median_ms:.4f} ms +- {p.spread_ms:.4f} predicted "
-                  f"({p.median_ms / p.full_ms:.1%} of the teacher's {p.full_ms:.4f} ms) on {result['backend']}")
+                  f"({p.median_ms / p.teacher_ms:.1%} of the teacher's {p.teacher_ms:.4f} ms) on {result['backend']}")
         return 0
 
 
@@ -480,115 +481,43 @@ class DesignCommand(Command):
     """Design students from a profile: snap widths to the staircase, or the best for a latency."""
 
     name = "design"
-    parents = (_model_arguments(),)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from .design.designer import ALLOCATIONS
+        from .design.job import DesignSettings
 
-        parser.add_argument("--profile", required=True, help="the device profile (it must cover MODEL)")
-        parser.add_argument("--widths", default=None, help="widths file (from `staircase prune`) to snap")
-        parser.add_argument("--snap", choices=("nearest", "up", "down", "fill"), default="nearest",
-                            help="where a width goes: nearest optimal width (the paper), down, up (the top of its "
-                                 "step, slot by slot), or fill (more channels for no more predicted time, judged "
-                                 "for the whole network) (default: nearest)")
-        target = parser.add_mutually_exclusive_group()
-        target.add_argument("--target-ms", type=float, default=None,
-                            help="design for this latency: optimal widths keeping the most saliency")
-        target.add_argument("--target-share", type=float, default=None,
-                            help="design for this share of the teacher's latency in the profile (e.g. 0.7)")
-        parser.add_argument("--baselines", action="store_true",
-                            help="also write the unsnapped, L1-pruned and uniform students at the same latency")
-        parser.add_argument("--allocation", choices=ALLOCATIONS, default=None,
-                            help="how a target's latency is shared among slots: the most Fisher saliency (needs "
-                                 "--widths from `staircase prune`), L1 saliency or parameters on the optimal widths, "
-                                 "or the teacher's proportions snapped up to the steps (default for a target: "
-                                 "proportional, the most accurate in docs/RESULTS.md; without a target, the "
-                                 "saliency snapping ranks slots by: fisher with a widths file, else params)")
-        parser.add_argument("--min-width", type=int, default=None,
-                            help="no slot narrower than this (default: the period of the profile's steps; 1 allows "
-                                 "one-channel bottlenecks)")
-        parser.add_argument("--checkpoint", default=None, help="teacher weights for the L1 ranking")
-        parser.add_argument("--inherit", metavar="TEACHER_CKPT", default=None,
-                            help="every student starts from this trained teacher's weights: each slot keeps its most "
-                                 "important channels (written beside each spec, S.json -> S.pt)")
-        parser.add_argument("--out", required=True, help="student spec to write (baselines go beside it)")
-        parser.add_argument("--no-measure", action="store_true", help="predict only; do not time the students")
-        parser.add_argument("--allow-other-device", action="store_true",
-                            help="use a profile measured on another device or backend")
-        parser.add_argument("--allow-few-steps", action="store_true",
-                            help="design on a profile that found steps in half its slots or fewer")
+        add_arguments(parser, DesignSettings)
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .design.designer import Designer
-        from .design.inherit import inherited_student, save_student
-        from .design.measured import BesideTeacher, design_students
-        from .profile.backends import backend_of
-        from .profile.store import Profile
-        from .widths import WidthsFile
+        from .design.job import DesignSettings, design
 
-        _check_positive(args, "target_ms", "target_share")
-        out = Path(args.out)
-        check_writable(out)
-        if out.suffix != ".json":
-            raise StaircaseError(f"--out {out} must name a .json student spec")
-        prof = Profile.load(args.profile)
-        resolved = _resolve(args)
-        designer = Designer(prof, resolved, min_width=args.min_width)
-        few = designer.latency.few_steps()
-        if few and not args.allow_few_steps:
-            raise StaircaseError(f"{few} (or pass --allow-few-steps to design on it anyway)")
-        if args.target_share is not None:
-            args.target_ms = round(args.target_share * designer.full_ms, 6)
-            _log(args)(f"target: {args.target_share:g} x the teacher's {designer.full_ms:.4f} ms in the profile "
-                       f"= {args.target_ms:.4f} ms")
-        measure = None
-        if not args.no_measure:
-            backend = backend_of(prof)
-            prof.check_fingerprint(backend.fingerprint(), args.allow_other_device,
-                                   warn=lambda m: print(f"staircase: warning: {m}", file=sys.stderr))
-            measure = BesideTeacher(backend, resolved.model, resolved.architecture.input_size, designer.full_ms)
-        widths_file = WidthsFile.load(args.widths) if args.widths else None
-        if args.inherit and args.checkpoint and args.checkpoint != args.inherit:
-            raise StaircaseError("--checkpoint and --inherit name two teachers; give one (--inherit's weights also "
-                                 "rank the L1 baseline)")
-        weights = args.checkpoint or args.inherit
-        l1_model = _load_teacher_weights(resolved, weights) if weights else None
-        designed = design_students(designer, out.stem, widths_file, args.snap, args.target_ms, args.baselines,
-                                   measure, l1_model, _log(args), allocation=args.allocation)
-        paths = []
-        for d in designed:
-            path = out.with_name(d.spec.name + ".json")
-            if args.inherit:
-                save_student(d.spec, inherited_student(l1_model, d.spec, args.inherit, widths_file), path)
-            else:
-                d.spec.save(path)
-            paths.append(path)
-        rows = [{"student": d.spec.name, "params": d.spec.params, "macs": d.spec.macs,
-                 "predicted_ms": d.predicted_ms, "measured_ms": d.measured_ms, "measured_iqr_ms": d.measured_spread_ms,
-                 "at_profile_speed_ms": d.at_profile_ms, "retained_saliency": d.retained,
-                 "method": d.spec.provenance.method, "spec": str(p), "met_target": d.met,
-                 "matched": d.spec.provenance.notes.get("matched")} for d, p in zip(designed, paths, strict=True)]
+        result = design(from_args(DesignSettings, args), log=_log(args), warn=_warn)
+        rows = result.rows()
         if args.json:
-            _print_json({"teacher_ms": designer.full_ms, "students": rows})
+            _print_json({"teacher_ms": result.teacher_ms, "students": rows})
         else:
-            _print_designs(designer, designed, rows, f"{resolved.architecture.name} (teacher)")
-        main = designed[0]
-        if not main.met:
-            print(f"staircase: warning: the closest design measured {main.judged_ms:.3f} ms at the profile's speed, "
-                  f"{main.judged_ms - args.target_ms:.3f} ms over the target {args.target_ms} ms", file=sys.stderr)
+            _print_designs(result, rows)
+        student = result.student
+        if not student.met:
+            _warn(f"the closest design measured {student.judged_ms:.3f} ms at the profile's speed, "
+                  f"{student.judged_ms - result.target_ms:.3f} ms over the target {result.target_ms} ms")
             return 3
         return 0
 
 
-def _print_designs(designer, designed: list, rows: list[dict], teacher: str) -> None:
+def _warn(message: str) -> None:
+    print(f"staircase: warning: {message}", file=sys.stderr)
+
+
+def _print_designs(result, rows: list[dict]) -> None:
     """The design command's table, the files it wrote and the slots held at the minimum width."""
     from .table import format_table
 
     def ms(v):
         return "-" if v is None else f"{v:.3f}"
 
-    table = [[teacher, "-", "-", ms(designer.full_ms), "-", ms(designer.full_ms), "-", "-"]]
+    teacher = f"{result.designer.arch.name} (teacher)"
+    table = [[teacher, "-", "-", ms(result.teacher_ms), "-", ms(result.teacher_ms), "-", "-"]]
     table += [[r["student"], r["params"], r["macs"], ms(r["predicted_ms"]),
                "-" if r["measured_ms"] is None else f"{r['measured_ms']:.3f} +- {r['measured_iqr_ms']:.3f}",
                ms(r["at_profile_speed_ms"]), "-" if r["retained_saliency"] is None else f"{r['retained_saliency']:.1%}",
@@ -599,10 +528,11 @@ def _print_designs(designer, designed: list, rows: list[dict], teacher: str) -> 
           "targets are checked against it)")
     for r in rows:
         print(f"wrote {r['spec']}: {r['method']}")
-    held = designed[0].spec.provenance.notes.get("at_minimum_width")
+    student = result.student.spec
+    held = student.provenance.notes.get("at_minimum_width")
     if held:
-        print(f"{len(held)} slot(s) of {designed[0].spec.name} at the minimum width "
-              f"({designer.min_widths[held[0]]} channels; --min-width): {', '.join(held[:6])}"
+        print(f"{len(held)} slot(s) of {student.name} at the minimum width "
+              f"({result.designer.min_widths[held[0]]} channels; --min-width): {', '.join(held[:6])}"
               + (" ..." if len(held) > 6 else ""))
 
 
@@ -850,7 +780,7 @@ class CompareCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from .compare.comparison import METHODS, CompareSettings
-        from .design.designer import ALLOCATIONS
+        from .design.allocations import ALLOCATIONS
         from .train.data import DATA_KINDS
 
         d = CompareSettings("", "", "")

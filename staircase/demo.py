@@ -96,14 +96,14 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
                                                   lr=s.finetune_lr)
 
     _say("5/5", "results")
-    full_ms = prof.network(net).full.median_ms
+    in_profile_ms = prof.network(net).full.median_ms
     rows = [[f"{s.model} (teacher)", teacher["params"], _teacher_macs(s.model),
-             f"{teacher_ms[0]:.3f} +- {teacher_ms[1]:.3f}", f"{full_ms:.3f}", "-", f"{teacher['final_top1']:.1f}"]]
-    points = [("teacher", full_ms, teacher["final_top1"])]
+             f"{teacher_ms[0]:.3f} +- {teacher_ms[1]:.3f}", f"{in_profile_ms:.3f}", "-", f"{teacher['final_top1']:.1f}"]]
+    points = [("teacher", in_profile_ms, teacher["final_top1"])]
     for d in designed:
         top1 = trained[d.spec.name]["final_top1"]
         matched = d.spec.provenance.notes.get("matched")
-        rows.append([d.spec.name, d.spec.params, d.spec.macs, f"{d.measured_ms:.3f} +- {d.measured_spread_ms:.3f}",
+        rows.append([d.spec.name, d.spec.params, d.spec.macs, f"{d.measured_ms:.3f} +- {d.measured_iqr_ms:.3f}",
                      f"{d.judged_ms:.3f}", {True: "yes", False: "NO"}.get(matched, "-"), f"{top1:.1f}"])
         points.append((d.spec.name, d.judged_ms, top1))
     table = format_table(["network", "params", "MACs", "measured ms (IQR)", "at profile speed", "matched (3%)",
@@ -141,7 +141,8 @@ def winner(designed, trained: dict) -> str:
 
 
 def _design(s: DemoSettings, pipe, prof):
-    from .design.designer import DEFAULT_ALLOCATION, Designer
+    from .design.allocations import DEFAULT_ALLOCATION, allocation
+    from .design.designer import Designer
     from .profile.backends import backend_of
     from .profile.timing import measure_network
 
@@ -150,14 +151,14 @@ def _design(s: DemoSettings, pipe, prof):
     size = teacher.architecture.input_size
     teacher_m = measure_network(backend_of(prof), teacher.model.eval(), size)
     designer = Designer(prof, teacher)
-    target = round(s.target * designer.full_ms, 4)  # targets are judged at the profile's speed
-    _note(f"teacher {designer.full_ms:.3f} ms in the profile ({teacher_m.median_ms:.3f} ms now) -> target "
+    target = round(s.target * designer.teacher_ms, 4)  # targets are judged at the profile's speed
+    _note(f"teacher {designer.teacher_ms:.3f} ms in the profile ({teacher_m.median_ms:.3f} ms now) -> target "
           f"{target:.3f} ms")
-    lowest = designer.smallest_ms(DEFAULT_ALLOCATION) * 1.02
+    lowest = allocation(DEFAULT_ALLOCATION).smallest_ms(designer) * 1.02
     if target < lowest:  # a tiny network whose steps end above the target: the nearest reachable instead
         target = round(lowest, 4)
         _note(f"that is below what this profile's steps reach; designing for {target:.3f} ms instead")
-    designed = pipe.design(prof, target, widths_file, baselines=DEMO_BASELINES)
+    designed = pipe.design(target, pipe.widths_path(), baselines=DEMO_BASELINES)
     return designed, (teacher_m.median_ms, teacher_m.iqr_ms), widths_file
 
 

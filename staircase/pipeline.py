@@ -85,7 +85,7 @@ class Pipeline:
         from .slots import SlotGraph
         from .widths import WidthsFile
 
-        path = self.out / f"{method}-widths.json"
+        path = self.widths_path(method)
         if path.exists():
             self.log(f"reusing {path}")
             return WidthsFile.load(path)
@@ -99,39 +99,35 @@ class Pipeline:
                  f"({doc['seconds']:.0f} s) -> {path}")
         return WidthsFile.load(path)
 
-    def design(self, profile, target_ms: float, widths_file=None, name: str | None = None,
+    def widths_path(self, method: str = "fisher") -> Path:
+        """Where the ``prune`` stage writes its widths file."""
+        return self.out / f"{method}-widths.json"
+
+    def design(self, target_ms: float, widths: str | Path | None = None, name: str | None = None,
                baselines: bool | Collection[str] = True) -> list:
-        """The staircase student for ``target_ms`` (judged at the profile's speed) and the
-        ``baselines`` measured to its latency (True: all of ``BASELINES``; the unsnapped one
-        needs ``widths_file``); each spec in ``students/``. Reused when the student's spec is
-        there."""
-        from .design.designer import Designer
-        from .design.measured import BASELINES, BesideTeacher, Designed, design_students
-        from .profile.backends import backend_of
+        """The staircase student for ``target_ms`` (judged at the profile's speed) on
+        ``profile.json``, and the ``baselines`` measured to its latency (True: all of
+        ``BASELINES``; the unsnapped one needs ``widths``, a widths file); each spec in
+        ``students/``. Reused when the student's spec is there."""
+        from .design.job import DesignSettings, design
+        from .design.measured import BASELINES, Designed
 
         name = name or f"{self.model}-staircase"
         folder = self.out / "students"
         main = folder / f"{name}.json"
         which = tuple(b for b in BASELINES if (baselines is True or b in (baselines or ()))
-                      and (b != "unsnapped" or widths_file is not None))
-        suffixes = ["", *(f"-{b}" for b in which)]
+                      and (b != "unsnapped" or widths is not None))
         if main.exists():
             self.log(f"reusing the specs in {folder}")
-            return [Designed.from_spec(StudentSpec.load(folder / f"{name}{s}.json")) for s in suffixes]
-        teacher = self.trained_teacher()
-        designer = Designer(profile, teacher)
-        measure = BesideTeacher(backend_of(profile), teacher.model, teacher.architecture.input_size,
-                                designer.full_ms)
-        designed = design_students(designer, name, widths_file, target_ms=target_ms, baselines=which,
-                                   measure=measure, l1_model=teacher.model, log=self.log)
-        for d in designed:  # the main spec last: its presence says the stage is done
-            if d is not designed[0]:
-                d.spec.save(folder / f"{d.spec.name}.json")
-        designed[0].spec.save(main)
-        for d in designed:
-            self.log(f"wrote {folder / (d.spec.name + '.json')}: {d.spec.provenance.method}, measured "
-                     f"{d.measured_ms:.3f} ms ({d.judged_ms:.3f} at the profile's speed)")
-        return designed
+            return [Designed.from_spec(StudentSpec.load(folder / f"{name}{s}.json"))
+                    for s in ["", *(f"-{b}" for b in which)]]
+        settings = DesignSettings(model=self.model, profile=str(self.out / "profile.json"), out=str(main),
+                                  widths=str(widths) if widths else None, target_ms=target_ms, baselines=which)
+        result = design(settings, teacher=self.trained_teacher(), log=self.log)
+        for d, path in zip(result.designs, result.paths, strict=True):
+            self.log(f"wrote {path}: {d.spec.provenance.method}, measured {d.measured_ms:.3f} ms "
+                     f"({d.judged_ms:.3f} at the profile's speed)")
+        return result.designs
 
     def inherit(self, spec: StudentSpec, widths_file=None) -> Path:
         """``students/<name>.pt``: the student with the trained teacher's weights for the

@@ -35,7 +35,7 @@ class Provenance:
     backend: str | None = None
     predicted_ms: float | None = None
     measured_ms: float | None = None
-    measured_spread_ms: float | None = None
+    measured_iqr_ms: float | None = None
     retained_saliency: float | None = None
     # where the weights start: None (freshly initialised), or {"from": teacher checkpoint,
     # "ranked_by": "fisher" | "l1", "kept": {slot: teacher channel indices}}

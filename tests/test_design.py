@@ -181,7 +181,7 @@ def test_design_for_a_target_writes_a_measured_student_and_baselines(profiled, t
 
     prof = Profile.load(profiled)
     designer = Designer(prof, resolve_model("wrn_16_1"))
-    target = (designer.smallest_ms() + designer.full_ms) / 2  # on a busy machine the steps may be few
+    target = (designer.smallest_ms() + designer.teacher_ms) / 2  # on a busy machine the steps may be few
     out = tmp_path / "students" / "s.json"
     r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--allow-few-steps", "--target-ms", f"{target}", "--baselines",
                 "--out", str(out), "--json")
@@ -201,7 +201,7 @@ def test_design_for_a_target_writes_a_measured_student_and_baselines(profiled, t
     fits = [ms for ms in measured if ms <= target]
     assert notes["at_profile_speed_ms"] == (max(fits) if fits else min(measured))
     assert spec.provenance.measured_ms > 0
-    assert notes["at_profile_speed_ms"] == pytest.approx(notes["ratio_to_teacher"] * designer.full_ms)
+    assert notes["at_profile_speed_ms"] == pytest.approx(notes["ratio_to_teacher"] * designer.teacher_ms)
     # the ratio is the median of the pairs' ratios, near the ratio of the medians
     assert notes["ratio_to_teacher"] == pytest.approx(
         spec.provenance.measured_ms / notes["teacher_measured_beside_ms"], rel=0.3)
@@ -309,7 +309,7 @@ def _scripted_measure(designer, bias: float, calls: list | None = None):
         ms = designer.predicted(widths) * bias
         if calls is not None:
             calls.append(widths)
-        return Timed(ms, 0.0, designer.full_ms, ms / designer.full_ms, ms)
+        return Timed(ms, 0.0, designer.teacher_ms, ms / designer.teacher_ms, ms)
 
     return measure
 
@@ -323,7 +323,7 @@ def test_design_for_target_searches_the_budget_by_measurement(profiled, bias):
 
     designer = _scripted(profiled)
     saliency = Saliency.from_parameters(designer.graph, designer.slots)
-    target = designer.smallest_ms() + 0.6 * (designer.full_ms - designer.smallest_ms())
+    target = designer.smallest_ms() + 0.6 * (designer.teacher_ms - designer.smallest_ms())
     d = fit_to_target(designer, target, saliency, "s", "test", _scripted_measure(designer, bias), log=lambda m: None)
     tries = d.spec.provenance.notes["design_tries"]
     assert d.met and d.judged_ms <= target
@@ -334,14 +334,14 @@ def test_design_for_target_searches_the_budget_by_measurement(profiled, bias):
         assert tries[0][1] < 0.97 * target and tries[1][0] > tries[0][0] and d.judged_ms >= tries[0][1]
 
 
-def test_design_students_matches_every_baseline_to_the_students_measured_latency(profiled):
+def test_design_with_baselines_matches_every_baseline_to_the_students_measured_latency(profiled):
     """On a scripted machine (1.1x the prediction): the student fits its target, and each
     baseline is the member of its family measured nearest the student."""
-    from staircase.design.measured import design_students
+    from staircase.design.measured import design_with_baselines
 
     designer = _scripted(profiled)
-    target = designer.smallest_ms() + 0.5 * (designer.full_ms - designer.smallest_ms())
-    designed = design_students(designer, "s", target_ms=target, baselines=True,
+    target = designer.smallest_ms() + 0.5 * (designer.teacher_ms - designer.smallest_ms())
+    designed = design_with_baselines(designer, "s", target_ms=target, baselines=True,
                                measure=_scripted_measure(designer, 1.1), log=lambda m: None)
     student, *baselines = designed
     assert [d.spec.name for d in designed] == ["s", "s-l1", "s-l1-round", "s-uniform"]
@@ -358,7 +358,7 @@ def test_a_design_without_measure_is_predicted_only(profiled):
     from staircase.design.measured import fit_to_target
 
     designer = _scripted(profiled)
-    target = designer.smallest_ms() + 0.5 * (designer.full_ms - designer.smallest_ms())
+    target = designer.smallest_ms() + 0.5 * (designer.teacher_ms - designer.smallest_ms())
     saliency = Saliency.from_parameters(designer.graph, designer.slots)
     d = fit_to_target(designer, target, saliency, "s", "test", None)
     assert d.measured_ms is None and d.at_profile_ms is None and d.spec.provenance.measured_ms is None
@@ -372,7 +372,7 @@ def test_design_for_a_target_with_no_measure_times_nothing(profiled, tmp_path, r
     from staircase.spec import StudentSpec
 
     designer = Designer(Profile.load(profiled), resolve_model("wrn_16_1"))
-    target = (designer.smallest_ms() + designer.full_ms) / 2
+    target = (designer.smallest_ms() + designer.teacher_ms) / 2
     r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--allow-few-steps", "--target-ms", f"{target}", "--no-measure",
                 "--out", str(tmp_path / "s.json"))
     assert r.returncode == 0, r.stderr
@@ -384,27 +384,27 @@ def test_design_for_a_target_with_no_measure_times_nothing(profiled, tmp_path, r
 def test_a_baseline_that_cannot_reach_the_students_latency_is_marked_unmatched(profiled):
     """A machine on which every network off the optimal widths runs ten times the teacher:
     no member of the L1 or uniform families gets within 3% of the student."""
-    from staircase.design.measured import Timed, design_students
+    from staircase.design.measured import Timed, design_with_baselines
     from staircase.slots import slot_widths
 
     designer = _scripted(profiled)
-    full_ms = designer.full_ms
+    teacher_ms = designer.teacher_ms
 
     def measure(model):
         widths = {n: w for n, w in slot_widths(model, designer.arch.input_size).items() if n in designer.optimal}
         on_steps = all(w in designer.optimal[n] for n, w in widths.items())
-        ms = designer.predicted(widths) if on_steps else 10 * full_ms
-        return Timed(ms, 0.0, full_ms, ms / full_ms, ms)
+        ms = designer.predicted(widths) if on_steps else 10 * teacher_ms
+        return Timed(ms, 0.0, teacher_ms, ms / teacher_ms, ms)
 
-    target = designer.smallest_ms() + 0.5 * (full_ms - designer.smallest_ms())
-    student, *baselines = design_students(designer, "s", target_ms=target, baselines=True, measure=measure,
+    target = designer.smallest_ms() + 0.5 * (teacher_ms - designer.smallest_ms())
+    student, *baselines = design_with_baselines(designer, "s", target_ms=target, baselines=True, measure=measure,
                                           log=lambda m: None)
     assert student.met
     off_steps = [d for d in baselines if not all(w in designer.optimal[n] for n, w in d.spec.widths.items()
                                                  if n in designer.optimal)]
     assert off_steps  # (a member that happens to sit on the steps is measured like the student)
     for d in off_steps:
-        assert d.spec.provenance.notes["matched"] is False and d.judged_ms == 10 * full_ms
+        assert d.spec.provenance.notes["matched"] is False and d.judged_ms == 10 * teacher_ms
 
 
 def test_no_slot_is_designed_below_the_minimum_width_and_the_design_says_which_hit_it(profiled):
@@ -451,7 +451,7 @@ def test_a_proportional_search_stops_at_the_narrowest_proportional_student(profi
     """A machine 1.5x slower than predicted, a target just above the narrowest proportional
     student: the search tightens, never asks for a budget the proportions cannot reach, and
     returns the closest design it measured, marked as missing."""
-    from staircase.design.measured import design_students
+    from staircase.design.measured import design_with_baselines
 
     designer = _scripted(profiled)
     for t in (0.0, 0.3, 0.55, 0.8, 1.0):  # every slot on the staircase, never under uniform scaling's width
@@ -459,10 +459,10 @@ def test_a_proportional_search_stops_at_the_narrowest_proportional_student(profi
         assert all(w in designer.optimal[n] for n, w in widths.items())
         assert all(w >= min(round(t * full), designer.optimal[n][-1]) for (n, w), full
                    in zip(widths.items(), designer.latency.slots.values(), strict=True))
-    floor = designer.smallest_ms("proportional")
+    floor = designer.smallest_proportional_ms()
     assert floor == pytest.approx(designer.predicted(designer.proportional(0.0)))
     calls = []
-    (student,) = design_students(designer, "s", target_ms=1.05 * floor, measure=_scripted_measure(designer, 1.5, calls),
+    (student,) = design_with_baselines(designer, "s", target_ms=1.05 * floor, measure=_scripted_measure(designer, 1.5, calls),
                                  log=lambda m: None)
     assert student.spec.provenance.notes["allocation"] == "proportional"  # the default
     assert not student.met and student.spec.provenance.notes["missed_by_ms"] > 0
@@ -476,7 +476,7 @@ def test_a_ramp_profile_is_designed_down_to_half_the_teacher_and_filled_to_its_t
     slots at 64x64): every multiple of the lattice is usable, and a student for half the
     teacher's latency is found without overriding anything, within 3% under its target."""
     from staircase.design.designer import Designer
-    from staircase.design.measured import design_students
+    from staircase.design.measured import design_with_baselines
     from staircase.modelref import resolve_model
     from staircase.profile.store import FullTime, Profile
 
@@ -496,7 +496,7 @@ def test_a_ramp_profile_is_designed_down_to_half_the_teacher_and_filled_to_its_t
     for slot, full in designer.latency.slots.items():
         assert designer.optimal[slot] == list(range(designer.min_widths[slot], full + 1))  # every width
     for bias in (1.0, 1.15):
-        target = 0.5 * designer.full_ms
-        (student,) = design_students(designer, "s", target_ms=target, measure=_scripted_measure(designer, bias),
+        target = 0.5 * designer.teacher_ms
+        (student,) = design_with_baselines(designer, "s", target_ms=target, measure=_scripted_measure(designer, bias),
                                      log=lambda m: None)
         assert student.met and 0.97 * target <= student.judged_ms <= target, (bias, student.judged_ms / target)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..complexity import count_outputs
-from ..design.designer import ALLOCATIONS, DEFAULT_ALLOCATION
+from ..design.allocations import DEFAULT_ALLOCATION, allocation
 from ..errors import StaircaseError
 from ..files import atomic_write_json
 from ..quantize import INT8_BACKENDS, INT8_SETTINGS, precisions_here
@@ -103,8 +103,7 @@ class CompareSettings:
 
         if self.timing not in TIMINGS:
             raise StaircaseError(f"--timing {self.timing!r} must be one of {', '.join(TIMINGS)}")
-        if self.allocation not in ALLOCATIONS:
-            raise StaircaseError(f"--allocation {self.allocation!r} is not one of {', '.join(ALLOCATIONS)}")
+        allocation(self.allocation)  # refuses an unknown one
         if self.epochs < 0 or self.calibration_images < 1:
             raise StaircaseError("--epochs must be at least 0 and --calibration-images at least 1")
         return ["teacher", *[m for m in METHODS if m in methods and m != "teacher"]]

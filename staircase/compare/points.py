@@ -144,65 +144,74 @@ class PointMaker:
     def lowest_share(self) -> float:
         """The smallest share of the network's latency a channel-pruned student reaches on
         the profile's steps (predicted)."""
+        from ..design.allocations import allocation
+
         designer = self.designer()
-        return designer.smallest_ms(self.s.allocation) / designer.full_ms
+        return allocation(self.s.allocation).smallest_ms(designer) / designer.teacher_ms
+
+    def profile_path(self) -> Path:
+        """The device profile: the one given, else one made in ``out`` (resumably)."""
+        if self.s.profile:
+            from ..profile.store import Profile
+
+            backend = Profile.load(self.s.profile).fingerprint.get("backend")
+            if backend != self.backend.name:
+                raise StaircaseError(f"--profile {self.s.profile} was measured with {backend}, the comparison runs "
+                                     f"on {self.backend.name}; give a profile of {self.backend.name}, or none "
+                                     "(one is made)")
+            return Path(self.s.profile)
+        from ..profile.sweep import profile_network
+
+        path, arch = self.out / "profile.json", self.arch
+        if self._designer is None:  # once a run: a finished profile is reused, a killed one resumed
+            self.log(f"profiling {arch.name} on {self.backend.name} into {path} (grid {self.s.grid})")
+            profile_network(arch.name, self.backend, path, input_size=tuple(arch.input_size),
+                            num_classes=arch.kwargs.get("num_classes"), grid=self.s.grid, rounds=2,
+                            timing=self.s.timing, progress=False, log=self.log)
+        return path
 
     def designer(self):
-        """The designer on the device profile (made here, resumably, when none was given)."""
+        """The designer on the device profile."""
         if self._designer is None:
             from ..design.designer import Designer
             from ..modelref import ResolvedModel
             from ..profile.store import Profile
-            from ..profile.sweep import profile_network
+
+            prof = Profile.load(self.profile_path())
+            self._designer = Designer(prof, ResolvedModel(copy.deepcopy(self.model), self.arch))
+        return self._designer
+
+    @property
+    def widths_file(self):
+        """The pruning run's widths file, when one was given."""
+        if self._widths_file is None and self.s.widths:
             from ..widths import WidthsFile
 
-            arch = self.arch
-            if self.s.profile:
-                prof = Profile.load(self.s.profile)
-                if prof.fingerprint.get("backend") != self.backend.name:
-                    raise StaircaseError(f"--profile {self.s.profile} was measured with "
-                                         f"{prof.fingerprint.get('backend')}, the comparison runs on "
-                                         f"{self.backend.name}; give a profile of {self.backend.name}, or none "
-                                         "(one is made)")
-            else:
-                path = self.out / "profile.json"
-                self.log(f"profiling {arch.name} on {self.backend.name} into {path} (grid {self.s.grid})")
-                prof = profile_network(arch.name, self.backend, path, input_size=tuple(arch.input_size),
-                                       num_classes=arch.kwargs.get("num_classes"), grid=self.s.grid, rounds=2,
-                                       timing=self.s.timing, progress=False, log=self.log).profile
-            self._designer = Designer(prof, ResolvedModel(copy.deepcopy(self.model), arch))
-            if self.s.widths:
-                self._widths_file = WidthsFile.load(self.s.widths)
-        return self._designer
+            self._widths_file = WidthsFile.load(self.s.widths)
+        return self._widths_file
 
     def _designs(self, target: float):
         """(the staircase student's spec, the unsnapped widths' spec) at ``target``: designed
         and measured once, kept in ``students/``."""
-        from ..design.measured import BesideTeacher, design_students
-        from ..profile.backends import backend_of
+        from ..design.job import DesignSettings, design
+        from ..modelref import ResolvedModel
         from ..spec import StudentSpec
 
         folder = self.out / "students"
         name = f"channel-{round(target * 100)}"
-        paths = folder / f"{name}.json", folder / f"{name}-unsnapped.json"
+        baseline = "unsnapped" if self.s.widths else "l1"  # the pruned widths unsnapped, else L1 pruning's
+        paths = folder / f"{name}.json", folder / f"{name}-{baseline}.json"
         if all(p.exists() for p in paths):
             return tuple(StudentSpec.load(p) for p in paths)
-        designer = self.designer()
         lowest = self.lowest_share()
         if target < lowest:
             raise PointSkipped(f"{target:.0%} of the network's latency is below what this profile's steps reach "
                                f"({lowest:.0%} predicted for the narrowest student); ask for at least that")
-        measure = BesideTeacher(backend_of(designer.profile), self.model, self.arch.input_size, designer.full_ms,
-                                protocol=self.protocol)
-        unsnapped = "unsnapped" if self._widths_file is not None else "l1"
-        found = design_students(designer, name, self._widths_file, target_ms=target * designer.full_ms,
-                                baselines=(unsnapped,), measure=measure, l1_model=self.model, log=self.log,
-                                allocation=self.s.allocation)
-        main, other = found[0].spec, found[1].spec
-        other.name = f"{name}-unsnapped"
-        other.save(paths[1])
-        main.save(paths[0])
-        return main, other
+        settings = DesignSettings(model=self.arch.name, profile=str(self.profile_path()), out=str(paths[0]),
+                                  widths=self.s.widths, target_share=target, baselines=(baseline,),
+                                  allocation=self.s.allocation, timing=self.s.timing)
+        found = design(settings, teacher=ResolvedModel(copy.deepcopy(self.model), self.arch), log=self.log)
+        return found.student.spec, found.designs[1].spec
 
     def _trained(self, name: str, spec_path: Path | None, init: str, sparsity: float = 0.0):
         """The network fine-tuned from ``init`` (or ``init`` itself with no epochs); its
@@ -239,7 +248,7 @@ class PointMaker:
         spec_path = self.out / "students" / f"{spec.name}-inherited.json"
         if not spec_path.with_suffix(".pt").exists():
             inherited = StudentSpec.from_dict(spec.to_dict(), str(spec_path))
-            save_student(inherited, inherited_student(self.model, inherited, self.s.teacher, self._widths_file),
+            save_student(inherited, inherited_student(self.model, inherited, self.s.teacher, self.widths_file),
                          spec_path)
         model, minutes = self._trained(spec.name, spec_path, str(spec_path.with_suffix(".pt")))
         return spec, model, minutes

@@ -23,19 +23,10 @@ from ..slots import SlotGraph
 from ..spec import Provenance, StudentSpec
 from .knapsack import Choice, min_cost, solve
 
-__all__ = ["ALLOCATIONS", "DEFAULT_ALLOCATION", "SNAP_MODES", "Designer", "Saliency"]
+__all__ = ["SNAP_MODES", "Designer", "Saliency"]
 
 # nearest/down/up move each slot to its own staircase; fill is up for the whole network
 SNAP_MODES = ("nearest", "up", "down", "fill")
-# how a target's latency is shared among the slots: the most Fisher saliency, L1 saliency or
-# parameters the optimal widths keep (a knapsack), or the teacher's own proportions (every
-# slot scaled by one factor, then up to the top of its step)
-ALLOCATIONS = ("fisher", "l1", "params", "proportional")
-# a target design's allocation unless one is asked for: in the CIFAR experiment
-# (scripts/reproduce_cifar.py, docs/RESULTS.md) the teacher's proportions were the most
-# accurate from scratch and tied for it from the teacher at half the teacher's latency; the
-# Fisher knapsack starves the cheap late slots
-DEFAULT_ALLOCATION = "proportional"
 
 
 class Saliency:
@@ -96,7 +87,7 @@ class Designer:
         self.arch = resolved.architecture
         self.network = network_key(self.arch.name, self.arch.input_size)
         self.latency = LatencyModel(profile, self.network)
-        self.full_ms = self.latency.full_ms  # raises when the profile has not finished the network
+        self.teacher_ms = self.latency.teacher_ms  # raises when the profile has not finished the network
         self.slots = list(self.latency.slots)
         self.graph = SlotGraph(resolved.model, self.arch.input_size)
         if min_width is not None and min_width < 1:
@@ -149,18 +140,19 @@ class Designer:
     def predicted(self, widths: Mapping[str, int]) -> float:
         return self.latency.predicted_ms(widths)
 
-    def smallest_ms(self, allocation: str | None = None) -> float:
-        """The fastest predicted network a design can reach: its slots on optimal widths (the
-        knapsacks'), or for ``proportional`` the teacher's proportions at their narrowest."""
-        if allocation == "proportional":
-            return self.predicted(self.proportional(0.0))
-        return self.full_ms + min_cost(self.choices(Saliency({n: [] for n in self.slots})))
+    def smallest_ms(self) -> float:
+        """The fastest predicted network on optimal widths (what the knapsacks reach)."""
+        return self.teacher_ms + min_cost(self.choices(Saliency({n: [] for n in self.slots})))
+
+    def smallest_proportional_ms(self) -> float:
+        """The fastest predicted network in the teacher's proportions (``proportional(0)``)."""
+        return self.predicted(self.proportional(0.0))
 
     def for_target(self, target_ms: float, saliency: Saliency) -> dict[str, int]:
         """Optimal widths keeping the most saliency with predicted latency <= ``target_ms``."""
         choices = self.choices(saliency)
-        self._check_reachable(target_ms, self.full_ms + min_cost(choices))
-        return solve(choices, target_ms - self.full_ms).widths
+        self._check_reachable(target_ms, self.teacher_ms + min_cost(choices))
+        return solve(choices, target_ms - self.teacher_ms).widths
 
     def _check_reachable(self, target_ms: float, lowest_ms: float) -> None:
         if target_ms < lowest_ms:
@@ -182,7 +174,7 @@ class Designer:
         slots' time unused."""
         from .baselines import widest_under
 
-        self._check_reachable(target_ms, self.smallest_ms("proportional"))
+        self._check_reachable(target_ms, self.smallest_proportional_ms())
         return self.filled(self.proportional(widest_under(self.proportional, self.predicted, target_ms)), target_ms)
 
     def filled(self, widths: Mapping[str, int], budget_ms: float) -> dict[str, int]:

@@ -16,9 +16,10 @@ from torch import nn
 
 from ..errors import StaircaseError
 from ..profile.backends import Backend
-from ..slots import SlotGraph
 from ..spec import StudentSpec
 from ..widths import WidthsFile
+from .allocations import DEFAULT_ALLOCATION, Allocation
+from .allocations import allocation as allocation_named
 from .baselines import (
     l1_scores,
     match_measured,
@@ -28,9 +29,9 @@ from .baselines import (
     uniform_family,
     widest_under,
 )
-from .designer import ALLOCATIONS, DEFAULT_ALLOCATION, Designer, Saliency
+from .designer import Designer, Saliency
 
-__all__ = ["BASELINES", "DEFAULT_ROUND_TO", "FILL_WITHIN", "MATCH_WITHIN", "MEASURE_PAIRS", "BesideTeacher", "Designed", "Measure", "Timed", "design_students",
+__all__ = ["BASELINES", "DEFAULT_ROUND_TO", "FILL_WITHIN", "MATCH_WITHIN", "MEASURE_PAIRS", "BesideTeacher", "Designed", "Measure", "Timed", "design_with_baselines",
            "designed", "fit_to_target"]
 
 MEASURE_PAIRS = 3  # paired student/teacher measurements: the median of three outvotes one disturbed one
@@ -42,11 +43,12 @@ DEFAULT_ROUND_TO = 16  # the l1-round baseline's multiple where the profile foun
 @dataclass(frozen=True)
 class Timed:
     """A student timed beside the teacher: its median and IQR (ms), the teacher's median in the
-    same pairs, the median ratio of the two, and that ratio times the profile's teacher time."""
+    same pairs, the median ratio of the two, and that ratio times the teacher's time in the
+    profile."""
 
     median_ms: float
-    spread_ms: float
-    teacher_ms: float
+    iqr_ms: float
+    teacher_measured_ms: float
     ratio: float
     at_profile_ms: float
 
@@ -57,10 +59,11 @@ Measure = Callable[[nn.Module], Timed]
 class BesideTeacher:
     """Times networks block by block beside the teacher on ``backend`` (``time_relative``)."""
 
-    def __init__(self, backend: Backend, teacher: nn.Module, input_size, profile_teacher_ms: float,
+    def __init__(self, backend: Backend, teacher: nn.Module, input_size, teacher_ms: float,
                  pairs: int = MEASURE_PAIRS, protocol=None):
-        """``protocol``: each paired measurement's (default ``timing.FULL_NETWORK_PROTOCOL``)."""
-        self.backend, self.input_size, self.full_ms, self.pairs = backend, tuple(input_size), profile_teacher_ms, pairs
+        """``teacher_ms``: the teacher's time in the profile; ``protocol``: each paired
+        measurement's (default ``timing.FULL_NETWORK_PROTOCOL``)."""
+        self.backend, self.input_size, self.teacher_ms, self.pairs = backend, tuple(input_size), teacher_ms, pairs
         self.protocol = protocol
         self.teacher_run = backend.prepare_model(teacher.eval(), self.input_size, paired=True)
 
@@ -70,7 +73,7 @@ class BesideTeacher:
         run = self.backend.prepare_model(model.eval(), self.input_size, paired=True)
         rel = time_relative(self.backend, run, self.teacher_run, pairs=self.pairs, protocol=self.protocol)
         spread = min(m.iqr_ms for m in rel.runs)  # the best-spread pair's IQR
-        return Timed(rel.run_ms, spread, rel.reference_ms, rel.ratio, rel.ratio * self.full_ms)
+        return Timed(rel.run_ms, spread, rel.reference_ms, rel.ratio, rel.ratio * self.teacher_ms)
 
 
 @dataclass
@@ -78,7 +81,7 @@ class Designed:
     spec: StudentSpec
     predicted_ms: float
     measured_ms: float | None
-    measured_spread_ms: float | None
+    measured_iqr_ms: float | None
     retained: float | None  # share of the teacher's saliency kept
     attempts: int = 1
     met: bool = True  # measured within the target (when there was one)
@@ -94,7 +97,7 @@ class Designed:
     def from_spec(cls, spec: StudentSpec) -> Designed:
         """A design read back from its spec file."""
         p = spec.provenance
-        return cls(spec, p.predicted_ms, p.measured_ms, p.measured_spread_ms, p.retained_saliency,
+        return cls(spec, p.predicted_ms, p.measured_ms, p.measured_iqr_ms, p.retained_saliency,
                    at_profile_ms=p.notes.get("at_profile_speed_ms"))
 
 
@@ -108,21 +111,19 @@ def designed(designer: Designer, widths: Mapping[str, int], name: str, method: s
     if measure is None:
         return Designed(spec, spec.provenance.predicted_ms, None, None, retained)
     timed = measure(model)
-    spec.provenance.measured_ms, spec.provenance.measured_spread_ms = timed.median_ms, timed.spread_ms
-    spec.provenance.notes.update(teacher_measured_beside_ms=timed.teacher_ms, ratio_to_teacher=timed.ratio,
+    spec.provenance.measured_ms, spec.provenance.measured_iqr_ms = timed.median_ms, timed.iqr_ms
+    spec.provenance.notes.update(teacher_measured_beside_ms=timed.teacher_measured_ms, ratio_to_teacher=timed.ratio,
                                   at_profile_speed_ms=timed.at_profile_ms)
-    return Designed(spec, spec.provenance.predicted_ms, timed.median_ms, timed.spread_ms, retained,
+    return Designed(spec, spec.provenance.predicted_ms, timed.median_ms, timed.iqr_ms, retained,
                     at_profile_ms=timed.at_profile_ms)
 
 
 def fit_to_target(designer: Designer, target_ms: float, saliency: Saliency, name: str, method: str,
                   measure: Measure | None, log: Callable[[str], None] = print, attempts: int = 5,
-                  close: float = FILL_WITHIN, choose: Callable[[float], dict[str, int]] | None = None,
-                  allocation: str | None = None) -> Designed:
+                  close: float = FILL_WITHIN, allocation: Allocation | None = None) -> Designed:
     """The best student for ``target_ms``. Without ``measure``, the prediction's choice.
-    ``choose(budget)`` gives the widths for a predicted budget (default: the knapsack on
-    ``saliency``, ``designer.for_target``); ``allocation`` names it, for the fastest
-    budget it can reach.
+    ``allocation`` picks the widths for a predicted budget (default: the knapsack keeping
+    the most ``saliency``, ``designer.for_target``).
 
     With it, the predicted budget is searched by measurement, aiming at ``close / 2`` under
     the target: a miss tightens it by the miss, a student more than ``close`` (a share of the
@@ -130,7 +131,11 @@ def fit_to_target(designer: Designer, target_ms: float, saliency: Saliency, name
     bisected between them. The widest student that fits is kept (fewest measurements: one,
     when the prediction is right). If none fits, the closest is returned with ``met`` False
     (its notes say by how much)."""
-    choose = choose or (lambda budget: designer.for_target(budget, saliency))
+    allocation = allocation or allocation_named("params")
+
+    def choose(budget: float) -> dict[str, int]:
+        return allocation.widths(designer, budget, saliency)
+
     if measure is None:
         return designed(designer, choose(target_ms), name, method, saliency,
                         notes={"target_ms": target_ms, "budget_ms": target_ms})
@@ -163,7 +168,7 @@ def fit_to_target(designer: Designer, target_ms: float, saliency: Saliency, name
             miss_budgets = [b for b, d in tried if d.judged_ms > target_ms]
             budget = (max(fit_budgets) + min(miss_budgets)) / 2 if fit_budgets and miss_budgets \
                 else budget + (1 - close / 2) * target_ms - judged
-        if budget < designer.smallest_ms(allocation):
+        if budget < allocation.smallest_ms(designer):
             break
     return _best_of(tried, target_ms)
 
@@ -180,11 +185,10 @@ def _best_of(tried: list[tuple[float, Designed]], target_ms: float) -> Designed:
     return best
 
 
-def design_students(designer: Designer, name: str, widths_file: WidthsFile | None = None, snap_mode: str = "nearest",
-                    target_ms: float | None = None, baselines: bool | Collection[str] = False,
-                    measure: Measure | None = None,
-                    l1_model: nn.Module | None = None, log: Callable[[str], None] = print,
-                    allocation: str | None = None) -> list[Designed]:
+def design_with_baselines(designer: Designer, name: str, widths_file: WidthsFile | None = None,
+                          snap_mode: str = "nearest", target_ms: float | None = None,
+                          baselines: bool | Collection[str] = False, measure: Measure | None = None,
+                          log: Callable[[str], None] = print, allocation: str | None = None) -> list[Designed]:
     """The staircase student (first), then the baselines at its latency when asked: at its
     measured latency (judged at the profile's speed) when measuring, else at its prediction.
     ``baselines``: True for all of them, or the suffixes of those wanted (``unsnapped``,
@@ -200,17 +204,11 @@ def design_students(designer: Designer, name: str, widths_file: WidthsFile | Non
     if allocation is None:
         allocation = DEFAULT_ALLOCATION if target_ms is not None else (
             "fisher" if widths_file is not None and widths_file.saliency else "params")
-    saliency, kind = _saliency(designer, allocation, widths_file, l1_model)
+    how = allocation_named(allocation)
+    saliency, kind = how.saliency(designer, widths_file)
     if target_ms is not None:
-        if allocation == "proportional":
-            main = fit_to_target(designer, target_ms, saliency, name,
-                                 f"staircase (proportional): the teacher's proportions, each slot up to the top of "
-                                 f"its step, then grown along its usable widths, under {target_ms} ms", measure, log,
-                                 choose=designer.proportional_for,
-                                 allocation=allocation)
-        else:
-            main = fit_to_target(designer, target_ms, saliency, name, f"staircase ({allocation}): optimal widths "
-                                 f"keeping the most {kind} under {target_ms} ms", measure, log)
+        main = fit_to_target(designer, target_ms, saliency, name, how.method(target_ms, kind), measure, log,
+                             allocation=how)
     elif widths_file is not None:
         widths = designer.snapped(widths_file.widths, snap_mode, saliency)
         main = designed(designer, widths, name, f"{widths_file.method}, snapped {snap_mode} to the staircase",
@@ -223,30 +221,14 @@ def design_students(designer: Designer, name: str, widths_file: WidthsFile | Non
     which = set(BASELINES) if baselines is True else set(baselines)
     if which - set(BASELINES):
         raise StaircaseError(f"unknown baselines {sorted(which - set(BASELINES))}; choose from {', '.join(BASELINES)}")
-    return [main, *_baselines(designer, main, name, widths_file, saliency, measure, l1_model, log, which)]
+    return [main, *_baselines(designer, main, name, widths_file, saliency, measure, log, which)]
 
 
 BASELINES = ("unsnapped", "l1", "l1-round", "uniform")
 
 
-def _saliency(designer: Designer, allocation: str, widths_file: WidthsFile | None,
-              l1_model: nn.Module | None) -> tuple[Saliency, str]:
-    """The channel scores an allocation keeps the most of, and their name."""
-    if allocation not in ALLOCATIONS:
-        raise StaircaseError(f"--allocation {allocation!r} is not one of {', '.join(ALLOCATIONS)}")
-    if allocation == "fisher":
-        if widths_file is None or not widths_file.saliency:
-            raise StaircaseError("--allocation fisher keeps the most Fisher saliency: give --widths, a widths file "
-                                 "written by `staircase prune`")
-        return Saliency(widths_file.saliency), "Fisher saliency" if "fisher" in widths_file.method else "saliency"
-    if allocation == "l1":
-        graph = SlotGraph(l1_model, designer.arch.input_size) if l1_model is not None else designer.graph
-        return Saliency(l1_scores(graph, designer.slots)), "L1 saliency"
-    return Saliency.from_parameters(designer.graph, designer.slots), "parameters"
-
-
 def _baselines(designer: Designer, main: Designed, name: str, widths_file: WidthsFile | None, saliency: Saliency,
-               measure: Measure | None, l1_model: nn.Module | None, log: Callable[[str], None],
+               measure: Measure | None, log: Callable[[str], None],
                which: set[str]) -> list[Designed]:
     """The unsnapped pruned widths, L1 pruning and uniform scaling at the student's latency
     (those in ``which``)."""
@@ -298,8 +280,7 @@ def _baselines(designer: Designer, main: Designed, name: str, widths_file: Width
                               f"{widths_file.method}, unsnapped (no removal order in the file: at its own latency)",
                               saliency, measure))
     if which & {"l1", "l1-round"}:  # one graph trace for both
-        l1 = l1_scores(SlotGraph(l1_model, designer.arch.input_size) if l1_model is not None else designer.graph,
-                       designer.slots)
+        l1 = l1_scores(designer.graph, designer.slots)
         l1_family = pruned_family(full, removal_order(l1))
     if "l1" in which:
         found.append(matched(l1_family, "l1",

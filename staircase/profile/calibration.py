@@ -54,7 +54,7 @@ def calibrate(profile: Profile, network: str, backend: Backend, model: nn.Module
     """Time ``count`` students of ``model`` beside it and fit the calibration (module docstring)."""
     latency = LatencyModel(profile, network)
     slots = latency.slots
-    full_ms = latency.full_ms
+    teacher_ms = latency.teacher_ms
     alignments = candidate_alignments(latency.median_step())
     kinds = [kind for a in alignments[:3] for kind in (None, a)] or [None]
     rng = random.Random(seed + 7919)
@@ -73,7 +73,7 @@ def calibrate(profile: Profile, network: str, backend: Backend, model: nn.Module
         run = backend.prepare_model(make_student(model, widths, size), size, paired=True)
         ratio = time_relative(backend, run, full_run, pairs=CALIBRATION_PAIRS, protocol=protocol).ratio
         points.append({"widths": widths, "aligned_to": align, "predicted_delta_ms": latency.raw_delta(widths),
-                       "measured_delta_ms": (ratio - 1) * full_ms})
+                       "measured_delta_ms": (ratio - 1) * teacher_ms})
     alignment, scale, misalignment, residuals = fit_best_alignment(points, alignments, latency.misaligned_ms)
     return Calibration(CALIBRATION_VERSION, scale, misalignment, alignment, residuals, points)
 

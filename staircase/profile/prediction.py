@@ -30,7 +30,7 @@ UP_REL_TOL = 0.01  # "no more time" for snapping up: at most 1% of the slot's ow
 class Prediction:
     median_ms: float
     spread_ms: float
-    full_ms: float
+    teacher_ms: float
 
 
 class LatencyModel:
@@ -53,7 +53,7 @@ class LatencyModel:
         return self.entry.calibration or Calibration()
 
     @property
-    def full_ms(self) -> float:
+    def teacher_ms(self) -> float:
         if self.entry.full is None:
             raise SpecError(f"profile {self.profile.path} has not finished {self.network} (no full-network time yet); "
                             "rerun `staircase profile` to complete it")
@@ -67,18 +67,18 @@ class LatencyModel:
 
     def predict(self, widths: Mapping[str, int]) -> Prediction:
         """Predicted latency with ``widths`` (slots not named keep their full width)."""
-        full_ms = self.full_ms
+        teacher_ms = self.teacher_ms
         missing = sorted(n for n in widths if n not in self.entry.slots)
         if missing:
             raise SpecError(f"profile {self.profile.path} lacks slot(s) {missing[:4]} of {self.network}"
                             f"{' (and more)' if len(missing) > 4 else ''}; profile them with `staircase profile --all`")
         scale = self.calibration.scale
-        total, var = full_ms, self.entry.full.spread_ms ** 2
+        total, var = teacher_ms, self.entry.full.spread_ms ** 2
         for name, width in widths.items():
             delta, spread = self.slot_delta(name, width)
             total += self._calibrated(name, width, delta)
             var += (scale * spread) ** 2
-        return Prediction(total, math.sqrt(var), full_ms)
+        return Prediction(total, math.sqrt(var), teacher_ms)
 
     def predicted_ms(self, widths: Mapping[str, int]) -> float:
         """The prediction's median for the profiled slots among ``widths`` (others are ignored)."""
