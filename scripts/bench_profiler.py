@@ -117,7 +117,7 @@ def reproducibility(name: str, backend, tmp: Path, keep: Path | None) -> tuple[d
     return {"model": name, "grid": MODELS[name].grid, "agreement": share, "comparisons": 3 * len(slots[0]),
             "disagreements": differ, "seconds": [round(r.seconds, 1) for r in runs],
             "phases": [{k: round(v, 1) for k, v in r.phases.items()} for r in runs],
-            "measurements": [r.measured for r in runs], "periods": [r.profile.period(r.network) for r in runs],
+            "measurements": [r.measured for r in runs], "periods": [r.profile.network_step(r.network) for r in runs],
             "usable_below_full_min": min(below), "usable_below_full_median": statistics.median(below),
             "slots": slots[0]}, runs[0]
 
@@ -270,7 +270,7 @@ def step_sizes(name, threads, tmp: Path, keep: Path | None) -> list[dict]:
         path = keep / "cpu-torch.json" if backend_name == "torch" and keep else tmp / f"steps-{label}.json"
         r = _sweep(name, be, path, grid=DEFAULT_GRID)
         slots = _slot_rows(r)
-        rows.append({"backend": label, "model": name, "grid": DEFAULT_GRID, "step": r.profile.period(r.network),
+        rows.append({"backend": label, "model": name, "grid": DEFAULT_GRID, "step": r.profile.network_step(r.network),
                      "steps": sorted({s["step"] for s in slots}), "usable_below_full_median":
                      statistics.median(_usable_below_full(slots)), "seconds": round(r.seconds, 1),
                      "cpu": be.device_name()})
@@ -301,7 +301,7 @@ def large(name: str, backend, tmp: Path) -> dict:
     below = _usable_below_full(slots)
     return {"model": name, "grid": MODELS[name].grid, "seconds": round(r.seconds, 1),
             "phases": {k: round(v, 1) for k, v in r.phases.items()}, "measurements": r.measured,
-            "slot_count": len(slots), "period": r.profile.period(r.network),
+            "slot_count": len(slots), "period": r.profile.network_step(r.network),
             "usable_below_full_min": min(below), "usable_below_full_median": statistics.median(below),
             "spikes": sum(len(s["spikes"]) for s in slots)}
 

@@ -105,7 +105,7 @@ def main() -> int:
                            "retrain_epochs": args.epochs, "trials": args.trials, "threads": args.threads,
                            "train_device": args.train_device, "train_images": args.train_images or "all",
                            "backend": "onnxruntime CPU, batch 1, f32"},
-              "unpruned": {"top1": unpruned["final_top1"], "ms": unpruned_ms, "epochs": args.teacher_epochs,
+              "unpruned": {"top1": unpruned.final_top1, "ms": unpruned_ms, "epochs": args.teacher_epochs,
                            "train_minutes": unpruned.get("seconds_this_session", 0) / 60},
               "variants": variants, "seed_reference": SEED, "remeasure_rounds": args.remeasure_rounds, "wall_minutes": (time.perf_counter() - started) / 60}
     _report(result, args.docs)

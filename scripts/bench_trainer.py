@@ -132,7 +132,7 @@ def quality(data: str, runs: Path, seeds: list[int], teacher_epochs: int, studen
     teacher_dir = runs / f"teacher-{TEACHER}-e{teacher_epochs}"
     teacher = train_or_reuse(TrainConfig(model=TEACHER, out=str(teacher_dir), epochs=teacher_epochs, seed=0, **base),
                              log=quiet)
-    print(f"[3] teacher {TEACHER}: top-1 {teacher['final_top1']:.2f}%")
+    print(f"[3] teacher {TEACHER}: top-1 {teacher.final_top1:.2f}%")
     variants = {"alone": {}, "AT": {"at_beta": 1e3}, "KD": {"kd_alpha": 0.9}, "AT+KD": {"at_beta": 1e3, "kd_alpha": 0.9}}
     results = {}
     for name, extra in variants.items():
@@ -142,12 +142,12 @@ def quality(data: str, runs: Path, seeds: list[int], teacher_epochs: int, studen
             kw = dict(extra, teacher=str(teacher_dir / "last.pt")) if extra else {}
             s = train_or_reuse(TrainConfig(model=STUDENT, out=str(out), role="student", epochs=student_epochs,
                                            seed=seed, allow_other_teacher=True, **kw, **base), log=quiet)
-            tops.append(s["final_top1"])
+            tops.append(s.final_top1)
             print(f"[3] {name} seed {seed}: top-1 {s['final_top1']:.2f}%")
         results[name] = {"top1": tops, "mean": statistics.mean(tops),
                          "std": statistics.stdev(tops) if len(tops) > 1 else 0.0}
     return {"data": data, "teacher": TEACHER, "student": STUDENT, "teacher_epochs": teacher_epochs,
-            "student_epochs": student_epochs, "teacher_top1": teacher["final_top1"], "seeds": seeds,
+            "student_epochs": student_epochs, "teacher_top1": teacher.final_top1, "seeds": seeds,
             "variants": results, "kd": {"alpha": 0.9, "T": 4.0}, "at_beta": 1e3}
 
 

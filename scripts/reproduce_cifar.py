@@ -10,7 +10,7 @@ the profile):
   is fine-tuned for the same epochs with the same loss (cross-entropy + attention transfer):
   the staircase student under each allocation (``staircase-fisher``, the paper's;
   ``staircase-l1``; ``staircase-proportional``), uniform scaling, L1 widths rounded to the
-  profile's period (``l1-round``, what a user does without a profiler), and the
+  network's step in the profile (``l1-round``, what a user does without a profiler), and the
   Fisher-pruned widths unsnapped (``fisher``, the pruning run's removal order continued
   until it measures at the Fisher student's latency). The pruning run's own fine-tuning is
   given to none of them: it only ranks channels.
@@ -228,8 +228,8 @@ def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, design: str, part
     ratio = spec.provenance.notes["ratio_to_teacher"]
     method = method_of(design, part)
     row = {"method": method, "design": design, "init": part, "target": target, "seed": seed, "epochs": epochs,
-           "train_minutes": summary["seconds_this_session"] / 60, "ratio": ratio, "params": spec.params,
-           "top1": summary["final_top1"], "matched": matched(ratio, target), "network": spec.name,
+           "train_minutes": summary.seconds_this_session / 60, "ratio": ratio, "params": spec.params,
+           "top1": summary.final_top1, "matched": matched(ratio, target), "network": spec.name,
            "widths": spec.widths}
     say(f"      {target:.0%} from {part:7s} {method:24s} seed {seed}: top-1 {row['top1']:.2f}% at {ratio:.3f} of the "
         f"teacher{'' if row['matched'] else ' (UNMATCHED)'}, {row['train_minutes']:.1f} min")
@@ -238,7 +238,7 @@ def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, design: str, part
 
 def _settings(args, prof, teacher: dict, pipe: Pipeline) -> dict:
     return {"data": args.data, "teacher": args.model, "teacher_epochs": args.teacher_epochs,
-            "teacher_top1": teacher["final_top1"], "teacher_params": teacher["params"],
+            "teacher_top1": teacher.final_top1, "teacher_params": teacher.params,
             "teacher_profile_ms": prof.network(next(iter(prof.networks))).full.median_ms,
             "targets": args.targets, "scratch_targets": args.scratch_targets,
             "default_allocation": DEFAULT_ALLOCATION,

@@ -16,7 +16,6 @@ from typing import Any
 
 from .errors import SpecError, StaircaseError
 from .files import check_writable
-from .profile.steps import DEFAULT_GRID
 from .settings import add_arguments, from_args
 
 __all__ = ["main"]
@@ -31,25 +30,17 @@ def _log(args: argparse.Namespace):
     return (lambda m: print(m, file=sys.stderr)) if args.json else print
 
 
-def _model_arguments(model_help: str = "zoo name, package.module:factory, or a student spec file"
-                     ) -> argparse.ArgumentParser:
-    """Flags shared by every command that takes a MODEL."""
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("model", metavar="MODEL", help=model_help)
-    _model_flags(p)
-    return p
+def _model_arguments(parser: argparse.ArgumentParser, model_help: str | None = None) -> None:
+    """MODEL and the flags that say how to build it."""
+    from .modelref import ModelSettings
 
-
-def _model_flags(p) -> None:
-    p.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the model's own)")
-    p.add_argument("--input-shape", default=None, metavar="C,H,W",
-                   help="input size for models that do not declare one (default: the model's own)")
+    add_arguments(parser, ModelSettings, helps={"model": model_help} if model_help else None)
 
 
 def _resolve(args: argparse.Namespace):
-    from .modelref import parse_input_shape, resolve_model
+    from .modelref import ModelSettings
 
-    return resolve_model(args.model, args.num_classes, parse_input_shape(args.input_shape))
+    return from_args(ModelSettings, args).resolve()
 
 
 class Command:
@@ -108,9 +99,9 @@ class SlotsCommand(Command):
     """List a model's slots: the channel groups whose width can be set."""
 
     name = "slots"
-    parents = (_model_arguments(),)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _model_arguments(parser)
         parser.add_argument("--all", action="store_true",
                             help="also list coupled residual/concatenated/stem widths (default: the paper's inner set)")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -147,9 +138,9 @@ class StudentCommand(Command):
     written beside the spec (S.json -> S.pt) for `train student --init`, `evaluate` and `export`."""
 
     name = "student"
-    parents = (_model_arguments(),)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _model_arguments(parser)
         src = parser.add_mutually_exclusive_group(required=True)
         src.add_argument("--widths", metavar="FILE.json",
                          help="JSON object {slot: width}, or any file with a 'widths' object (a spec, a pruning result)")
@@ -200,110 +191,33 @@ class StudentCommand(Command):
         return 0
 
 
-def _check_positive(args: argparse.Namespace, *names: str) -> None:
-    """Each named numeric argument, when given, is a finite number above zero."""
-    import math
-
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise StaircaseError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
-
-
-def _backend_arguments() -> argparse.ArgumentParser:
-    """Flags shared by every command that runs a backend."""
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--backend", default="onnxruntime", help="torch, onnxruntime or openvino (default: onnxruntime)")
-    p.add_argument("--backend-device", default=None, help="the backend's device (default: cpu; CPU for openvino)")
-    p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
-    p.add_argument("--precision", default="f32", help="f32, bf16, f16 or int8 where the backend runs it (int8: onnxruntime and openvino, ops quantised to QDQ; default: f32)")
-    return p
-
-
-def _backend(args: argparse.Namespace):
-    from .profile.backends import get_backend
-
-    return get_backend(args.backend, args.backend_device, args.threads, args.batch, args.precision)
-
-
 class ProfileCommand(Command):
     """Profile a device: sweep every slot's width, time it, and find the staircase (resumable)."""
 
     name = "profile"
-    parents = (_model_arguments(), _backend_arguments())
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--out", default=None, help="profile file (default: profiles/<device>-<backend>.json)")
-        parser.add_argument("--all", action="store_true", help="also profile coupled residual/concat/stem slots")
-        parser.add_argument("--grid", type=int, default=DEFAULT_GRID,
-                            help="sweep every N-th width (the lattice), probing between grid widths below each step's "
-                                 f"edge; 1 sweeps every width (default: {DEFAULT_GRID})")
-        parser.add_argument("--rounds", type=int, default=1,
-                            help="interleaved rounds per lattice width before the uncertain ones are measured again "
-                                 "(default: 1)")
-        parser.add_argument("--timing", choices=("quick", "standard", "careful"), default="standard",
-                            help="how hard uncertain widths are measured again: quick (one short pass), standard "
-                                 "(two), careful (three, longer, and longer lattice rounds: noisy machines) "
-                                 "(default: standard)")
-        parser.add_argument("--budget-minutes", type=float, default=None, help="stop after this long; rerun to continue")
-        parser.add_argument("--seed", type=int, default=0, help="order of the shuffled sweep (default: 0)")
-        parser.add_argument("--recalibrate", action="store_true",
-                            help="time the full network and the calibration students again, keeping the op "
-                                 "measurements (when the machine was disturbed while they were taken)")
-        parser.add_argument("--plots", default=None, help="folder for the plots (default: beside the profile)")
-        parser.add_argument("--allow-other-device", action="store_true", help="extend a profile measured elsewhere")
-        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        from .profile.job import ProfileSettings
+
+        add_arguments(parser, ProfileSettings)
         parser.add_argument("--json", action="store_true", help="print a JSON summary")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .modelref import parse_input_shape
-        from .profile.calibration import disturbed_whole_network
-        from .profile.plots import plot_profile
-        from .profile.prediction import LatencyModel
-        from .profile.sweep import profile_network
+        from .profile.job import ProfileSettings, profile
 
-        backend = _backend(args)
-        out = Path(args.out) if args.out else Path("profiles") / f"{_device_tag(backend)}-{backend.name}.json"
-        check_writable(out)
-        log = _log(args)
-        result = profile_network(args.model, backend, out, input_size=parse_input_shape(args.input_shape),
-                                 num_classes=args.num_classes, include_all=args.all, grid=args.grid,
-                                 rounds=args.rounds, timing=args.timing, recalibrate=args.recalibrate,
-                                 budget_minutes=args.budget_minutes, seed=args.seed,
-                                 allow_other_device=args.allow_other_device,
-                                 progress=not (args.json or args.no_progress), log=log)
-        plots = []
-        if result.complete:
-            plots = plot_profile(result.profile, result.network, args.plots or out.with_suffix("") / result.network)
-        summary = {"profile": str(out), "network": result.network, "measured": result.measured,
-                   "reused": result.reused, "complete": result.complete, "noisy_points": result.noisy_points,
-                   "seconds": round(result.seconds, 1),
-                   "phases": {name: round(sec, 1) for name, sec in result.phases.items()}, "plots": str(plots[-1]) if plots else None}
-        disturbed = disturbed_whole_network(result.profile, result.network) if result.complete else None
-        summary["whole_network_warning"] = disturbed
+        settings = from_args(ProfileSettings, args)
+        settings.progress = settings.progress and not args.json
+        run = profile(settings, log=_log(args))
         if args.json:
-            _print_json(summary)
-        else:
-            phases = ", ".join(f"{name} {sec:.0f} s" for name, sec in result.phases.items())
-            print(f"{out}: {result.measured} points measured, {result.reused} reused in {result.seconds:.0f} s"
-                  + (f" ({phases})" if phases else "") + (f"; plots in {plots[-1].parent}" if plots else ""))
-            if result.noisy_points:
-                print(f"warning: {result.noisy_points} points stayed noisy (spread above the protocol's target); "
-                      "their steps are less certain: see `staircase steps`")
-            if disturbed:
-                print(f"warning: {disturbed}")
-            few = LatencyModel(result.profile, result.network).few_steps() if result.complete else None
-            if few:
-                print(f"warning: {few}")
-        return 0 if result.complete else 3
-
-
-def _device_tag(backend) -> str:
-    import re
-
-    name = backend.device if backend.device.lower() != "cpu" else backend.device_name()
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "device"
+            _print_json(run.summary())
+            return 0 if run.sweep.complete else 3
+        r = run.sweep
+        phases = ", ".join(f"{name} {sec:.0f} s" for name, sec in r.phases.items())
+        print(f"{run.path}: {r.measured} points measured, {r.reused} reused in {r.seconds:.0f} s"
+              + (f" ({phases})" if phases else "") + (f"; plots in {run.plots[-1].parent}" if run.plots else ""))
+        for warning in run.warnings:
+            print(f"warning: {warning}")
+        return 0 if r.complete else 3
 
 
 class StepsCommand(Command):
@@ -342,7 +256,7 @@ class StepsCommand(Command):
                              _short(r["spikes"], 6) or "-", r["noisy_points"], _short(r["optimal"])] for r in rows]))
         for net in nets:
             grid = prof.networks[net].grid
-            print(f"\n{net}: swept every {grid} widths; the network's step is {prof.period(net)} (its slots' "
+            print(f"\n{net}: swept every {grid} widths; the network's step is {prof.network_step(net)} (its slots' "
                   f"step tests pooled; '(network)': it decided a slot whose own curve left it unclear). A step "
                   f"equal to the grid means every multiple of it is usable at its own cost (a ramp); spikes are "
                   f"widths clearly slower than both neighbours, never used")
@@ -361,8 +275,7 @@ class PredictCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("profile", metavar="PROFILE", help="a profile file")
-        parser.add_argument("model", metavar="MODEL", help="zoo name, package.module:factory, or a student spec file")
-        _model_flags(parser)
+        _model_arguments(parser)
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -392,16 +305,20 @@ class MeasureCommand(Command):
     10%: the median is reported with the range, and a machine too disturbed to settle is flagged."""
 
     name = "measure"
-    parents = (_model_arguments("zoo name, package.module:factory, a student spec, or an exported .onnx / "
-                                "OpenVINO .xml file"), _backend_arguments())
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from .profile.backends import BackendSettings
+
+        _model_arguments(parser, "zoo name, package.module:factory, a student spec, or an exported .onnx / "
+                                 "OpenVINO .xml file")
+        add_arguments(parser, BackendSettings)
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     def run(self, args: argparse.Namespace) -> int:
+        from .profile.backends import BackendSettings
         from .profile.timing import measure_repeated
 
-        backend = _backend(args)
+        backend = from_args(BackendSettings, args).make_backend()
         if args.model.endswith((".onnx", ".xml")):
             run = backend.prepare_file(args.model)
         else:
@@ -427,54 +344,25 @@ class PruneCommand(Command):
     """Prune a trained teacher (Fisher or L1) to a target; write its widths and saliency."""
 
     name = "prune"
-    parents = (_model_arguments(),)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--checkpoint", default=None, help="the trained teacher's weights")
-        parser.add_argument("--data", default=None, help="digits, cifar10:PATH, cifar100:PATH or folder:PATH")
-        parser.add_argument("--method", choices=("fisher", "l1"), default="fisher")
-        parser.add_argument("--target-channels", type=int, default=None, help="total channels of the pruned slots")
-        parser.add_argument("--target-params", type=float, default=None, help="parameters (e.g. 1.2e6)")
-        parser.add_argument("--target-ms", type=float, default=None, help="predicted latency (needs --profile)")
-        parser.add_argument("--profile", default=None, help="device profile for --target-ms and --latency-aware")
-        parser.add_argument("--latency-aware", action="store_true",
-                            help="rank channels by saliency per millisecond their slot saves (needs --profile)")
-        parser.add_argument("--schedule", choices=("fast", "reference"), default="fast",
-                            help="fast: 4 channels every 10 steps; reference: 1 every 100 (Crowley et al.)")
-        parser.add_argument("--batch-size", type=int, default=64)
-        parser.add_argument("--max-steps", type=int, default=None, help="stop fine-tuning after this many steps")
-        parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
-        parser.add_argument("--out", required=True, help="widths file to write (JSON)")
+        from .design.prune import PruneSettings
+
+        add_arguments(parser, PruneSettings)
         parser.add_argument("--json", action="store_true", help="print the widths file")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .design.prune import Target, run_prune
+        from .design.prune import PruneSettings, prune
 
-        _check_positive(args, "target_channels", "target_params", "target_ms")
-        check_writable(args.out)
-        resolved = _resolve(args)
-        if args.checkpoint:
-            _load_teacher_weights(resolved, args.checkpoint)
-        elif args.method == "fisher":
-            print("staircase: warning: no --checkpoint: pruning an untrained network", file=sys.stderr)
-        predicted = cost = None
-        if args.profile:
-            latency = _latency_model(args.profile, resolved)
-            predicted, cost = latency.predicted_ms, latency.channel_cost
-        elif args.latency_aware:
-            raise StaircaseError("--latency-aware needs --profile PROFILE")
-        target = Target(args.target_channels, int(args.target_params) if args.target_params else None,
-                        args.target_ms, predicted)
-        log = _log(args)
-        doc = run_prune(resolved, args.method, target, Path(args.out), args.data, args.schedule, args.batch_size,
-                        args.max_steps, cost if args.latency_aware else None, args.threads, log)
+        pruned = prune(from_args(PruneSettings, args), log=_log(args), warn=_warn)
+        run = pruned.run
         if args.json:
-            _print_json(doc)
+            _print_json(pruned.to_dict())
         else:
-            print(f"{args.out}: {sum(doc['widths'].values())} channels in {len(doc['widths'])} slots after "
-                  f"{doc['steps']} steps ({doc['seconds']:.0f} s), {len(doc['removed'])} removed; target "
-                  f"{doc['target']} {'reached' if doc['reached'] else 'NOT reached'}")
-        return 0 if doc["reached"] else 3
+            print(f"{args.out}: {sum(pruned.widths.values())} channels in {len(pruned.widths)} slots after "
+                  f"{run['steps']} steps ({run['seconds']:.0f} s), {len(pruned.removed)} removed; target "
+                  f"{run['target']} {'reached' if run['reached'] else 'NOT reached'}")
+        return 0 if run["reached"] else 3
 
 
 class DesignCommand(Command):
@@ -536,14 +424,6 @@ def _print_designs(result, rows: list[dict]) -> None:
               + (" ..." if len(held) > 6 else ""))
 
 
-def _latency_model(profile_path: str, resolved):
-    from .profile.prediction import LatencyModel
-    from .profile.store import Profile, network_key
-
-    arch = resolved.architecture
-    return LatencyModel(Profile.load(profile_path), network_key(arch.name, arch.input_size))
-
-
 def _load_teacher_weights(resolved, path: str):
     """The resolved model with weights from a checkpoint (a state dict, or a dict with 'model')."""
     from .train.checkpoint import load_weights
@@ -557,86 +437,25 @@ class TrainCommand(Command):
     name = "train"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from .train.data import DATA_KINDS
+        from .train.trainer import TrainConfig
 
-        parser.add_argument("role", choices=("teacher", "student"), help="what is trained")
-        parser.add_argument("model", metavar="MODEL_OR_SPEC",
-                            help="teacher: zoo name or package.module:factory; student: a student spec (or any model)")
-        parser.add_argument("--data", required=True, help=", ".join(DATA_KINDS))
-        parser.add_argument("--out", default=None, help="run directory (default: runs/<role>-<model>)")
+        add_arguments(parser, TrainConfig)
         parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-        g = parser.add_argument_group("distillation (student)")
-        g.add_argument("--teacher", default=None, metavar="CKPT", help="the teacher's checkpoint")
-        g.add_argument("--at-beta", type=float, default=None,
-                       help="attention-transfer weight (default 1e3 with --teacher, as the reference)")
-        g.add_argument("--kd-alpha", type=float, default=0.0, help="knowledge-distillation weight (0 = off)")
-        g.add_argument("--kd-T", type=float, default=4.0, help="distillation temperature")
-        g.add_argument("--student-points", default=None, metavar="A,B,..", help="attention points by module path")
-        g.add_argument("--teacher-points", default=None, metavar="A,B,..", help="the teacher's, paired in order")
-        g.add_argument("--allow-other-teacher", action="store_true",
-                       help="distil from a teacher other than the one the spec was designed from")
-        g.add_argument("--init", default=None, metavar="CKPT",
-                       help="start from these weights instead of at random (fine-tuning, e.g. a pruned network)")
-        g.add_argument("--sparsity", type=float, default=0.0, metavar="S",
-                       help="with --init: set this share of the weights (the smallest magnitudes, ranked over "
-                            "every convolution and linear layer) to zero and hold them there (default: 0)")
-        g = parser.add_argument_group("recipe (defaults: the attention-transfer reference)")
-        g.add_argument("--epochs", type=int, default=200)
-        g.add_argument("--batch-size", type=int, default=128)
-        g.add_argument("--lr", type=float, default=0.1)
-        g.add_argument("--momentum", type=float, default=0.9)
-        g.add_argument("--weight-decay", type=float, default=5e-4)
-        g.add_argument("--schedule", choices=("step", "cosine"), default="step",
-                       help="step: lr x0.2 at 30/60/80%% of the epochs; cosine: cosine annealing to 0")
-        g.add_argument("--warmup-epochs", type=int, default=0,
-                       help="epochs at lr/10 before the schedule (deep ResNets from scratch)")
-        g.add_argument("--train-images", type=int, default=None, help="train on this many images only")
-        g.add_argument("--val-split", type=float, default=0.0, help="hold out this share of train as the test set")
-        g.add_argument("--seed", type=int, default=0)
-        g.add_argument("--deterministic", action="store_true",
-                       help="deterministic algorithms: a killed and resumed run ends with the same weights")
-        g = parser.add_argument_group("hardware")
-        g.add_argument("--train-device", default="auto",
-                       help="where it trains: auto, cpu, cuda or cuda:N (torchrun: one GPU per process; default: auto)")
-        g.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-        g.add_argument("--workers", type=int, default=0, help="data-loading processes")
-        g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                       help="mixed precision (default: on for CUDA)")
-        g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                       help="channels-last memory format (default: on for CUDA)")
-        g.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard")
-        g.add_argument("--no-progress", action="store_true", help="no progress bars")
-        parser.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the data's)")
-        parser.add_argument("--input-shape", default=None, metavar="C,H,W", help="input size for models without one")
         parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .modelref import parse_input_shape
         from .train.trainer import TrainConfig, train
 
-        points = {k: getattr(args, k).split(",") if getattr(args, k) else None
-                  for k in ("student_points", "teacher_points")}
-        shape = parse_input_shape(args.input_shape)
-        stem = Path(args.model).stem if args.model.endswith(".json") else args.model.replace(":", "-").replace(".", "_")
-        check_writable(args.out or "runs", folder=True)
-        config = TrainConfig(
-            model=args.model, data=args.data, out=args.out or f"runs/{args.role}-{stem}", role=args.role,
-            teacher=args.teacher, init=args.init, sparsity=args.sparsity, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-            weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
-            at_beta=(1e3 if args.teacher else 0.0) if args.at_beta is None else args.at_beta,
-            kd_alpha=args.kd_alpha, kd_T=args.kd_T, allow_other_teacher=args.allow_other_teacher,
-            num_classes=args.num_classes, input_shape=list(shape) if shape else None,
-            train_images=args.train_images, val_split=args.val_split, seed=args.seed,
-            deterministic=args.deterministic, device=args.train_device, threads=args.threads, workers=args.workers,
-            amp=args.amp, channels_last=args.channels_last, tensorboard=args.tensorboard,
-            progress=not args.no_progress, **points)
-        log = _log(args)
-        summary = train(config, resume=args.resume, log=log)
+        config = from_args(TrainConfig, args)
+        check_writable(config.out, folder=True)
+        summary = train(config, resume=args.resume, log=_log(args))
+        if summary is None:  # a distributed run's other processes
+            return 0
         if args.json:
-            _print_json(summary)
-        elif summary:
-            print(f"done: final top-1 {summary['final_top1']:.2f}%, best {summary['best_top1']:.2f}%; "
-                  f"checkpoints in {summary['run']}/last.pt and best.pt")
+            _print_json(summary.to_dict())
+        else:
+            print(f"done: final top-1 {summary.final_top1:.2f}%, best {summary.best_top1:.2f}%; "
+                  f"checkpoints in {summary.run}/last.pt and best.pt")
         return 0
 
 
@@ -702,18 +521,17 @@ class ExportCommand(Command):
         else:
             result = export_openvino(model, arch.input_size, out, check=not args.no_check, half=args.half)
         if args.json:
-            _print_json(result)
+            _print_json(result.to_dict())
         else:
-            check = ""
-            if "max_abs_diff" in result:
-                verdict = "within" if result["within_tolerance"] else "OVER"
-                check = (f"; {result['checked_with']}: max |torch - export| = {result['max_abs_diff']:.2e}, "
-                         f"{verdict} the tolerance of {result['tolerance']:.1e} for outputs up to "
-                         f"{result['output_scale']:.3g}")
-            print(f"wrote {result['path']}{check}")
-        if result.get("within_tolerance") is False:
-            print("staircase: warning: the exported network's outputs differ from torch's by more than the tolerance; "
-                  "do not deploy it before finding out why (an unsupported op, a precision setting)", file=sys.stderr)
+            c = result.check
+            check = "" if c is None else (
+                f"; {c.checked_with}: max |torch - export| = {c.max_abs_diff:.2e}, "
+                f"{'within' if c.within_tolerance else 'OVER'} the tolerance of {c.tolerance:.1e} for outputs up "
+                f"to {c.output_scale:.3g}")
+            print(f"wrote {result.path}{check}")
+        if result.check is not None and not result.check.within_tolerance:
+            _warn("the exported network's outputs differ from torch's by more than the tolerance; do not deploy it "
+                  "before finding out why (an unsupported op, a precision setting)")
             return 3
         return 0
 
@@ -724,50 +542,16 @@ class SearchCommand(Command):
     name = "search"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("schedule", metavar="SCHEDULE", help="a Distiller-style YAML schedule, or a shipped "
-                                                                 "one's name (resnet56_cifar10)")
-        parser.add_argument("--checkpoint", required=True, help="the trained, unpruned network (`staircase train`)")
-        parser.add_argument("--data", required=True, help="digits, cifar10:PATH, cifar100:PATH or folder:PATH")
-        parser.add_argument("--trials", type=int, default=20, help="finished trials the study should hold")
-        parser.add_argument("--out", default="runs/search", help="folder for the study, trials and front")
-        parser.add_argument("--backend", default="onnxruntime", help="where latency is measured")
-        parser.add_argument("--backend-device", default=None, help="the backend's device (e.g. CPU, GPU for OpenVINO)")
-        parser.add_argument("--threads", type=int, default=None, help="CPU threads (shared out among --workers)")
-        parser.add_argument("--timing", choices=("quick", "standard", "careful"), default="standard",
-                            help="how long each latency measurement takes")
-        parser.add_argument("--epochs", type=int, default=None, help="retraining epochs (default: the schedule's)")
-        parser.add_argument("--lr", type=float, default=None, help="retraining learning rate (default: the schedule's)")
-        parser.add_argument("--batch-size", type=int, default=None)
-        parser.add_argument("--train-images", type=int, default=None, help="retrain on this many images only")
-        parser.add_argument("--train-device", default="auto", help="where trials retrain: auto, cpu, cuda (default: auto)")
-        parser.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite in --out)")
-        parser.add_argument("--study-name", default="staircase-search")
-        parser.add_argument("--workers", type=int, default=1, help="trials at once, each in its own process")
-        parser.add_argument("--ray", default=None, metavar="ADDRESS",
-                            help="run trials as Ray tasks on this cluster (auto, ray://host:10001, or local)")
-        parser.add_argument("--profile", default=None, help="snap each trial's widths to this profile's optimal widths")
-        parser.add_argument("--snap", choices=("nearest", "up", "down"), default="up")
-        parser.add_argument("--no-early-stop", action="store_true", help="retrain every trial for all its epochs")
-        parser.add_argument("--margin", type=float, default=1.0,
-                            help="stop a trial when a faster finished trial led by this many top-1 points at the "
-                                 "same epoch")
-        parser.add_argument("--seed", type=int, default=0)
+        from .search import SearchSettings
+
+        add_arguments(parser, SearchSettings)
         parser.add_argument("--json", action="store_true")
 
     def run(self, args: argparse.Namespace) -> int:
         from .search import SearchSettings, run_search
 
         check_writable(args.out, folder=True)
-        settings = SearchSettings(
-            schedule=args.schedule, checkpoint=args.checkpoint, data=args.data, out=args.out, trials=args.trials,
-            backend=args.backend, backend_device=args.backend_device, threads=args.threads, timing=args.timing,
-            epochs=args.epochs,
-            lr=args.lr, batch_size=args.batch_size, train_images=args.train_images, train_device=args.train_device,
-            storage=args.storage, study_name=args.study_name, workers=args.workers, ray_address=args.ray,
-            profile=args.profile, snap=args.snap, early_stop=not args.no_early_stop, margin=args.margin,
-            seed=args.seed)
-        log = _log(args)
-        summary = run_search(settings, log=log)
+        summary = run_search(from_args(SearchSettings, args), log=_log(args))
         if args.json:
             _print_json(summary)
         return 0
@@ -779,60 +563,16 @@ class CompareCommand(Command):
     name = "compare"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from .compare.comparison import METHODS, CompareSettings
-        from .design.allocations import ALLOCATIONS
-        from .train.data import DATA_KINDS
+        from .compare.comparison import CompareSettings
 
-        d = CompareSettings("", "", "")
-        parser.add_argument("teacher", metavar="TEACHER_CKPT", help="the trained network (`staircase train teacher`)")
-        parser.add_argument("--data", required=True, help=f"what it was trained on: {', '.join(DATA_KINDS)}")
-        parser.add_argument("--backend", default=d.backend, choices=("onnxruntime", "openvino", "torch"),
-                            help="the runtime every point is measured on (default: onnxruntime)")
-        parser.add_argument("--out", required=True, help="results folder (rerun to continue)")
-        parser.add_argument("--profile", default=None,
-                            help="device profile for the channel-pruned students (default: made in --out)")
-        parser.add_argument("--widths", default=None,
-                            help="a `staircase prune` widths file: the students keep the teacher's most "
-                                 "Fisher-salient channels, and its widths unsnapped are a point of their own")
-        parser.add_argument("--allocation", choices=ALLOCATIONS, default=d.allocation,
-                            help=f"how the channel-pruned students share their latency (default: {d.allocation}; "
-                                 "see `staircase design --help`)")
-        parser.add_argument("--methods", nargs="+", default=None, metavar="M",
-                            help=f"of {', '.join(METHODS)} (default: all the backend runs here)")
-        parser.add_argument("--targets", nargs="+", type=float, default=d.targets, metavar="SHARE",
-                            help="channel pruning: latency targets as shares of the network's (default: "
-                                 f"{' '.join(map(str, d.targets))})")
-        parser.add_argument("--sparsities", nargs="+", type=float, default=d.sparsities, metavar="S",
-                            help=f"weight pruning: shares of zeros (default: {' '.join(map(str, d.sparsities))})")
-        parser.add_argument("--int8-settings", nargs="+", default=None, metavar="NAME",
-                            help="quantiser settings to try (default: all the backend's; the first is used for "
-                                 "channel+int8)")
-        parser.add_argument("--epochs", type=int, default=d.epochs, help=f"fine-tuning per point (default: {d.epochs})")
-        parser.add_argument("--lr", type=float, default=d.lr, help=f"fine-tuning learning rate (default: {d.lr})")
-        parser.add_argument("--batch-size", type=int, default=d.batch_size)
-        parser.add_argument("--train-images", type=int, default=None, help="fine-tune on this many images only")
-        parser.add_argument("--calibration-images", type=int, default=d.calibration_images,
-                            help=f"training images the INT8 ranges are measured on (default: {d.calibration_images})")
-        parser.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
-        parser.add_argument("--single-thread", action="store_true", help="also measure every point at one thread")
-        parser.add_argument("--grid", type=int, default=d.grid, help="profiling grid when no --profile is given")
-        parser.add_argument("--timing", choices=("quick", "standard", "careful"), default=d.timing,
-                            help="how carefully the profile (when none is given), the designs and every point "
-                                 "are timed (default: standard)")
-        parser.add_argument("--seed", type=int, default=d.seed)
+        add_arguments(parser, CompareSettings)
 
     def run(self, args: argparse.Namespace) -> int:
         from .compare.comparison import CompareSettings, Comparison
         from .compare.report import points_table
 
         check_writable(args.out, folder=True)
-        settings = CompareSettings(
-            teacher=args.teacher, data=args.data, out=args.out, backend=args.backend, profile=args.profile,
-            widths=args.widths, allocation=args.allocation, methods=args.methods, targets=args.targets, sparsities=args.sparsities,
-            int8_settings=args.int8_settings, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-            train_images=args.train_images, calibration_images=args.calibration_images, threads=args.threads,
-            single_thread=args.single_thread, grid=args.grid, timing=args.timing, seed=args.seed)
-        points = Comparison(settings).run()
+        points = Comparison(from_args(CompareSettings, args)).run()
         print(points_table(points))
         print(f"{args.out}/compare.json, compare.md, compare-latency.png, compare-size.png")
         return 0
@@ -846,25 +586,12 @@ class DemoCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from .demo import DemoSettings
 
-        d = DemoSettings()
-        parser.add_argument("--model", default=d.model, help=f"teacher (default: {d.model})")
-        parser.add_argument("--out", default="runs/demo", help="results folder (default: runs/demo)")
-        parser.add_argument("--fresh", action="store_true", help="start over instead of reusing earlier results")
-        parser.add_argument("--teacher-epochs", type=int, default=d.teacher_epochs)
-        parser.add_argument("--student-epochs", type=int, default=d.student_epochs)
-        parser.add_argument("--target", type=float, default=d.target,
-                            help=f"latency target as a share of the teacher's (default: {d.target})")
-        parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+        add_arguments(parser, DemoSettings)
 
     def run(self, args: argparse.Namespace) -> int:
         from .demo import DemoSettings, run_demo
 
-        if not 0 < args.target < 1:
-            raise StaircaseError(f"--target {args.target} must be a share of the teacher's latency, in (0, 1)")
-        settings = DemoSettings(model=args.model, teacher_epochs=args.teacher_epochs,
-                                student_epochs=args.student_epochs, target=args.target, threads=args.threads)
-        check_writable(args.out, folder=True)
-        return run_demo(Path(args.out), settings, fresh=args.fresh)
+        return run_demo(from_args(DemoSettings, args))
 
 
 COMMANDS: tuple[type[Command], ...] = (ModelsCommand, SlotsCommand, StudentCommand, ProfileCommand, StepsCommand,

@@ -23,32 +23,40 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import StaircaseError
 from .profile.steps import DEFAULT_GRID
+from .settings import option
 from .table import format_table
 
 __all__ = ["DEMO_BASELINES", "DemoSettings", "run_demo", "winner"]
 
 
 # the pruning route's widths unsnapped, what a user does without a profiler (L1 rounded to
-# the period) and uniform scaling, each at the student's measured latency
+# the network's step) and uniform scaling, each at the student's measured latency
 DEMO_BASELINES = ("unsnapped", "l1-round", "uniform")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DemoSettings:
     """What the demo does; the defaults fit 10 minutes on 2 CPU cores, the install included."""
 
-    model: str = "wrn_16_2"
+    model: str = option("wrn_16_2", help="teacher")
+    out: str = option("runs/demo", help="results folder")
+    fresh: bool = option(False, help="start over instead of reusing earlier results")
     grid: int = DEFAULT_GRID
     timing: str = "standard"
     rounds: int = 1  # the profile's lattice rounds; its uncertain points are measured again
-    teacher_epochs: int = 6
-    student_epochs: int = 3
+    teacher_epochs: int = option(6, help="the teacher's training epochs")
+    student_epochs: int = option(3, help="each student's fine-tuning epochs")
     finetune_lr: float = 0.01  # students start from the teacher's weights
-    target: float = 0.6  # of the teacher's measured latency
+    target: float = option(0.6, help="latency target as a share of the teacher's")
     prune_share: float = 0.85  # of the inner channels the Fisher pruning keeps (it only ranks them)
     train_images: int | None = None  # all of digits' 1,437 training images
-    threads: int | None = None
+    threads: int | None = option(None, help="CPU threads (default: all)")
+
+    def check(self) -> None:
+        if not 0 < self.target < 1:
+            raise StaircaseError(f"--target {self.target} must be a share of the teacher's latency, in (0, 1)")
 
 
 def _say(step: str, text: str) -> None:
@@ -59,14 +67,17 @@ def _note(text: str) -> None:
     print(f"      {text}", flush=True)
 
 
-def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = False) -> int:
+def run_demo(settings: DemoSettings | None = None) -> int:
     import torch
 
+    from .files import check_writable
     from .pipeline import Pipeline
 
     s = settings or DemoSettings()
+    s.check()
+    out = check_writable(s.out, folder=True)
     start = time.perf_counter()
-    if fresh and out.exists():
+    if s.fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     if s.threads:
@@ -97,11 +108,11 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
 
     _say("5/5", "results")
     in_profile_ms = prof.network(net).full.median_ms
-    rows = [[f"{s.model} (teacher)", teacher["params"], _teacher_macs(s.model),
-             f"{teacher_ms[0]:.3f} +- {teacher_ms[1]:.3f}", f"{in_profile_ms:.3f}", "-", f"{teacher['final_top1']:.1f}"]]
-    points = [("teacher", in_profile_ms, teacher["final_top1"])]
+    rows = [[f"{s.model} (teacher)", teacher.params, _teacher_macs(s.model),
+             f"{teacher_ms[0]:.3f} +- {teacher_ms[1]:.3f}", f"{in_profile_ms:.3f}", "-", f"{teacher.final_top1:.1f}"]]
+    points = [("teacher", in_profile_ms, teacher.final_top1)]
     for d in designed:
-        top1 = trained[d.spec.name]["final_top1"]
+        top1 = trained[d.spec.name].final_top1
         matched = d.spec.provenance.notes.get("matched")
         rows.append([d.spec.name, d.spec.params, d.spec.macs, f"{d.measured_ms:.3f} +- {d.measured_iqr_ms:.3f}",
                      f"{d.judged_ms:.3f}", {True: "yes", False: "NO"}.get(matched, "-"), f"{top1:.1f}"])
@@ -111,29 +122,30 @@ def run_demo(out: Path, settings: DemoSettings | None = None, fresh: bool = Fals
     print(table)
     _note("at profile speed: each student timed beside the teacher, scaled by the teacher's time in the profile "
           "(the machine's drift cancels); matched: within 3% of the staircase student's")
-    verdict = winner(designed, trained)
+    verdict = winner(designed, {name: run.final_top1 for name, run in trained.items()})
     _note(verdict)
     table += f"\n\n{verdict}"
     plots = _plots(out, prof, net, designed[0].spec.widths, points, s)
     exported = pipe.export(out / "train" / designed[0].spec.name)
-    _note(f"exported the staircase student to {exported['path']} (onnxruntime vs torch: max |difference| "
-          f"{exported['max_abs_diff']:.1e})")
+    _note(f"exported the staircase student to {exported.path} (onnxruntime vs torch: max |difference| "
+          f"{exported.check.max_abs_diff:.1e})")
     (out / "results.md").write_text(f"# staircase demo\n\n```\n{table}\n```\n")
     _note(f"plots: {', '.join(str(p) for p in plots)}")
     _note(f"done in {time.perf_counter() - start:.0f} s; everything is in {out} (rerun to reuse, --fresh to redo)")
     return 0
 
 
-def winner(designed, trained: dict) -> str:
-    """Which network won, computed from the table: the most accurate of those that run no
-    slower than the staircase student (measured within 3% of it, or faster)."""
+def winner(designed, top1: dict[str, float]) -> str:
+    """Which network won, computed from the table (``top1`` by network name): the most
+    accurate of those that run no slower than the staircase student (measured within 3% of
+    it, or faster)."""
     main = designed[0]
     limit = main.judged_ms * 1.03
     fair = [d.spec.name for d in designed if d is main or d.judged_ms <= limit]
-    best = max(fair, key=lambda n: trained[n]["final_top1"])
-    gap = trained[best]["final_top1"] - trained[main.spec.name]["final_top1"]
+    best = max(fair, key=lambda n: top1[n])
+    gap = top1[best] - top1[main.spec.name]
     slower = [d.spec.name for d in designed if d.spec.name not in fair]
-    said = (f"won: {best}, {trained[best]['final_top1']:.1f}% top-1" +
+    said = (f"won: {best}, {top1[best]:.1f}% top-1" +
             (" (the staircase student)" if best == main.spec.name else
              f", {gap:.1f} points over the staircase student at no more latency"))
     return said + (f"; not compared, measured more than 3% slower than the student: {', '.join(slower)}"

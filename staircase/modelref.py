@@ -16,9 +16,24 @@ from torch import nn
 from .architecture import Architecture
 from .errors import StaircaseError
 from .models import is_model
+from .settings import option
 from .spec import StudentSpec
 
-__all__ = ["Architecture", "ResolvedModel", "resolve_model", "parse_input_shape"]
+__all__ = ["Architecture", "ModelSettings", "ResolvedModel", "resolve_model", "parse_input_shape"]
+
+
+@dataclass(kw_only=True)
+class ModelSettings:
+    """The network a job works on, as a user names it (the jobs' settings extend this)."""
+
+    model: str = option(positional=True, metavar="MODEL",
+                        help="zoo name, package.module:factory, or a student spec file")
+    num_classes: int | None = option(None, help="classifier outputs (default: the model's own)")
+    input_shape: str | None = option(None, metavar="C,H,W",
+                                     help="input size for models that do not declare one (default: the model's own)")
+
+    def resolve(self) -> ResolvedModel:
+        return resolve_model(self.model, self.num_classes, parse_input_shape(self.input_shape))
 
 
 @dataclass

@@ -19,11 +19,15 @@ import copy
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .modelref import ResolvedModel, resolve_model
 from .profile.steps import DEFAULT_GRID
 from .spec import StudentSpec
+
+if TYPE_CHECKING:
+    from .train.export import Exported
+    from .train.trainer import TrainResult
 
 __all__ = ["Pipeline"]
 
@@ -60,7 +64,7 @@ class Pipeline:
                                timing=timing, progress=progress, log=self.log)
 
     def teacher(self, epochs: int, lr: float = 0.1, batch_size: int = 128, deterministic: bool = False
-                ) -> dict[str, Any]:
+                ) -> TrainResult:
         """The teacher trained from scratch on the data (its training summary); ``deterministic``
         trains the same weights again on the same kind of machine."""
         return self._train(self.model, self.out / "teacher", epochs, role="teacher", lr=lr, batch_size=batch_size,
@@ -93,11 +97,11 @@ class Pipeline:
         pruned = ResolvedModel(copy.deepcopy(teacher.model), teacher.architecture)  # pruning shrinks its model
         inner = sum(s.width for s in SlotGraph(pruned.model, teacher.architecture.input_size).selected())
         torch.manual_seed(seed)
-        doc = run_prune(pruned, method, Target(channels=round(share * inner)), path, data=self.data,
-                        batch_size=batch_size, threads=self.threads, log=self.log)
-        self.log(f"{method} pruning: {len(doc['removed'])} channels removed in {doc['steps']} steps "
-                 f"({doc['seconds']:.0f} s) -> {path}")
-        return WidthsFile.load(path)
+        written = run_prune(pruned, method, Target(channels=round(share * inner)), path, data=self.data,
+                            batch_size=batch_size, threads=self.threads, log=self.log)
+        self.log(f"{method} pruning: {len(written.removed)} channels removed in {written.run['steps']} steps "
+                 f"({written.run['seconds']:.0f} s) -> {path}")
+        return written
 
     def widths_path(self, method: str = "fisher") -> Path:
         """Where the ``prune`` stage writes its widths file."""
@@ -144,7 +148,7 @@ class Pipeline:
 
     def train_student(self, spec: StudentSpec, epochs: int, attention: bool = True, init: str | None = None,
                       seed: int = 0, lr: float = 0.05, batch_size: int = 64, folder: str | None = None
-                      ) -> dict[str, Any]:
+                      ) -> TrainResult:
         """Train a student spec from ``students/`` (with attention transfer from the teacher
         when ``attention``, from ``init``'s weights when given) into ``train/<name>``."""
         spec_path = self.out / "students" / f"{spec.name}.json"
@@ -154,7 +158,7 @@ class Pipeline:
                            batch_size=batch_size, teacher=str(self.teacher_checkpoint) if attention else None,
                            init=init, seed=seed)
 
-    def export(self, run: Path) -> dict[str, Any]:
+    def export(self, run: Path) -> Exported:
         """A training run's best checkpoint exported to ONNX beside it, checked against torch."""
         from .train.checkpoint import model_from_checkpoint
         from .train.export import export_onnx
@@ -164,11 +168,10 @@ class Pipeline:
 
     def _train(self, model: str, out: Path, epochs: int, role: str = "student", lr: float = 0.05,
                batch_size: int = 64, teacher: str | None = None, init: str | None = None, seed: int = 0,
-               deterministic: bool = False) -> dict[str, Any]:
+               deterministic: bool = False) -> TrainResult:
         from .train.trainer import TrainConfig, train_or_reuse
 
-        config = TrainConfig(model=model, data=self.data, out=str(out), role=role, teacher=teacher,
-                             at_beta=1e3 if teacher else 0.0, init=init, epochs=epochs, batch_size=batch_size, lr=lr,
+        config = TrainConfig(model=model, data=self.data, out=str(out), role=role, teacher=teacher, init=init, epochs=epochs, batch_size=batch_size, lr=lr,
                              train_images=self.train_images, threads=self.threads, device=self.train_device,
                              seed=seed, deterministic=deterministic, progress=False)
         return train_or_reuse(config, log=self.log)

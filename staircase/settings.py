@@ -28,15 +28,17 @@ __all__ = ["add_arguments", "from_args", "option"]
 def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,
            choices: Sequence[Any] | None = None, metavar: str | None = None, positional: bool = False,
            no_flag: str | None = None, group: str | None = None, default_factory: Any = dataclasses.MISSING,
-           show_default: bool = True) -> Any:
+           show_default: bool = True, parse: Any = None) -> Any:
     """A settings field with its command-line flag.
 
     ``flag``: the flag's name when it is not ``--field-name``; ``no_flag``: a boolean that
     defaults to True, turned off by this flag; ``positional``: an argument without a flag;
     ``group``: the heading it is listed under in ``--help``; ``show_default``: append
-    "(default: X)" to the help."""
+    "(default: X)" to the help; ``parse``: turns the flag's text into the field's value (one
+    argument, even for a list)."""
     meta = {"help": help, "flag": flag, "choices": tuple(choices) if choices else None, "metavar": metavar,
-            "positional": positional, "no_flag": no_flag, "group": group, "show_default": show_default}
+            "positional": positional, "no_flag": no_flag, "group": group, "show_default": show_default,
+            "parse": parse}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata={"cli": meta})
     return dataclasses.field(default=default, metadata={"cli": meta})
@@ -64,8 +66,10 @@ def _default(f: dataclasses.Field) -> Any:
     return None if f.default is dataclasses.MISSING else f.default
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls, skip: Sequence[str] = ()) -> None:
-    """``cls``'s option fields as ``parser``'s arguments (all but ``skip``)."""
+def add_arguments(parser: argparse.ArgumentParser, cls, skip: Sequence[str] = (),
+                  helps: dict[str, str] | None = None) -> None:
+    """``cls``'s option fields as ``parser``'s arguments (all but ``skip``; ``helps``: other
+    help texts by field name, for a command that reads a field more widely)."""
     groups: dict[str, Any] = {}
     for f, meta, hint in _options(cls):
         if f.name in skip:
@@ -74,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls, skip: Sequence[str] = ()
         if meta["group"]:
             target = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
         kind, optional = _unwrap(hint)
-        default, text = _default(f), meta["help"]
+        default, text = _default(f), (helps or {}).get(f.name, meta["help"])
         kwargs: dict[str, Any] = {"dest": f.name}
         if kind is bool and meta["no_flag"]:
             target.add_argument(meta["no_flag"], action="store_false", help=text, **kwargs)
@@ -85,13 +89,15 @@ def add_arguments(parser: argparse.ArgumentParser, cls, skip: Sequence[str] = ()
                                 help=text, **kwargs)
             continue
         origin = typing.get_origin(kind)
-        if origin in (list, tuple):
+        if meta["parse"]:
+            kind = meta["parse"]
+        elif origin in (list, tuple):
             kwargs["nargs"] = "+"
             kind = typing.get_args(kind)[0]
-        if meta["show_default"] and default not in (None, [], ()):
+        if meta["show_default"] and not meta["positional"] and default not in (None, [], ()):
             shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
             text += f" (default: {shown})"
-        kwargs.update(type=kind if kind in (int, float) else str, help=text, metavar=meta["metavar"],
+        kwargs.update(type=kind if kind in (int, float) or meta["parse"] else str, help=text, metavar=meta["metavar"],
                       choices=meta["choices"])
         if meta["positional"]:
             kwargs.pop("dest")

@@ -70,7 +70,7 @@ def test_weight_pruned_fine_tuning_keeps_its_zeros_in_the_checkpoint_the_onnx_fi
     config = TrainConfig(model="wrn_16_1", data="digits", out=str(tmp_path / "w"), role="student", init=str(ckpt),
                          sparsity=0.9, epochs=2, train_images=128, batch_size=64, lr=0.05, threads=2, progress=False)
     summary = train(config, log=lambda m: None, on_epoch=lambda epoch, row: False)  # killed after epoch 1
-    assert summary["zero_share"] >= 0.9 - 1e-3
+    assert summary.zero_share >= 0.9 - 1e-3
     model = model_from_checkpoint(tmp_path / "w" / "last.pt")[0]
     assert zero_share(model) >= 0.9 - 1e-3
     from staircase.train.export import export_onnx
@@ -78,7 +78,7 @@ def test_weight_pruned_fine_tuning_keeps_its_zeros_in_the_checkpoint_the_onnx_fi
     export_onnx(model, (3, 32, 32), tmp_path / "w.onnx")
     assert file_zero_share(tmp_path / "w.onnx") >= 0.9 - 1e-3
     # resumed, the run computes the same mask from the same init weights and holds it
-    assert train(config, resume=True, log=lambda m: None)["zero_share"] >= 0.9 - 1e-3
+    assert train(config, resume=True, log=lambda m: None).zero_share >= 0.9 - 1e-3
     again = model_from_checkpoint(tmp_path / "w" / "last.pt")[0]
     convs = [(a.weight, b.weight) for a, b in zip(model.modules(), again.modules(), strict=True)
              if isinstance(a, nn.Conv2d)]

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 
@@ -14,7 +15,7 @@ TINY = DemoSettings(model="wrn_16_1", grid=8, timing="quick", teacher_epochs=1, 
 @pytest.mark.slow
 @pytest.mark.backend
 def test_demo_runs_the_three_jobs_and_reuses_its_results(tmp_path, capsys):
-    assert run_demo(tmp_path, TINY) == 0
+    assert run_demo(dataclasses.replace(TINY, out=str(tmp_path))) == 0
     out = capsys.readouterr().out
     names = ["wrn_16_1-staircase", *(f"wrn_16_1-staircase-{b}" for b in DEMO_BASELINES)]
     for name in names:  # every network trained the same way: from the teacher's weights, AT, the same epochs
@@ -36,7 +37,7 @@ def test_demo_runs_the_three_jobs_and_reuses_its_results(tmp_path, capsys):
     assert (tmp_path / "plots" / "overview.png").exists() and (tmp_path / "plots" / "accuracy_vs_latency.png").exists()
     assert "top-1 %" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "train" / "wrn_16_1-staircase" / "best.onnx").exists()
-    assert run_demo(tmp_path, TINY) == 0
+    assert run_demo(dataclasses.replace(TINY, out=str(tmp_path))) == 0
     again = capsys.readouterr().out
     assert again.count("reusing") >= 5  # profile, teacher, widths, specs, every student run
     assert "won: " in out
@@ -71,10 +72,10 @@ def test_the_winner_is_the_most_accurate_network_no_slower_than_the_student():
 
     designed = [net("s", 1.00), net("s-uniform", 1.02), net("s-l1", 0.90), net("s-l1-round", 1.10)]
     top1 = {"s": 70.0, "s-uniform": 69.0, "s-l1": 71.5, "s-l1-round": 80.0}
-    said = winner(designed, {n: {"final_top1": t} for n, t in top1.items()})
+    said = winner(designed, top1)
     # the faster L1 network beats the student; the slower one is not compared however accurate
     assert said == ("won: s-l1, 71.5% top-1, 1.5 points over the staircase student at no more latency; "
                     "not compared, measured more than 3% slower than the student: s-l1-round")
     top1["s-l1"] = 60.0
-    assert winner(designed, {n: {"final_top1": t} for n, t in top1.items()}).startswith(
+    assert winner(designed, top1).startswith(
         "won: s, 70.0% top-1 (the staircase student)")

@@ -413,7 +413,7 @@ def test_no_slot_is_designed_below_the_minimum_width_and_the_design_says_which_h
 
     scripted = _scripted(profiled)  # steps every 8 channels
     prof = scripted.profile
-    assert scripted.min_widths == {n: min(w, prof.period(scripted.network) or 1) for n, w in scripted.latency.slots.items()}
+    assert scripted.min_widths == {n: min(w, prof.network_step(scripted.network) or 1) for n, w in scripted.latency.slots.items()}
     loose = Designer(prof, resolve_model("wrn_16_1"), min_width=1)
     tight = Designer(prof, resolve_model("wrn_16_1"), min_width=16)
     assert tight.smallest_ms() > loose.smallest_ms()

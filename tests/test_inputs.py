@@ -137,8 +137,8 @@ def test_the_export_check_says_whether_the_difference_is_within_tolerance():
 
     want = np.array([[10.0, -20.0]])
     ok = output_verdict(want + 1e-5, want, F32_TOLERANCE)
-    assert ok["within_tolerance"] and ok["output_scale"] == 20.0 and ok["tolerance"] == pytest.approx(2e-3)
-    assert not output_verdict(want + 0.01, want, F32_TOLERANCE)["within_tolerance"]
+    assert ok.within_tolerance and ok.output_scale == 20.0 and ok.tolerance == pytest.approx(2e-3)
+    assert not output_verdict(want + 0.01, want, F32_TOLERANCE).within_tolerance
 
 
 def test_progress_off_a_terminal_is_a_line_every_tenth_with_the_time_left():

@@ -327,13 +327,13 @@ def test_a_slot_whose_curve_leaves_its_step_unclear_takes_the_step_of_its_networ
                                         "samples": 9}, journal=False)
 
     measure("ka", lambda w: 1.0 + (w + 15) // 16, 0.0)  # a clean staircase of 16
-    assert prof.period("n@1") == 16  # slot b is not measured yet: its curve is left out
+    assert prof.network_step("n@1") == 16  # slot b is not measured yet: its curve is left out
     # a ramp that also steps at 16, measured too coarsely to say which dominates
     measure("kb", lambda w: 1.0 + 0.01 * w + 0.08 * ((w + 15) // 16) + 0.02 * ((w // 4) % 3 == 1), 0.1)
     b = prof.slot_curve("n@1", "b")
     alone = dataclasses.replace(b, network_step=None).steps()
     assert not alone.clear and alone.step == 4 and alone.uncertain  # its lattice is measured again
-    assert prof.period("n@1") == 16  # decided by the slots that decide
+    assert prof.network_step("n@1") == 16  # decided by the slots that decide
     assert b.steps().step == 16 and b.steps().usable == [16, 32, 48, 64]
     assert prof.slot_curve("n@1", "a").steps().usable == [16, 32, 48, 64]
 

@@ -41,7 +41,7 @@ def test_two_epochs_lower_the_loss_and_write_the_run_files(teacher_run):
     assert {"lr", "train_ce", "train_top1", "test_top1", "test_top5", "images_per_s"} <= set(rows[0])
     assert (out / "metrics.csv").read_text().splitlines()[0].startswith("epoch,lr,train_loss")
     assert (out / "best.pt").exists() and (out / "config.json").exists()
-    assert summary["final_top1"] == rows[-1]["test_top1"]
+    assert summary.final_top1 == rows[-1]["test_top1"]
     state = read_checkpoint(out / "last.pt")
     assert state["epoch"] == 2 and {"optimizer", "scheduler", "rng", "architecture"} <= set(state)
 
@@ -109,7 +109,7 @@ def test_student_distils_with_at_and_kd(tmp_path, teacher_run):
     assert row["train_loss"] == pytest.approx(0.5 * row["train_ce"] + 0.5 * row["train_kd"] + 1e3 * row["train_at"],
                                               rel=1e-4)
     model, _, rebuilt = model_from_checkpoint(tmp_path / "student" / "last.pt")
-    assert rebuilt.widths == spec.widths and summary["params"] == spec.params
+    assert rebuilt.widths == spec.widths and summary.params == spec.params
 
 
 def test_distillation_inputs_are_checked(tmp_path, teacher_run):
@@ -150,15 +150,16 @@ def test_evaluate_and_export_from_the_command_line(tmp_path, teacher_run, capsys
     ckpt = str(teacher_run[0] / "last.pt")
     assert main(["evaluate", ckpt, "--data", "digits", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["top1"] == pytest.approx(teacher_run[1]["final_top1"])
+    assert result["top1"] == pytest.approx(teacher_run[1].final_top1)
     pytest.importorskip("onnxruntime")
     assert main(["export", ckpt, "--out", str(tmp_path / "m.onnx"), "--json"]) == 0
     onnx_result = json.loads(capsys.readouterr().out)
-    assert onnx_result["max_abs_diff"] < 1e-4 and onnx_result["within_tolerance"]
+    assert onnx_result["check"]["max_abs_diff"] < 1e-4 and onnx_result["check"]["within_tolerance"]
     pytest.importorskip("openvino")
     assert main(["export", ckpt, "--format", "openvino", "--out", str(tmp_path / "ir" / "m.xml"), "--json"]) == 0
     ov_result = json.loads(capsys.readouterr().out)
-    assert ov_result["max_abs_diff"] < 1e-3 and ov_result["within_tolerance"] and (tmp_path / "ir" / "m.bin").exists()
+    check = ov_result["check"]
+    assert check["max_abs_diff"] < 1e-3 and check["within_tolerance"] and (tmp_path / "ir" / "m.bin").exists()
 
 
 def test_train_command_trains_and_refuses_a_teacher_flag_for_teachers(tmp_path, capsys):
@@ -174,7 +175,7 @@ def test_init_starts_from_given_weights_and_refuses_weights_that_do_not_fit(tmp_
     ckpt = teacher_run[0] / "last.pt"
     # one epoch at a negligible learning rate: the weights stay the teacher's, and so does its accuracy
     summary = train(_config(tmp_path / "ft", epochs=1, lr=1e-9, init=str(ckpt)), log=lambda m: None)
-    assert summary["final_top1"] == pytest.approx(teacher_run[1]["final_top1"], abs=1.0)
+    assert summary.final_top1 == pytest.approx(teacher_run[1].final_top1, abs=1.0)
     weights, start = _weights(tmp_path / "ft" / "last.pt"), _weights(ckpt)
     learned = [k for k in start if not any(b in k for b in ("running_", "num_batches"))]  # BN statistics move
     assert learned and all(torch.allclose(weights[k], start[k], atol=1e-5) for k in learned)

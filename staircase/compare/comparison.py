@@ -25,15 +25,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..complexity import count_outputs
-from ..design.allocations import DEFAULT_ALLOCATION, allocation
+from ..design.allocations import ALLOCATIONS, DEFAULT_ALLOCATION, allocation
 from ..errors import StaircaseError
 from ..files import atomic_write_json
 from ..quantize import INT8_BACKENDS, INT8_SETTINGS, precisions_here
+from ..settings import option
+from ..train.data import DATA_KINDS
 from ..train.sparsity import check_sparsity
 from .points import PointMaker, PointSkipped
 from .report import write_report
@@ -47,29 +49,39 @@ SAME_POINTS = ("teacher", "data", "backend", "profile", "widths", "allocation", 
                "calibration_images", "threads", "grid", "timing", "seed")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CompareSettings:
-    teacher: str  # the trained network's checkpoint
-    data: str
-    out: str
-    backend: str = "onnxruntime"
-    profile: str | None = None
-    widths: str | None = None  # a `staircase prune` widths file: which channels students keep, unsnapped widths
-    allocation: str = DEFAULT_ALLOCATION  # how the channel-pruned students share their latency among slots
-    methods: list[str] | None = None  # default: every method this backend runs here
-    targets: list[float] = field(default_factory=lambda: [0.35, 0.5, 0.7, 0.85])
-    sparsities: list[float] = field(default_factory=lambda: [0.5, 0.75, 0.9, 0.95])
-    int8_settings: list[str] | None = None
-    epochs: int = 3
-    lr: float = 0.01
-    batch_size: int = 128
-    train_images: int | None = None
-    calibration_images: int = 300
-    threads: int | None = None
-    single_thread: bool = False  # also measure every point at one thread (the software-stack axis)
-    grid: int = 4  # the profile made when none is given: its lattice, every grid-th width
-    timing: str = "standard"  # how carefully the profile, the designs and every point are timed
-    seed: int = 0
+    teacher: str = option(positional=True, metavar="TEACHER_CKPT",
+                          help="the trained network (`staircase train teacher`)")
+    data: str = option(help=f"what it was trained on: {', '.join(DATA_KINDS)}")
+    out: str = option(help="results folder (rerun to continue)")
+    backend: str = option("onnxruntime", choices=("onnxruntime", "openvino", "torch"),
+                          help="the runtime every point is measured on")
+    profile: str | None = option(None, help="device profile for the channel-pruned students (default: made in --out)")
+    widths: str | None = option(None, help="a `staircase prune` widths file: the students keep the teacher's most "
+                                           "Fisher-salient channels, and its widths unsnapped are a point of their own")
+    allocation: str = option(DEFAULT_ALLOCATION, choices=tuple(ALLOCATIONS),
+                             help="how the channel-pruned students share their latency (see `staircase design --help`)")
+    methods: list[str] | None = option(None, metavar="M",
+                                       help=f"of {', '.join(METHODS)} (default: all the backend runs here)")
+    targets: list[float] = option(default_factory=lambda: [0.35, 0.5, 0.7, 0.85], metavar="SHARE",
+                                  help="channel pruning: latency targets as shares of the network's")
+    sparsities: list[float] = option(default_factory=lambda: [0.5, 0.75, 0.9, 0.95], metavar="S",
+                                     help="weight pruning: shares of zeros")
+    int8_settings: list[str] | None = option(None, metavar="NAME",
+                                             help="quantiser settings to try (default: all the backend's; the first "
+                                                  "is used for channel+int8)")
+    epochs: int = option(3, help="fine-tuning per point")
+    lr: float = option(0.01, help="fine-tuning learning rate")
+    batch_size: int = option(128, help="fine-tuning batch size")
+    train_images: int | None = option(None, help="fine-tune on this many images only")
+    calibration_images: int = option(300, help="training images the INT8 ranges are measured on")
+    threads: int | None = option(None, help="threads (default: all cores)")
+    single_thread: bool = option(False, help="also measure every point at one thread")
+    grid: int = option(4, help="profiling grid when no --profile is given")
+    timing: str = option("standard", choices=("quick", "standard", "careful"),
+                         help="how carefully the profile (when none is given), the designs and every point are timed")
+    seed: int = option(0, help="seed")
 
     def check(self) -> list[str]:
         """The methods to run; one clear error for any setting that cannot work."""

@@ -116,8 +116,8 @@ class PointMaker:
         path = self.out / "files" / f"{name}.onnx"
         if not path.exists():
             result = export_onnx(model, self.arch.input_size, path)
-            if not result["within_tolerance"]:
-                raise StaircaseError(f"the ONNX export of {name} differs from torch by {result['max_abs_diff']:.3g}")
+            if not result.check.within_tolerance:
+                raise StaircaseError(f"the ONNX export of {name} differs from torch by {result.check.max_abs_diff:.3g}")
         return path
 
     def deployable(self, name: str, model, spec=None) -> Path:
@@ -236,7 +236,7 @@ class PointMaker:
             seed=s.seed, progress=False)
         summary = train_or_reuse(config, log=lambda m: self.log(f"  {m}"))
         model = model_from_checkpoint(Path(config.out) / "last.pt")[0]
-        return model, summary["seconds_this_session"] / 60
+        return model, summary.seconds_this_session / 60
 
     def _channel_model(self, target: float, unsnapped: bool):
         """(spec, fine-tuned network, training minutes) of the channel point at ``target``:

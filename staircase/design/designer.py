@@ -80,7 +80,7 @@ class Designer:
 
     def __init__(self, profile: Profile, resolved: ResolvedModel, min_width: int | None = None):
         """``min_width``: no slot is designed narrower (nor wider than its own width); by
-        default the period of the profile's steps (1 when it found none). A one-channel
+        default the network's step in the profile (1 when it found none). A one-channel
         bottleneck is legal but rarely what a user wants."""
         self.profile = profile
         self.resolved = resolved
@@ -92,7 +92,7 @@ class Designer:
         self.graph = SlotGraph(resolved.model, self.arch.input_size)
         if min_width is not None and min_width < 1:
             raise StaircaseError(f"--min-width {min_width} must be at least 1")
-        floor = min_width if min_width is not None else (profile.period(self.network) or 1)
+        floor = min_width if min_width is not None else (profile.network_step(self.network) or 1)
         self.min_widths = {n: min(full, floor) for n, full in self.latency.slots.items()}
         self.optimal = {n: [w for w in self.latency.optimal(n) if w >= self.min_widths[n]] or [full]
                         for n, full in self.latency.slots.items()}

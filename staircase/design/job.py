@@ -51,8 +51,8 @@ class DesignSettings:
                                          "(default for a target: proportional, the most accurate in docs/RESULTS.md; "
                                          "without a target, the saliency snapping ranks slots by: fisher with a "
                                          "widths file, else params)")
-    min_width: int | None = option(None, help="no slot narrower than this (default: the period of the profile's "
-                                              "steps; 1 allows one-channel bottlenecks)")
+    min_width: int | None = option(None, help="no slot narrower than this (default: the network's step in the "
+                                              "profile; 1 allows one-channel bottlenecks)")
     checkpoint: str | None = option(None, help="teacher weights for the L1 ranking")
     inherit: str | None = option(None, metavar="TEACHER_CKPT",
                                  help="every student starts from this trained teacher's weights: each slot keeps its "

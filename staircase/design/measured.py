@@ -37,7 +37,7 @@ __all__ = ["BASELINES", "DEFAULT_ROUND_TO", "FILL_WITHIN", "MATCH_WITHIN", "MEAS
 MEASURE_PAIRS = 3  # paired student/teacher measurements: the median of three outvotes one disturbed one
 FILL_WITHIN = 0.03  # a student this close below its target is not redesigned to fill the gap
 MATCH_WITHIN = 0.03  # a baseline measured further than this from the student's latency is unmatched
-DEFAULT_ROUND_TO = 16  # the l1-round baseline's multiple where the profile found no period
+DEFAULT_ROUND_TO = 16  # the l1-round baseline's multiple where the profile found no network step
 
 
 @dataclass(frozen=True)
@@ -285,7 +285,7 @@ def _baselines(designer: Designer, main: Designed, name: str, widths_file: Width
     if "l1" in which:
         found.append(matched(l1_family, "l1",
                              lambda t: f"L1-norm filter ranking, pruned to the student's {kind} {match:.3f} ms"))
-    round_to = designer.profile.period(designer.network) or DEFAULT_ROUND_TO
+    round_to = designer.profile.network_step(designer.network) or DEFAULT_ROUND_TO
     if "l1-round" in which:
         found.append(matched(rounded_family(l1_family, full, round_to), "l1-round",
                              lambda t: f"L1-norm filter ranking, widths rounded to multiples of {round_to}, pruned "

@@ -4,20 +4,77 @@ written as a widths file (widths, per-channel saliency, removal order) that
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..complexity import count_params
 from ..errors import StaircaseError
-from ..modelref import ResolvedModel
+from ..modelref import ModelSettings, ResolvedModel
+from ..settings import option
 from ..slots import SlotGraph
 from ..widths import WidthsFile
 from .baselines import applied_removals, l1_scores, prune_until, removal_order
 from .fisher import SCHEDULES, fisher_prune
 
-__all__ = ["Target", "run_prune"]
+__all__ = ["PruneSettings", "Target", "prune", "run_prune"]
+
+
+@dataclass(kw_only=True)
+class PruneSettings(ModelSettings):
+    out: str = option(help="widths file to write (JSON)")
+    checkpoint: str | None = option(None, help="the trained teacher's weights")
+    data: str | None = option(None, help="digits, cifar10:PATH, cifar100:PATH or folder:PATH")
+    method: str = option("fisher", choices=("fisher", "l1"), help="how channels are ranked")
+    target_channels: int | None = option(None, help="total channels of the pruned slots")
+    target_params: float | None = option(None, help="parameters (e.g. 1.2e6)")
+    target_ms: float | None = option(None, help="predicted latency (needs --profile)")
+    profile: str | None = option(None, help="device profile for --target-ms and --latency-aware")
+    latency_aware: bool = option(False, help="rank channels by saliency per millisecond their slot saves "
+                                             "(needs --profile)")
+    schedule: str = option("fast", choices=tuple(SCHEDULES),
+                           help="fast: 4 channels every 10 steps; reference: 1 every 100 (Crowley et al.)")
+    batch_size: int = option(64, help="fine-tuning batch size")
+    max_steps: int | None = option(None, help="stop fine-tuning after this many steps")
+    threads: int | None = option(None, help="CPU threads (default: all)")
+
+    def check(self) -> None:
+        for flag, value in (("--target-channels", self.target_channels), ("--target-params", self.target_params),
+                            ("--target-ms", self.target_ms)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise StaircaseError(f"{flag} must be a positive number, got {value}")
+        if self.latency_aware and not self.profile:
+            raise StaircaseError("--latency-aware needs --profile PROFILE")
+
+
+def prune(settings: PruneSettings, log: Callable[[str], None] = print,
+          warn: Callable[[str], None] | None = None) -> WidthsFile:
+    """The teacher ``settings`` name, pruned to their target; the widths file written to
+    ``settings.out`` (a killed Fisher run resumes from its checkpoint beside it)."""
+    from ..files import check_writable
+    from ..profile.prediction import LatencyModel
+    from ..profile.store import Profile, network_key
+    from ..train.checkpoint import load_weights
+
+    s = settings
+    s.check()
+    out = check_writable(s.out)
+    resolved = s.resolve()
+    if s.checkpoint:
+        load_weights(resolved.model, s.checkpoint, resolved.architecture.name)
+    elif s.method == "fisher":
+        (warn or log)("no --checkpoint: pruning an untrained network")
+    predicted = cost = None
+    if s.profile:
+        arch = resolved.architecture
+        latency = LatencyModel(Profile.load(s.profile), network_key(arch.name, arch.input_size))
+        predicted, cost = latency.predicted_ms, latency.channel_cost
+    target = Target(s.target_channels, int(s.target_params) if s.target_params else None, s.target_ms, predicted)
+    return run_prune(resolved, s.method, target, out, s.data, s.schedule, s.batch_size, s.max_steps,
+                     cost if s.latency_aware else None, s.threads, log)
 
 
 class Target:
@@ -48,7 +105,8 @@ class Target:
 def run_prune(resolved: ResolvedModel, method: str, target: Target, out: Path, data: str | None = None,
               schedule: str = "fast", batch_size: int = 64, max_steps: int | None = None,
               cost: Callable[[str, int], float] | None = None, threads: int | None = None,
-              log: Callable[[str], None] = print) -> dict:
+              log: Callable[[str], None] = print) -> WidthsFile:
+    """``resolved`` pruned (in place) by ``method`` until ``target``; its widths file, written to ``out``."""
     model, size = resolved.model, resolved.architecture.input_size
     graph = SlotGraph(model, size)
     names = [s.name for s in graph.selected()]
@@ -104,7 +162,7 @@ def run_prune(resolved: ResolvedModel, method: str, target: Target, out: Path, d
                                                       "steps": result["steps"], "seconds": result["seconds"]},
                          result["channels"])
     written.save(out)
-    return written.to_dict()
+    return written
 
 
 def _shrunk(model, widths, size):

@@ -12,6 +12,7 @@ import platform
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,10 +20,12 @@ import torch
 from torch import nn
 
 from ..errors import StaircaseError, require
+from ..settings import option
 from .ops import OpSpec
 from .timing import Measurement, TimingProtocol, measure
 
-__all__ = ["Backend", "TorchBackend", "OnnxRuntimeBackend", "OpenVinoBackend", "BACKENDS", "backend_of", "get_backend", "cpu_model"]
+__all__ = ["Backend", "TorchBackend", "OnnxRuntimeBackend", "OpenVinoBackend", "BACKENDS", "BackendSettings", "backend_of",
+           "get_backend", "cpu_model"]
 
 _PRECISIONS = {"fp32": "f32", "f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16", "fp16": "f16", "f16": "f16",
                "int8": "int8", "i8": "int8"}
@@ -355,6 +358,22 @@ def _at_precision(data: bytes, shape, precision: str) -> bytes:
 
 
 BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (TorchBackend, OnnxRuntimeBackend, OpenVinoBackend)}
+
+
+@dataclass(kw_only=True)
+class BackendSettings:
+    """Where a job times networks (the settings of jobs that run a backend extend this)."""
+
+    backend: str = option("onnxruntime", choices=tuple(BACKENDS), help="the runtime networks are timed on")
+    backend_device: str | None = option(None, help="the backend's device (default: cpu; CPU for openvino)")
+    threads: int | None = option(None, help="threads (default: all cores)")
+    batch: int = option(1, help="batch size")
+    precision: str = option("f32", choices=("f32", "bf16", "f16", "int8"),
+                            help="precision, where the backend runs it (int8: onnxruntime and openvino, ops "
+                                 "quantised to QDQ)")
+
+    def make_backend(self) -> Backend:
+        return get_backend(self.backend, self.backend_device, self.threads, self.batch, self.precision)
 
 
 def get_backend(name: str, device: str | None = None, threads: int | None = None, batch: int = 1,

@@ -55,7 +55,7 @@ def calibrate(profile: Profile, network: str, backend: Backend, model: nn.Module
     latency = LatencyModel(profile, network)
     slots = latency.slots
     teacher_ms = latency.teacher_ms
-    alignments = candidate_alignments(latency.median_step())
+    alignments = candidate_alignments(latency.network_step())
     kinds = [kind for a in alignments[:3] for kind in (None, a)] or [None]
     rng = random.Random(seed + 7919)
     full_run = backend.prepare_model(model, size, paired=True)

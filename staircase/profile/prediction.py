@@ -153,10 +153,10 @@ class LatencyModel:
                 f"{len(self.entry.slots) - len(flat)} of {len(self.entry.slots)} slots of {self.network}: too noisy "
                 "to design on; profile again on a quiet machine with --timing careful")
 
-    def median_step(self) -> int | None:
+    def network_step(self) -> int | None:
         """The network's step (its slots' step tests pooled; None before any slot is measured):
         the calibration tries it and its halves as the alignment whole networks need."""
-        return self.profile.period(self.network)
+        return self.profile.network_step(self.network)
 
     def snap(self, slot: str, width: int, mode: str = "nearest") -> int:
         """``width`` of ``slot`` moved to the staircase.

@@ -140,7 +140,7 @@ class Curve:
     noisy: list[bool] = field(default_factory=list)
     stderr_ms: list[float] | None = None  # standard error of each median (None: exact values)
     lattice: int = 1  # the sweep's grid: the widths every slot was measured at (see ``steps.read_steps``)
-    network_step: int | None = None  # the step its network's slots share (``Profile.period``)
+    network_step: int | None = None  # the step its network's slots share (``Profile.network_step``)
 
     def steps(self) -> Steps:
         """Usable widths, step, spikes and uncertain widths (``steps.read_steps``)."""
@@ -210,7 +210,7 @@ class Profile:
         self.networks: dict[str, NetworkEntry] = {}
         self.notes: dict[str, Any] = {}
         self._curves: dict[str, Curve] = {}  # summaries, dropped when a round is added
-        self._periods: dict[str, tuple[tuple[int, int], int | None]] = {}  # network -> (state, step)
+        self._network_steps: dict[str, tuple[tuple[int, int], int | None]] = {}  # network -> (state, step)
         self._rounds_added = 0
 
     # -- files -------------------------------------------------------------------------------
@@ -310,15 +310,15 @@ class Profile:
         """The slot's latency: the sum of what it changes, at the widths measured for all of
         them, read on the lattice its network was swept on with the step its slots share."""
         return replace(self._summed_curve(network, slot), lattice=self.network(network).grid,
-                       network_step=self.period(network))
+                       network_step=self.network_step(network))
 
-    def period(self, network: str) -> int | None:
+    def network_step(self, network: str) -> int | None:
         """The step the network's slots share (``steps.network_step``: their step tests
         pooled), from the slots measured so far; recomputed once rounds were added. None
         before any slot is measured."""
         entry = self.network(network)
         state = (self._rounds_added, len(entry.slots))
-        cached = self._periods.get(network)
+        cached = self._network_steps.get(network)
         if cached is None or cached[0] != state:
             curves = {}  # slots with the same layers have the same curve: it counts once
             for name, info in entry.slots.items():
@@ -329,7 +329,7 @@ class Profile:
                     except SpecError:  # not measured yet
                         continue
                     curves[layers] = (c.widths, c.median_ms, c.stderr_ms)
-            cached = self._periods[network] = (state, network_step(list(curves.values()), entry.grid))
+            cached = self._network_steps[network] = (state, network_step(list(curves.values()), entry.grid))
         return cached[1]
 
     def _summed_curve(self, network: str, slot: str) -> Curve:

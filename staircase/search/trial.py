@@ -74,8 +74,8 @@ def run_trial(job: dict[str, Any]) -> dict[str, Any]:
     summary = train(config, resume=(out / "retrain" / "config.json").exists(), log=lambda m: None,
                     on_epoch=on_epoch)
     return {"number": job["number"], "sparsities": job["sparsities"], "latency_ms": latency, "ratio": ratio,
-            "top1": summary["final_top1"], "curve": curve, "epochs_run": len(curve),
-            "stopped": "stopped_after" in summary, "params": spec.params, "macs": spec.macs,
+            "top1": summary.final_top1, "curve": curve, "epochs_run": len(curve),
+            "stopped": summary.stopped_after is not None, "params": spec.params, "macs": spec.macs,
             "widths": {k: widths[k] for k in touched}, "spec": str(spec_path),
             "checkpoint": str(out / "retrain" / "last.pt"), "seconds": time.perf_counter() - trial_started,
             "retrain_seconds": time.perf_counter() - retrain_started,

@@ -4,7 +4,9 @@ CPU plugin at f32)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,9 +15,36 @@ from torch import nn
 from ..errors import StaircaseError, require
 from ..files import atomic_write
 
-__all__ = ["F16_TOLERANCE", "F32_TOLERANCE", "FORMATS", "export_onnx", "export_openvino", "output_verdict"]
+__all__ = ["F16_TOLERANCE", "F32_TOLERANCE", "FORMATS", "Exported", "OutputCheck", "export_onnx", "export_openvino",
+           "output_verdict"]
 
 FORMATS = ("onnx", "openvino")
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """The export run by its runtime against torch on one random batch: the largest
+    difference, the output's scale, and whether the difference is within the tolerance
+    (a share of that scale, given here in output units)."""
+
+    checked_with: str
+    max_abs_diff: float
+    output_scale: float
+    tolerance: float
+    within_tolerance: bool
+
+
+@dataclass(frozen=True)
+class Exported:
+    format: str
+    path: str
+    size_bytes: int  # the file (ONNX) or the weights (OpenVINO's .bin)
+    weights: str | None = None  # OpenVINO: the .bin beside the .xml
+    f16_weights: bool = False
+    check: OutputCheck | None = None  # None when not checked
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _reference(model: nn.Module, input_size, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -28,7 +57,7 @@ def _reference(model: nn.Module, input_size, batch: int, seed: int = 0) -> tuple
     return x.numpy(), y.numpy()
 
 
-def export_onnx(model: nn.Module, input_size, path: str | Path, check: bool = True, batch: int = 2) -> dict:
+def export_onnx(model: nn.Module, input_size, path: str | Path, check: bool = True, batch: int = 2) -> Exported:
     """Write ``model`` as ONNX (opset 17, dynamic batch, input ``x``, output ``y``) to ``path``.
     With ``check``, run it in ONNX Runtime on a random batch and report the largest absolute
     difference from torch's outputs."""
@@ -36,18 +65,18 @@ def export_onnx(model: nn.Module, input_size, path: str | Path, check: bool = Tr
 
     data = export_model(model, tuple(input_size), batch, dynamic_batch=True)
     path = atomic_write(path, lambda f: f.write(data))
-    result = {"format": "onnx", "path": str(path), "bytes": len(data)}
+    verdict = None
     if check:
         ort = require("onnxruntime", "checking the ONNX export", "onnx")
         x, y = _reference(model, input_size, batch)
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         got = session.run(None, {"x": x})[0]
-        result.update(checked_with=f"onnxruntime {ort.__version__}", **output_verdict(got, y, F32_TOLERANCE))
-    return result
+        verdict = output_verdict(got, y, F32_TOLERANCE, f"onnxruntime {ort.__version__}")
+    return Exported("onnx", str(path), len(data), check=verdict)
 
 
 def export_openvino(model: nn.Module, input_size, path: str | Path, check: bool = True, batch: int = 2,
-                    half: bool = False) -> dict:
+                    half: bool = False) -> Exported:
     """Write OpenVINO IR (``path`` = the .xml; the weights go beside it as .bin). The model is
     converted from its ONNX export; ``half`` compresses the weights to f16. With ``check``, the
     IR runs on OpenVINO's CPU plugin at f32 inference precision against torch's outputs."""
@@ -71,15 +100,14 @@ def export_openvino(model: nn.Module, input_size, path: str | Path, check: bool 
         bin_path = path.with_suffix(".bin")
         atomic_write(bin_path, lambda f: f.write(staged.with_suffix(".bin").read_bytes()))
         atomic_write(path, lambda f: f.write(staged.read_bytes()))
-    result = {"format": "openvino", "path": str(path), "weights": str(bin_path), "f16_weights": half}
+    verdict = None
     if check:
         x, y = _reference(model, input_size, batch)
         core = ov.Core()
         compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         got = compiled({0: x})[compiled.output(0)]
-        result.update(checked_with=f"openvino {ov.__version__} CPU f32",
-                      **output_verdict(got, y, F16_TOLERANCE if half else F32_TOLERANCE))
-    return result
+        verdict = output_verdict(got, y, F16_TOLERANCE if half else F32_TOLERANCE, f"openvino {ov.__version__} CPU f32")
+    return Exported("openvino", str(path), bin_path.stat().st_size, str(bin_path), half, verdict)
 
 
 # The largest |export - torch| accepted, as a share of the largest |output|: f32 kernels
@@ -89,9 +117,8 @@ F32_TOLERANCE = 1e-4
 F16_TOLERANCE = 1e-2
 
 
-def output_verdict(got: np.ndarray, want: np.ndarray, tolerance: float) -> dict:
+def output_verdict(got: np.ndarray, want: np.ndarray, tolerance: float, checked_with: str = "") -> OutputCheck:
     """The check's figures: the largest difference, the output's scale, and whether the
     difference is within ``tolerance`` of that scale."""
     diff, scale = float(np.abs(got - want).max()), max(float(np.abs(want).max()), 1.0)
-    return {"max_abs_diff": diff, "output_scale": scale, "tolerance": tolerance * scale,
-            "within_tolerance": diff <= tolerance * scale}
+    return OutputCheck(checked_with, diff, scale, tolerance * scale, diff <= tolerance * scale)

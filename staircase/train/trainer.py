@@ -42,13 +42,14 @@ from torch.utils.data import DataLoader
 from ..errors import StaircaseError, require
 from ..files import atomic_write_json, atomic_write_text
 from ..progress import progress_bar
+from ..settings import option
 from .attention import FeatureTaps, attention_points, check_pairing
 from .checkpoint import load_weights, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .evaluate import evaluate, topk_correct
 from .losses import at_loss, kd_loss
 from .sparsity import WeightMasks, check_sparsity, zero_share
 
-__all__ = ["TrainConfig", "TrainingDiverged", "train", "train_or_reuse", "make_scheduler", "RESUME_FREE"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "train_or_reuse", "make_scheduler", "RESUME_FREE"]
 
 # settings that may change between a run and its resume (they do not change the result)
 RESUME_FREE = ("workers", "tensorboard", "progress", "eval_batch_size")
@@ -58,48 +59,86 @@ class TrainingDiverged(StaircaseError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-@dataclass
+def _points(text: str) -> list[str]:
+    return text.split(",")
+
+
+def _shape(text: str) -> list[int]:
+    from ..modelref import parse_input_shape
+
+    return list(parse_input_shape(text))
+
+
+_DISTIL, _RECIPE, _HARDWARE = "distillation (student)", "recipe (defaults: the attention-transfer reference)", "hardware"
+
+
+@dataclass(kw_only=True)
 class TrainConfig:
-    model: str  # what to train: a zoo name, module:factory or a student spec file
-    data: str
-    out: str
-    role: str = "teacher"  # "teacher" or "student" (a student may distil from a teacher)
-    teacher: str | None = None  # the teacher's checkpoint
-    init: str | None = None  # start from these weights (e.g. a pruned network to fine-tune), not at random
+    role: str = option("teacher", positional=True, choices=("teacher", "student"), help="what is trained")
+    model: str = option(positional=True, metavar="MODEL_OR_SPEC",
+                        help="teacher: zoo name or package.module:factory; student: a student spec (or any model)")
+    data: str = option(help="digits, cifar10:PATH, cifar100:PATH or folder:PATH")
+    out: str | None = option(None, help="run directory (default: runs/<role>-<model>)", show_default=False)
+    teacher: str | None = option(None, metavar="CKPT", group=_DISTIL, help="the teacher's checkpoint")
+    # attention transfer's weight; None: 1e3 with a teacher (the AT reference), else 0
+    at_beta: float | None = option(None, group=_DISTIL,
+                                   help="attention-transfer weight (default 1e3 with --teacher, as the reference)")
+    kd_alpha: float = option(0.0, group=_DISTIL, help="knowledge-distillation weight (0 = off)")
+    kd_T: float = option(4.0, flag="--kd-T", group=_DISTIL, help="distillation temperature")
+    student_points: list[str] | None = option(None, parse=_points, metavar="A,B,..", group=_DISTIL,
+                                              help="attention points by module path")
+    teacher_points: list[str] | None = option(None, parse=_points, metavar="A,B,..", group=_DISTIL,
+                                              help="the teacher's, paired in order")
+    allow_other_teacher: bool = option(False, group=_DISTIL,
+                                       help="distil from a teacher other than the one the spec was designed from")
+    init: str | None = option(None, metavar="CKPT", group=_DISTIL,
+                              help="start from these weights instead of at random (fine-tuning, e.g. a pruned "
+                                   "network)")
     # unstructured weight pruning: this share of the init weights (smallest magnitudes, ranked
     # globally) set to zero and held at zero while training
-    sparsity: float = 0.0
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "step"  # "step" (x gamma at milestones, fractions of the epochs) or "cosine"
-    milestones: list[float] = field(default_factory=lambda: [0.3, 0.6, 0.8])
+    sparsity: float = option(0.0, metavar="S", group=_DISTIL,
+                             help="with --init: set this share of the weights (the smallest magnitudes, ranked over "
+                                  "every convolution and linear layer) to zero and hold them there")
+    epochs: int = option(200, group=_RECIPE, help="epochs")
+    batch_size: int = option(128, group=_RECIPE, help="batch size")
+    lr: float = option(0.1, group=_RECIPE, help="learning rate")
+    momentum: float = option(0.9, group=_RECIPE, help="SGD momentum")
+    weight_decay: float = option(5e-4, group=_RECIPE, help="weight decay")
+    schedule: str = option("step", choices=("step", "cosine"), group=_RECIPE,
+                           help="step: lr x0.2 at 30/60/80%% of the epochs; cosine: cosine annealing to 0")
+    milestones: list[float] = field(default_factory=lambda: [0.3, 0.6, 0.8])  # of the epochs, for "step"
     # epochs at lr/10 before the schedule starts (He et al.'s recipe for their deepest CIFAR
     # ResNets, which do not start to learn at lr 0.1 from scratch)
-    warmup_epochs: int = 0
+    warmup_epochs: int = option(0, group=_RECIPE, help="epochs at lr/10 before the schedule (deep ResNets from "
+                                                       "scratch)")
     gamma: float = 0.2
-    at_beta: float = 0.0
-    kd_alpha: float = 0.0
-    kd_T: float = 4.0
-    student_points: list[str] | None = None
-    teacher_points: list[str] | None = None
-    allow_other_teacher: bool = False
-    num_classes: int | None = None
-    input_shape: list[int] | None = None
-    train_images: int | None = None  # train on the first N images (of a seeded shuffle) only
-    val_split: float = 0.0
-    seed: int = 0
-    deterministic: bool = False
-    device: str = "auto"
-    threads: int | None = None
-    workers: int = 0
-    amp: bool | None = None  # None: on for CUDA
-    channels_last: bool | None = None  # None: on for CUDA
-    tensorboard: bool = False
-    progress: bool = True
+    train_images: int | None = option(None, group=_RECIPE, help="train on this many images only (the first of a "
+                                                                "seeded shuffle)")
+    val_split: float = option(0.0, group=_RECIPE, help="hold out this share of train as the test set")
+    seed: int = option(0, group=_RECIPE, help="seed")
+    deterministic: bool = option(False, group=_RECIPE,
+                                 help="deterministic algorithms: a killed and resumed run ends with the same weights")
+    device: str = option("auto", flag="--train-device", group=_HARDWARE,
+                         help="where it trains: auto, cpu, cuda or cuda:N (torchrun: one GPU per process)")
+    threads: int | None = option(None, group=_HARDWARE, help="CPU threads (default: torch's)")
+    workers: int = option(0, group=_HARDWARE, help="data-loading processes")
+    amp: bool | None = option(None, group=_HARDWARE, help="mixed precision (default: on for CUDA)")
+    channels_last: bool | None = option(None, group=_HARDWARE,
+                                        help="channels-last memory format (default: on for CUDA)")
+    tensorboard: bool = option(False, group=_HARDWARE, help="also log to RUN/tensorboard")
+    progress: bool = option(True, no_flag="--no-progress", group=_HARDWARE, help="no progress bars")
+    num_classes: int | None = option(None, help="classifier outputs (default: the data's)")
+    input_shape: list[int] | None = option(None, parse=_shape, metavar="C,H,W",
+                                           help="input size for models without one")
     eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.at_beta is None:
+            self.at_beta = 1e3 if self.teacher else 0.0
+        if self.out is None:
+            stem = Path(self.model).stem if self.model.endswith(".json") else \
+                self.model.replace(":", "-").replace(".", "_")
+            self.out = f"runs/{self.role}-{stem}"
 
     def check(self) -> None:
         if self.role not in ("teacher", "student"):
@@ -134,6 +173,35 @@ class TrainConfig:
 
 
 @dataclass
+class TrainResult:
+    """A finished training run (``RUN/summary.json``)."""
+
+    run: str
+    model: str
+    role: str
+    epochs: int
+    final_top1: float
+    final_top5: float | None
+    best_top1: float
+    params: int
+    seconds_this_session: float
+    data: str
+    device: str
+    threads: int
+    world_size: int = 1
+    zero_share: float | None = None  # with a sparsity: the share of weights at zero
+    stopped_after: int | None = None  # an early-stopped run: its last epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None or k == "final_top5"}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainResult:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
 class _Run:
     """Everything a run holds while it trains."""
 
@@ -158,8 +226,9 @@ EpochCallback = Callable[[int, dict[str, Any]], bool]
 
 
 def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print,
-          on_epoch: EpochCallback | None = None) -> dict[str, Any]:
-    """Train as ``config`` says; returns the summary (also written to RUN/summary.json).
+          on_epoch: EpochCallback | None = None) -> TrainResult | None:
+    """Train as ``config`` says; returns the summary (also written to RUN/summary.json; None
+    in the processes of a distributed run other than the first).
     ``on_epoch(epoch, metrics)`` is called after each epoch; returning False stops the run
     there (early stopping: the summary says ``stopped_after``)."""
     config.check()
@@ -173,21 +242,21 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
             torch.distributed.destroy_process_group()
 
 
-def train_or_reuse(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+def train_or_reuse(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
     """The summary of ``config``'s run: a finished run in its directory is reused (and said
     so), an unfinished one resumed, otherwise a new one trained."""
     out = Path(config.out)
     summary = out / "summary.json"
     if summary.exists():
-        done = json.loads(summary.read_text())
-        if done.get("epochs") == config.epochs:
-            log(f"reusing {out} (top-1 {done['final_top1']:.1f}%)")
+        done = TrainResult.from_dict(json.loads(summary.read_text()))
+        if done.epochs == config.epochs:
+            log(f"reusing {out} (top-1 {done.final_top1:.1f}%)")
             return done
     return train(config, resume=(out / "config.json").exists(), log=log)
 
 
 def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
-           on_epoch: EpochCallback | None = None) -> dict[str, Any]:
+           on_epoch: EpochCallback | None = None) -> TrainResult | None:
     out = Path(config.out)
     device, amp, channels_last = _runtime(config, rank)
     on_cuda = device.type == "cuda"
@@ -252,17 +321,16 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
         if writer is not None:
             writer.close()
     if not run.main:
-        return {}
+        return None
     if not last_row:  # resumed a finished run
         last_row = read_checkpoint(out / "last.pt").get("metrics", {})
-    summary = {"run": str(out), "model": config.model, "role": config.role, "epochs": config.epochs,
-               "final_top1": last_row.get("test_top1"), "final_top5": last_row.get("test_top5"),
-               "best_top1": best, "params": sum(p.numel() for p in model.parameters()),
-               "seconds_this_session": time.perf_counter() - started, "data": run.data.name,
-               "device": str(device), "threads": torch.get_num_threads(), "world_size": world,
-               **({"zero_share": zero_share(model)} if config.sparsity else {}),
-               **({"stopped_after": stopped_after} if stopped_after is not None else {})}
-    atomic_write_json(out / "summary.json", summary)
+    summary = TrainResult(run=str(out), model=config.model, role=config.role, epochs=config.epochs,
+                          final_top1=last_row.get("test_top1"), final_top5=last_row.get("test_top5"),
+                          best_top1=best, params=sum(p.numel() for p in model.parameters()),
+                          seconds_this_session=time.perf_counter() - started, data=run.data.name,
+                          device=str(device), threads=torch.get_num_threads(), world_size=world,
+                          zero_share=zero_share(model) if config.sparsity else None, stopped_after=stopped_after)
+    atomic_write_json(out / "summary.json", summary.to_dict())
     return summary
 
 
