@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from staircase.compare.comparison import CompareSettings, Comparison
+from staircase.compare.point import Point
 from staircase.compare.report import in_table_order, pareto, plot_points, points_table
 from staircase.files import atomic_write_json, atomic_write_text
 
@@ -113,7 +114,7 @@ def _collect(out: Path, docs: Path, backends: list[str]) -> None:
         src = out / backend / "compare.json"
         if src.exists():
             doc = json.loads(src.read_text())
-            found[backend] = doc
+            found[backend] = {**doc, "points": [Point.from_dict(p) for p in doc["points"]]}
             dest = docs / "across_stack" / f"{backend}.json"
             if not dest.exists() or dest.read_text() != src.read_text():
                 dest.parent.mkdir(parents=True, exist_ok=True)
@@ -173,75 +174,75 @@ def not_made(skipped: list[dict]) -> list[str]:
     return [f"- not made: {', '.join(names)}: {why}" for why, names in by_why.items()]
 
 
-def findings(points: list[dict]) -> list[str]:
+def findings(points: list[Point]) -> list[str]:
     """What the points say about the paper's findings (1) and (2), and about INT8."""
     points = in_table_order(points)
     by = {}
     for p in points:
-        by.setdefault(p["method"], []).append(p)
+        by.setdefault(p.method, []).append(p)
     lines = []
     teacher = by.get("teacher", [None])[0]
     weight = by.get("weight", [])
     if weight:
-        ratios = [p["ratio"] for p in weight]
-        faster = [p for p in weight if p["ratio"] < 1 - NO_SPEEDUP]
-        slower = [p for p in weight if p["ratio"] > 1 + NO_SPEEDUP]
-        best = max(weight, key=lambda p: float(p["setting"].rstrip("%")))
+        ratios = [p.ratio for p in weight]
+        faster = [p for p in weight if p.ratio < 1 - NO_SPEEDUP]
+        slower = [p for p in weight if p.ratio > 1 + NO_SPEEDUP]
+        best = max(weight, key=lambda p: float(p.setting.rstrip("%")))
         if faster:
-            verdict = (f"a speed-up at {', '.join(p['setting'] for p in faster)}, which the paper did not find: "
+            verdict = (f"a speed-up at {', '.join(p.setting for p in faster)}, which the paper did not find: "
                        "find out which kernel skips zeros before trusting it")
         else:
             verdict = ("no speed-up (none more than 10% faster), as the paper found: the runtime's kernels are "
-                       "dense" + (f"; {', '.join(p['setting'] for p in slower)} measured more than 10% slower "
+                       "dense" + (f"; {', '.join(p.setting for p in slower)} measured more than 10% slower "
                                   "(zeros do not slow a dense kernel: measure it again on a quiet machine)"
                                   if slower else ""))
-        lines.append(f"- (1) weight pruning: {', '.join(p['setting'] for p in weight)} zeros measured "
-                     f"{_span(ratios)} of the dense network's time: {verdict}; at {best['setting']} the file is "
-                     f"{best['size_bytes'] / 1e6:.2f} MB ({best['compressed_bytes'] / 1e6:.2f} MB gzip-compressed), "
-                     f"top-1 {best['top1']:.1f}%.")
+        lines.append(f"- (1) weight pruning: {', '.join(p.setting for p in weight)} zeros measured "
+                     f"{_span(ratios)} of the dense network's time: {verdict}; at {best.setting} the file is "
+                     f"{best.size_bytes / 1e6:.2f} MB ({best.compressed_bytes / 1e6:.2f} MB gzip-compressed), "
+                     f"top-1 {best.top1:.1f}%.")
     front = pareto(points, "ratio")
-    on_front = [points[i] for i in sorted(front, key=lambda i: points[i]["ratio"])]
+    on_front = [points[i] for i in sorted(front, key=lambda i: points[i].ratio)]
     lines.append("- Pareto front of top-1 against latency: "
-                 + ", ".join(f"{p['method']} {p['setting']} ({p['top1']:.1f}% at {p['ratio']:.2f})" for p in on_front)
+                 + ", ".join(f"{p.method} {p.setting} ({p.top1:.1f}% at {p.ratio:.2f})" for p in on_front)
                  + ".")
-    channel = [p for p in points if p["method"] in CHANNEL_PRUNED]
+    channel = [p for p in points if p.method in CHANNEL_PRUNED]
     if channel and teacher is not None:
-        rivals = [p for p in points if p["method"] in KEEP_CHANNELS]
-        beaten = {f"{c['method']} {c['setting']}": [f"{r['method']} {r['setting']}" for r in rivals
-                                                     if r["ratio"] <= c["ratio"] * (1 + RULER) and r["top1"] > c["top1"]]
+        rivals = [p for p in points if p.method in KEEP_CHANNELS]
+        beaten = {f"{c.method} {c.setting}": [f"{r.method} {r.setting}" for r in rivals
+                                                     if r.ratio <= c.ratio * (1 + RULER) and r.top1 > c.top1]
                   for c in channel}
         losses = {k: v for k, v in beaten.items() if v}
-        faster_rivals = [p for p in rivals if p["ratio"] < min(c["ratio"] for c in channel)]
+        faster_rivals = [p for p in rivals if p.ratio < min(c.ratio for c in channel)]
         lines.append(f"- (2) channel pruning: {len(channel) - len(losses)} of {len(channel)} staircase students "
                      "(alone or quantised) are beaten by no weight-pruned or INT8 point at their latency or less "
                      "(3% allowed); channel pruning "
                      + ("is the best for accuracy at a given speed here, as the paper found." if not losses else
                         "is not always the best for accuracy at a given speed here ("
                         + "; ".join(f"{k} by {', '.join(v)}" for k, v in losses.items()) + ").")
-                     + (f" Only {', '.join(sorted({p['method'] for p in faster_rivals}))} reach below its fastest "
+                     + (f" Only {', '.join(sorted({p.method for p in faster_rivals}))} reach below its fastest "
                         "point." if faster_rivals else " Neither weight pruning nor INT8 reaches below its fastest "
                         "point."))
     pairs = [(c, u) for c in by.get("channel", []) for u in by.get("channel-unsnapped", [])
-             if u["setting"] == c["setting"]]
+             if u.setting == c.setting]
     if pairs:
         lines.append("- the staircase students against the same targets' pruned widths unsnapped: "
-                     + "; ".join(f"{c['setting']}: {c['top1'] - u['top1']:+.1f} points at {c['ratio'] / u['ratio']:.2f}x "
+                     + "; ".join(f"{c.setting}: {c.top1 - u.top1:+.1f} points at {c.ratio / u.ratio:.2f}x "
                                  "the time" for c, u in pairs) + ".")
     int8 = by.get("int8", [])
     if int8 and teacher is not None:
-        ratios = [p["ratio"] for p in int8]
-        drops = [teacher["top1"] - p["top1"] for p in int8]
-        best = min(int8, key=lambda p: (teacher["top1"] - p["top1"], p["ratio"]))
+        ratios = [p.ratio for p in int8]
+        drops = [teacher.top1 - p.top1 for p in int8]
+        best = min(int8, key=lambda p: (teacher.top1 - p.top1, p.ratio))
         lines.append(f"- INT8 of the whole network: {statistics.median(ratios):.2f} of the float time (median over "
                      f"{len(int8)} settings, {_span(ratios)}), top-1 change "
-                     f"{-max(drops):+.1f} to {-min(drops):+.1f} points; the most accurate setting is {best['setting']}; "
-                     f"its file is {best['size_bytes'] / teacher['size_bytes']:.2f} of the float file's size.")
+                     f"{-max(drops):+.1f} to {-min(drops):+.1f} points; the most accurate setting is {best.setting}; "
+                     f"its file is {best.size_bytes / teacher.size_bytes:.2f} of the float file's size.")
     both = by.get("channel+int8", [])
     if both and by.get("channel"):
-        pairs = [(c, q) for c in by["channel"] for q in both if q["setting"] == c["setting"]]
+        pairs = [(c, q) for c in by["channel"] for q in both if q.setting == c.setting]
         lines.append("- channel + INT8 against channel alone: "
-                     + "; ".join(f"{c['setting']}: {q['ratio'] / c['ratio']:.2f}x the time, "
-                                 f"{q['top1'] - c['top1']:+.1f} points" for c, q in pairs) + ".")
+                     + "; ".join(f"{c.setting}: {q.ratio / c.ratio:.2f}x the time, "
+                                 f"{q.top1 - c.top1:+.1f} points" for c, q in pairs) + ".")
     return lines
 
 
@@ -255,18 +256,18 @@ def across_backends(found: dict[str, dict]) -> list[str]:
     if len(found) < 2:
         return []
     lines = []
-    methods = {p["method"] for d in found.values() for p in d["points"]}
+    methods = {p.method for d in found.values() for p in d["points"]}
     for method in sorted(methods):
         parts = []
         for backend, d in found.items():
-            mine = [p for p in d["points"] if p["method"] == method]
+            mine = [p for p in d["points"] if p.method == method]
             if mine:
-                teacher_ms = [p["teacher_ms"] for p in d["points"] if p["method"] == "teacher"]
-                parts.append(f"{backend} ratios {_span([p['ratio'] for p in mine])}"
+                teacher_ms = [p.teacher_ms for p in d["points"] if p.method == "teacher"]
+                parts.append(f"{backend} ratios {_span([p.ratio for p in mine])}"
                              + (f" (network {teacher_ms[0]:.2f} ms)" if teacher_ms and method == "teacher" else ""))
         lines.append(f"- {method}: " + "; ".join(parts))
-    one = [_one_thread(b, statistics.median(p["ratio_1_thread"] / p["ratio"] for p in d["points"] if "ratio_1_thread" in p))
-           for b, d in found.items() if any("ratio_1_thread" in p for p in d["points"])]
+    one = [_one_thread(b, statistics.median(p.ratio_1_thread / p.ratio for p in d["points"] if p.ratio_1_thread is not None))
+           for b, d in found.items() if any(p.ratio_1_thread is not None for p in d["points"])]
     if one:
         lines.append("- one thread against two: the median over points of (ratio at 1 thread) / (ratio at 2) — "
                      + ", ".join(one))

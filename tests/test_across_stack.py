@@ -3,6 +3,8 @@
 import pytest
 from helpers import load_script
 
+from staircase.compare.point import Point
+
 
 @pytest.fixture(scope="module")
 def study():
@@ -10,15 +12,16 @@ def study():
 
 
 def _p(method, setting, top1, ratio, size=1_000_000, **extra):
-    return {"method": method, "setting": setting, "top1": top1, "ratio": ratio, "size_bytes": size,
-            "compressed_bytes": size // 2, "peak_memory_bytes": 1, "teacher_ms": 1.0, **extra}
+    return Point(method, setting, top1, ratio, ms=ratio, teacher_ms=1.0, size_bytes=size, compressed_bytes=size // 2,
+                 peak_memory_bytes=1, peak_rss_bytes=1, precision="f32", threads=2, test_images=100, file="f",
+                 **extra)
 
 
 def test_dense_kernels_give_weight_pruning_no_speed_up_and_the_finding_says_so(study):
     points = [_p("teacher", "f32", 80, 1.0), _p("weight", "50%", 79, 1.02), _p("weight", "90%", 70, 0.97)]
     (line,) = [x for x in study.findings(points) if x.startswith("- (1)")]
     assert "measured 0.97-1.02 of the dense network's time: no speed-up" in line and "as the paper found" in line
-    points[2]["ratio"] = 0.6
+    points[2].ratio = 0.6
     (line,) = [x for x in study.findings(points) if x.startswith("- (1)")]
     assert "a speed-up at 90%, which the paper did not find" in line
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from staircase.architecture import Architecture
 from staircase.compare.comparison import CompareSettings, Comparison
+from staircase.compare.point import Point
 from staircase.compare.report import pareto
 from staircase.compare.runtime import file_zero_share
 from staircase.errors import StaircaseError
@@ -129,16 +130,21 @@ def test_calibration_images_that_do_not_fit_the_network_are_one_clear_error(tmp_
     assert not (tmp_path / "q.onnx").exists()
 
 
+def _point(method, setting, top1, ratio):
+    return Point(method, setting, top1, ratio, ms=ratio, teacher_ms=1.0, size_bytes=1, compressed_bytes=1,
+                 peak_memory_bytes=1, peak_rss_bytes=1, precision="f32", threads=2, test_images=10, file="f")
+
+
 def test_the_pareto_front_keeps_the_points_nothing_beats():
-    points = [{"top1": 90, "ratio": 1.0}, {"top1": 85, "ratio": 0.5}, {"top1": 80, "ratio": 0.6},
-              {"top1": 85, "ratio": 0.7}]
+    points = [_point("a", "1", 90, 1.0), _point("a", "2", 85, 0.5), _point("a", "3", 80, 0.6),
+              _point("a", "4", 85, 0.7)]
     assert pareto(points, "ratio") == {0, 1}
 
 
 def test_the_table_keeps_each_methods_points_together_in_ascending_targets():
     from staircase.compare.report import points_table
 
-    points = [{"method": m, "setting": s, "top1": 50.0, "ratio": r, "size_bytes": 1, "peak_memory_bytes": 1}
+    points = [_point(m, s, 50.0, r)
               for m, s, r in (("teacher", "f32", 1.0), ("channel", "70%", 0.7), ("int8", "minmax", 0.8),
                               ("channel", "43%", 0.45), ("int8", "entropy", 0.8))]
     rows = [line.split()[:2] for line in points_table(points).splitlines()[2:]]
@@ -194,29 +200,29 @@ def test_compare_makes_every_method_s_points_and_a_rerun_reuses_them(teacher, tm
     logged, made = [], []
     points = Comparison(settings, log=logged.append).run(on_point=made.append)
     assert made == points  # each new point handed on as it is saved
-    assert [(p["method"], p["setting"]) for p in points] == [
+    assert [(p.method, p.setting) for p in points] == [
         ("teacher", "f32"), ("channel", "60%"), ("channel-unsnapped", "60%"), ("weight", "80%"),
         ("int8", "minmax"), ("channel+int8", "60%")]
     for p in points:
-        assert p["top1"] >= 0 and p["ratio"] > 0 and p["size_bytes"] > 0 and p["peak_memory_bytes"] >= 0
-        assert p["test_images"] == 360
-    by = {p["method"]: p for p in points}
+        assert p.top1 >= 0 and p.ratio > 0 and p.size_bytes > 0 and p.peak_memory_bytes >= 0
+        assert p.test_images == 360
+    by = {p.method: p for p in points}
     # the point carries what the design loop measured, and the loop kept its contract: the
     # student it wrote fits the target by its own ruler, or says by how much it missed (a
     # latency bound here would be a bet on how busy the machine is)
     from staircase.spec import StudentSpec
 
     notes = StudentSpec.load(tmp_path / "c" / "students" / "channel-60.json").provenance.notes
-    assert by["channel"]["designed_ratio"] == notes["ratio_to_teacher"]
+    assert by["channel"].info["designed_ratio"] == notes["ratio_to_teacher"]
     assert notes["at_profile_speed_ms"] <= notes["target_ms"] or notes["missed_by_ms"] > 0
-    assert by["teacher"]["ms"] > 0 and by["teacher"]["teacher_ms"] > 0
-    assert by["weight"]["zero_share"] >= 0.8 - 1e-3 and by["weight"]["file_zero_share"] >= 0.8 - 1e-3
-    assert by["weight"]["size_bytes"] == pytest.approx(by["teacher"]["size_bytes"], rel=0.01)  # dense file
-    assert by["weight"]["compressed_bytes"] < by["teacher"]["compressed_bytes"]
-    assert by["int8"]["size_bytes"] < by["teacher"]["size_bytes"]
-    assert by["channel"]["params"] < by["teacher"]["params"]
+    assert by["teacher"].ms > 0 and by["teacher"].teacher_ms > 0
+    assert by["weight"].info["zero_share"] >= 0.8 - 1e-3 and by["weight"].info["file_zero_share"] >= 0.8 - 1e-3
+    assert by["weight"].size_bytes == pytest.approx(by["teacher"].size_bytes, rel=0.01)  # dense file
+    assert by["weight"].compressed_bytes < by["teacher"].compressed_bytes
+    assert by["int8"].size_bytes < by["teacher"].size_bytes
+    assert by["channel"].info["params"] < by["teacher"].info["params"]
     saved = json.loads((tmp_path / "c" / "compare.json").read_text())
-    assert saved["points"] == points
+    assert saved["points"] == [p.to_dict() for p in points]
     # a target below what the steps reach is said, not made, and the rest goes on
     assert [(x["method"], x["setting"]) for x in saved["skipped"]] == [
         ("channel", "2%"), ("channel-unsnapped", "2%"), ("channel+int8", "2%")]

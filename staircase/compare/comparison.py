@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from ..complexity import count_outputs
 from ..design.allocations import ALLOCATIONS, DEFAULT_ALLOCATION, allocation
@@ -37,6 +36,7 @@ from ..quantize import INT8_BACKENDS, INT8_SETTINGS, precisions_here
 from ..settings import option
 from ..train.data import DATA_KINDS
 from ..train.sparsity import check_sparsity
+from .point import Point
 from .points import PointMaker, PointSkipped
 from .report import write_report
 
@@ -141,11 +141,11 @@ class Comparison:
             raise StaircaseError(f"--data {settings.data} has {self.data.num_classes} classes but {settings.teacher} "
                                  f"has {outputs} outputs; compare on the data the network was trained on")
         self.path = self.out / "compare.json"
-        self.points: list[dict[str, Any]] = self._read_points()
+        self.points: list[Point] = self._read_points()
         self.skipped: dict[tuple[str, str], str] = {}  # (method, setting) -> why it could not be made
         self.maker = PointMaker(settings, self.model, self.arch, self.data, log)
 
-    def _read_points(self) -> list[dict[str, Any]]:
+    def _read_points(self) -> list[Point]:
         if not self.path.exists():
             return []
         try:
@@ -159,7 +159,7 @@ class Comparison:
             raise StaircaseError(f"{self.path} holds points made with other settings ({changes}); rerun with the "
                                  "same ones to continue it (targets, sparsities, methods and INT8 settings may "
                                  "change), or choose another --out")
-        return list(doc.get("points", []))
+        return [Point.from_dict(p) for p in doc.get("points", [])]
 
     def lowest_target(self) -> float:
         """The smallest latency target (a share of the network's) a channel-pruned student
@@ -170,18 +170,18 @@ class Comparison:
         return [{"method": m, "setting": s, "why": why} for (m, s), why in self.skipped.items()]
 
     def _save(self) -> None:
-        atomic_write_json(self.path, {"settings": asdict(self.settings), "points": self.points,
+        atomic_write_json(self.path, {"settings": asdict(self.settings), "points": [p.to_dict() for p in self.points],
                                       "skipped": self._skipped_list()})
 
     # -- the run ------------------------------------------------------------------------------
 
-    def run(self, on_point: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    def run(self, on_point: Callable[[Point], None] | None = None) -> list[Point]:
         """Every point of every method (finished ones reused); the points. ``on_point(point)``
         is called after each new point is saved."""
         maker = self.maker
         for method in self.methods:
             for setting, build in maker.plan(method):
-                if any(p["method"] == method and p["setting"] == setting for p in self.points):
+                if any(p.method == method and p.setting == setting for p in self.points):
                     continue
                 started = time.perf_counter()
                 self.log(f"{method} {setting}: building")
@@ -194,12 +194,12 @@ class Comparison:
                     continue
                 self.skipped.pop((method, setting), None)
                 point = maker.measure(method, setting, artifact)
-                point["minutes"] = (time.perf_counter() - started) / 60
+                point.minutes = (time.perf_counter() - started) / 60
                 self.points.append(point)
                 self._save()
                 write_report(self.out, self.points, asdict(self.settings), self._skipped_list())
-                self.log(f"{method} {setting}: top-1 {point['top1']:.2f}%, {point['ratio']:.3f} of the teacher's "
-                         f"latency, {point['size_bytes'] / 1e6:.2f} MB, +{point['peak_memory_bytes'] / 1e6:.1f} MB "
+                self.log(f"{method} {setting}: top-1 {point.top1:.2f}%, {point.ratio:.3f} of the teacher's "
+                         f"latency, {point.size_bytes / 1e6:.2f} MB, +{point.peak_memory_bytes / 1e6:.1f} MB "
                          "to run")
                 if on_point is not None:
                     on_point(point)

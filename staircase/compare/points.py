@@ -29,6 +29,7 @@ from typing import Any
 from ..complexity import count_params
 from ..errors import StaircaseError
 from ..quantize import INT8_SETTINGS
+from .point import Point
 
 __all__ = ["Artifact", "PointMaker", "PointSkipped"]
 
@@ -325,7 +326,7 @@ class PointMaker:
             return backend.prepare_model(model_from_checkpoint(path)[0], tuple(self.arch.input_size), paired=True)
         return backend.prepare_file(str(path), paired=True)
 
-    def measure(self, method: str, setting: str, artifact: Artifact) -> dict[str, Any]:
+    def measure(self, method: str, setting: str, artifact: Artifact) -> Point:
         """The point's figures: top-1 as the runtime computes it, the latency ratio beside the
         network, size on disk, peak memory."""
         from ..profile.timing import time_relative
@@ -337,15 +338,14 @@ class PointMaker:
         backend = self._backend(threads, artifact.precision)
         rel = time_relative(backend, self._prepare(artifact.path, backend), self._reference(threads), pairs=3,
                             protocol=self.protocol)
-        point = {"method": method, "setting": setting, "top1": accuracy["top1"], "ratio": rel.ratio,
-                 "size_bytes": file_bytes(artifact.path),
-                 **peak_memory(self.s.backend, artifact.path, self.arch.input_size, artifact.precision, threads),
-                 "ms": rel.run_ms, "teacher_ms": rel.reference_ms, "compressed_bytes": compressed_bytes(artifact.path),
-                 "precision": artifact.precision, "threads": threads, "test_images": accuracy["images"],
-                 "file": str(artifact.path.relative_to(self.out)), **artifact.info}
+        memory = peak_memory(self.s.backend, artifact.path, self.arch.input_size, artifact.precision, threads)
+        point = Point(method, setting, accuracy["top1"], rel.ratio, rel.run_ms, rel.reference_ms,
+                      file_bytes(artifact.path), compressed_bytes(artifact.path), memory["peak_memory_bytes"],
+                      memory["peak_rss_bytes"], artifact.precision, threads, accuracy["images"],
+                      str(artifact.path.relative_to(self.out)), info=dict(artifact.info))
         if self.s.single_thread and threads != 1:
             one = self._backend(1, artifact.precision)
             rel1 = time_relative(one, self._prepare(artifact.path, one), self._reference(1), pairs=3,
                                  protocol=self.protocol)
-            point.update(ratio_1_thread=rel1.ratio, ms_1_thread=rel1.run_ms)
+            point.ratio_1_thread, point.ms_1_thread = rel1.ratio, rel1.run_ms
         return point

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..files import atomic_write_text
 from ..table import format_table
+from .point import Point
 
 __all__ = ["in_table_order", "pareto", "points_table", "plot_points", "write_report"]
 
@@ -16,51 +17,51 @@ MARKERS = {"teacher": "*", "channel": "o", "channel-unsnapped": "v", "weight": "
            "channel+int8": "P", "bf16": "X", "f16": "X"}
 
 
-def pareto(points: Sequence[dict[str, Any]], cost: str) -> set[int]:
+def pareto(points: Sequence[Point], cost: str) -> set[int]:
     """Indices of the points no other point beats: as accurate or more at ``cost`` as low or
     lower, better in one of the two."""
     front = set()
     for i, p in enumerate(points):
-        if not any(q[cost] <= p[cost] and q["top1"] >= p["top1"] and (q[cost] < p[cost] or q["top1"] > p["top1"])
+        if not any(q.cost(cost) <= p.cost(cost) and q.top1 >= p.top1 and (q.cost(cost) < p.cost(cost) or q.top1 > p.top1)
                    for j, q in enumerate(points) if j != i):
             front.add(i)
     return front
 
 
-def points_table(points: Sequence[dict[str, Any]]) -> str:
+def points_table(points: Sequence[Point]) -> str:
     fast, small = pareto(points, "ratio"), pareto(points, "size_bytes")
-    one_thread = any("ratio_1_thread" in p for p in points)
+    one_thread = any(p.ratio_1_thread is not None for p in points)
     rows = []
     for i in _table_order(points):
         p = points[i]  # i: its place in ``points``, which the fronts name
-        rows.append([p["method"], p["setting"], f"{p['top1']:.2f}", f"{p['ratio']:.3f}",
-                     *([f"{p['ratio_1_thread']:.3f}" if "ratio_1_thread" in p else "-"] if one_thread else []),
-                     f"{p['size_bytes'] / 1e6:.3f}", f"{p.get('compressed_bytes', 0) / 1e6:.3f}",
-                     f"{p['peak_memory_bytes'] / 1e6:.1f}", "yes" if i in fast else "",
+        rows.append([p.method, p.setting, f"{p.top1:.2f}", f"{p.ratio:.3f}",
+                     *([f"{p.ratio_1_thread:.3f}" if p.ratio_1_thread is not None else "-"] if one_thread else []),
+                     f"{p.size_bytes / 1e6:.3f}", f"{p.compressed_bytes / 1e6:.3f}",
+                     f"{p.peak_memory_bytes / 1e6:.1f}", "yes" if i in fast else "",
                      "yes" if i in small else ""])
     return format_table(["method", "setting", "top-1 %", "latency ratio", *(["ratio 1 thread"] if one_thread else []),
                          "size MB", "gzip MB", "run +MB", "front: latency", "front: size"], rows)
 
 
-def in_table_order(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def in_table_order(points: Sequence[Point]) -> list[Point]:
     """The points as the table lists them."""
     return [points[i] for i in _table_order(points)]
 
 
-def _table_order(points: Sequence[dict[str, Any]]) -> list[int]:
+def _table_order(points: Sequence[Point]) -> list[int]:
     """The points' indices as the table lists them: each method's points together (methods
     in the order they first came), targets and sparsities ascending, other settings in the
     order made."""
-    methods = {m: k for k, m in enumerate(dict.fromkeys(p["method"] for p in points))}
+    methods = {m: k for k, m in enumerate(dict.fromkeys(p.method for p in points))}
 
     def share(setting: str) -> float:
         number = setting[:-1]
         return float(number) if setting.endswith("%") and number.replace(".", "", 1).isdigit() else 0.0
 
-    return sorted(range(len(points)), key=lambda i: (methods[points[i]["method"]], share(points[i]["setting"]), i))
+    return sorted(range(len(points)), key=lambda i: (methods[points[i].method], share(points[i].setting), i))
 
 
-def plot_points(points: Sequence[dict[str, Any]], cost: str, path: Path, title: str) -> Path:
+def plot_points(points: Sequence[Point], cost: str, path: Path, title: str) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -69,12 +70,12 @@ def plot_points(points: Sequence[dict[str, Any]], cost: str, path: Path, title: 
     scale, label = ((1.0, "latency measured beside the network (ratio)") if cost == "ratio"
                     else (1e-6, "size on disk (MB)"))
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    methods = list(dict.fromkeys(p["method"] for p in points))
+    methods = list(dict.fromkeys(p.method for p in points))
     for i, method in enumerate(methods):
-        mine = sorted((p[cost] * scale, p["top1"]) for p in points if p["method"] == method)
+        mine = sorted((p.cost(cost) * scale, p.top1) for p in points if p.method == method)
         ax.plot([m[0] for m in mine], [m[1] for m in mine], marker=MARKERS.get(method, "o"),
                 linestyle="-" if len(mine) > 1 else "none", color=f"C{i % 10}", label=method)
-    front = sorted((points[i][cost] * scale, points[i]["top1"]) for i in pareto(points, cost))
+    front = sorted((points[i].cost(cost) * scale, points[i].top1) for i in pareto(points, cost))
     ax.step([f[0] for f in front], [f[1] for f in front], where="post", color="k", lw=0.6, ls=":",
             label="Pareto front")
     if cost == "size_bytes":
@@ -90,7 +91,7 @@ def plot_points(points: Sequence[dict[str, Any]], cost: str, path: Path, title: 
     return path
 
 
-def write_report(out: Path, points: Sequence[dict[str, Any]], settings: dict[str, Any],
+def write_report(out: Path, points: Sequence[Point], settings: dict[str, Any],
                  skipped: Sequence[dict[str, str]] = ()) -> list[Path]:
     """``compare.md`` (the table, and the points that could not be made) and the two plots
     in ``out``; their paths."""

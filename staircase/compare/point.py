@@ -1,0 +1,46 @@
+"""One point of a comparison: a compressed network as its runtime runs it, and its figures.
+
+``compare.json`` holds each point flat: the fields below, then what made it (``info``:
+the widths, the quantiser's settings, ...) beside them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["Point"]
+
+
+@dataclass
+class Point:
+    method: str
+    setting: str
+    top1: float  # % on the test split, computed by the runtime itself
+    ratio: float  # its latency over the unmodified network's, timed block by block beside it
+    ms: float  # its median in those pairs
+    teacher_ms: float  # the unmodified network's median in the same pairs
+    size_bytes: int  # on disk
+    compressed_bytes: int  # gzip-compressed
+    peak_memory_bytes: int  # what loading and running it adds to a fresh process
+    peak_rss_bytes: int
+    precision: str
+    threads: int
+    test_images: int
+    file: str  # relative to the comparison's folder
+    ratio_1_thread: float | None = None  # with --single-thread
+    ms_1_thread: float | None = None
+    minutes: float | None = None  # to build and measure it
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def cost(self, name: str) -> float:
+        """``ratio`` or ``size_bytes``: what a Pareto front is drawn against."""
+        return getattr(self, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        flat = {k: v for k, v in asdict(self).items() if k != "info" and (v is not None or k == "minutes")}
+        return {**flat, **self.info}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Point:
+        known = {f.name for f in fields(cls)} - {"info"}
+        return cls(**{k: v for k, v in d.items() if k in known}, info={k: v for k, v in d.items() if k not in known})
