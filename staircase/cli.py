@@ -465,8 +465,10 @@ class EvaluateCommand(Command):
     name = "evaluate"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from .train.data import DATA_HELP
+
         parser.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by `staircase train`")
-        parser.add_argument("--data", required=True, help="digits, cifar10:PATH, cifar100:PATH or folder:PATH")
+        parser.add_argument("--data", required=True, help=DATA_HELP)
         parser.add_argument("--val-split", type=float, default=0.0, help="evaluate on this held-out share of train")
         parser.add_argument("--seed", type=int, default=0, help="the seed of the held-out split")
         parser.add_argument("--batch-size", type=int, default=256)

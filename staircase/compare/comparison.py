@@ -32,6 +32,8 @@ from ..complexity import count_outputs
 from ..design.allocations import ALLOCATIONS, DEFAULT_ALLOCATION, allocation
 from ..errors import StaircaseError
 from ..files import atomic_write_json
+from ..profile.backends import BACKENDS
+from ..profile.timing import TIMINGS
 from ..quantize import INT8_BACKENDS, INT8_SETTINGS, precisions_here
 from ..settings import option
 from ..train.data import DATA_KINDS
@@ -55,7 +57,7 @@ class CompareSettings:
                           help="the trained network (`staircase train teacher`)")
     data: str = option(help=f"what it was trained on: {', '.join(DATA_KINDS)}")
     out: str = option(help="results folder (rerun to continue)")
-    backend: str = option("onnxruntime", choices=("onnxruntime", "openvino", "torch"),
+    backend: str = option("onnxruntime", choices=tuple(BACKENDS),
                           help="the runtime every point is measured on")
     profile: str | None = option(None, help="device profile for the channel-pruned students (default: made in --out)")
     widths: str | None = option(None, help="a `staircase prune` widths file: the students keep the teacher's most "
@@ -79,13 +81,13 @@ class CompareSettings:
     threads: int | None = option(None, help="threads (default: all cores)")
     single_thread: bool = option(False, help="also measure every point at one thread")
     grid: int = option(4, help="profiling grid when no --profile is given")
-    timing: str = option("standard", choices=("quick", "standard", "careful"),
+    timing: str = option("standard", choices=tuple(TIMINGS),
                          help="how carefully the profile (when none is given), the designs and every point are timed")
     seed: int = option(0, help="seed")
 
     def check(self) -> list[str]:
         """The methods to run; one clear error for any setting that cannot work."""
-        if self.backend not in ("onnxruntime", "openvino", "torch"):
+        if self.backend not in BACKENDS:
             raise StaircaseError(f"--backend {self.backend!r} must be onnxruntime, openvino or torch")
         here = precisions_here(self.backend)
         offered = ["teacher", "channel", "channel-unsnapped", "weight"]

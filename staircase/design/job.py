@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import StaircaseError
 from ..modelref import ResolvedModel
+from ..profile.timing import TIMINGS
 from ..settings import option
 from .allocations import ALLOCATIONS
 from .designer import Designer
@@ -58,7 +59,7 @@ class DesignSettings:
                                  help="every student starts from this trained teacher's weights: each slot keeps its "
                                       "most important channels (written beside each spec, S.json -> S.pt)")
     measure: bool = option(True, no_flag="--no-measure", help="predict only; do not time the students")
-    timing: str = option("standard", choices=("quick", "standard", "careful"),
+    timing: str = option("standard", choices=tuple(TIMINGS),
                          help="how long each paired measurement beside the teacher takes")
     allow_other_device: bool = option(False, help="use a profile measured on another device or backend")
     allow_few_steps: bool = option(False, help="design on a profile that found steps in half its slots or fewer")

@@ -16,6 +16,7 @@ from ..errors import StaircaseError
 from ..modelref import ModelSettings, ResolvedModel
 from ..settings import option
 from ..slots import SlotGraph
+from ..train.data import DATA_HELP
 from ..widths import WidthsFile
 from .baselines import applied_removals, l1_scores, prune_until, removal_order
 from .fisher import SCHEDULES, fisher_prune
@@ -27,7 +28,7 @@ __all__ = ["PruneSettings", "Target", "prune", "run_prune"]
 class PruneSettings(ModelSettings):
     out: str = option(help="widths file to write (JSON)")
     checkpoint: str | None = option(None, help="the trained teacher's weights")
-    data: str | None = option(None, help="digits, cifar10:PATH, cifar100:PATH or folder:PATH")
+    data: str | None = option(None, help=DATA_HELP)
     method: str = option("fisher", choices=("fisher", "l1"), help="how channels are ranked")
     target_channels: int | None = option(None, help="total channels of the pruned slots")
     target_params: float | None = option(None, help="parameters (e.g. 1.2e6)")

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..profile.backends import BACKENDS
+from ..profile.timing import TIMINGS
 from ..settings import option
+from ..train.data import DATA_HELP
 from .schedule import Schedule
 
 __all__ = ["DEFAULT_BOUNDS", "SearchSettings"]
@@ -18,14 +21,14 @@ class SearchSettings:
     schedule: str = option(positional=True, metavar="SCHEDULE",
                            help="a Distiller-style YAML schedule, or a shipped one's name (resnet56_cifar10)")
     checkpoint: str = option(help="the trained, unpruned network (`staircase train`)")
-    data: str = option(help="digits, cifar10:PATH, cifar100:PATH or folder:PATH")
+    data: str = option(help=DATA_HELP)
     out: str = option("runs/search", help="folder for the study, trials and front")
     trials: int = option(20, help="finished trials the study should hold")
-    backend: str = option("onnxruntime", choices=("onnxruntime", "openvino", "torch"),
+    backend: str = option("onnxruntime", choices=tuple(BACKENDS),
                           help="where latency is measured")
     backend_device: str | None = option(None, help="the backend's device (e.g. CPU, GPU for OpenVINO)")
     threads: int | None = option(None, help="CPU threads (shared out among --workers)")
-    timing: str = option("standard", choices=("quick", "standard", "careful"),
+    timing: str = option("standard", choices=tuple(TIMINGS),
                          help="how long each latency measurement takes")
     epochs: int | None = option(None, help="retraining epochs (default: the schedule's)")
     lr: float | None = option(None, help="retraining learning rate (default: the schedule's)")

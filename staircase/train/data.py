@@ -25,6 +25,7 @@ from ..errors import StaircaseError
 __all__ = ["DataBundle", "load_data", "DATA_KINDS"]
 
 DATA_KINDS = ("digits", "cifar10:PATH", "cifar100:PATH", "folder:PATH")
+DATA_HELP = f"{', '.join(DATA_KINDS[:-1])} or {DATA_KINDS[-1]}"  # what --data takes
 _CIFAR = {
     "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
                 "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),

@@ -45,6 +45,7 @@ from ..progress import progress_bar
 from ..settings import option
 from .attention import FeatureTaps, attention_points, check_pairing
 from .checkpoint import load_weights, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .data import DATA_HELP
 from .evaluate import evaluate, topk_correct
 from .losses import at_loss, kd_loss
 from .sparsity import WeightMasks, check_sparsity, zero_share
@@ -77,7 +78,7 @@ class TrainConfig:
     role: str = option("teacher", positional=True, choices=("teacher", "student"), help="what is trained")
     model: str = option(positional=True, metavar="MODEL_OR_SPEC",
                         help="teacher: zoo name or package.module:factory; student: a student spec (or any model)")
-    data: str = option(help="digits, cifar10:PATH, cifar100:PATH or folder:PATH")
+    data: str = option(help=DATA_HELP)
     out: str | None = option(None, help="run directory (default: runs/<role>-<model>)", show_default=False)
     teacher: str | None = option(None, metavar="CKPT", group=_DISTIL, help="the teacher's checkpoint")
     # attention transfer's weight; None: 1e3 with a teacher (the AT reference), else 0
