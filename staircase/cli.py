@@ -191,6 +191,23 @@ class StudentCommand(Command):
         return 0
 
 
+class ImportCommand(Command):
+    """Import a pretrained network's weights (torchvision, timm, any state dict) as a staircase checkpoint."""
+
+    name = "import"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from .train.weights import ImportSettings
+
+        add_arguments(parser, ImportSettings)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .train.weights import ImportSettings, import_weights
+
+        import_weights(from_args(ImportSettings, args))
+        return 0
+
+
 class ProfileCommand(Command):
     """Profile a device: sweep every slot's width, time it, and find the staircase (resumable)."""
 
@@ -596,8 +613,8 @@ class DemoCommand(Command):
         return run_demo(from_args(DemoSettings, args))
 
 
-COMMANDS: tuple[type[Command], ...] = (ModelsCommand, SlotsCommand, StudentCommand, ProfileCommand, StepsCommand,
-                                      PredictCommand, MeasureCommand, PruneCommand, DesignCommand, TrainCommand,
+COMMANDS: tuple[type[Command], ...] = (ModelsCommand, SlotsCommand, StudentCommand, ImportCommand, ProfileCommand,
+                                      StepsCommand, PredictCommand, MeasureCommand, PruneCommand, DesignCommand, TrainCommand,
                                       EvaluateCommand, ExportCommand, SearchCommand, CompareCommand, DemoCommand)
 
 

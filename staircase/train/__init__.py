@@ -10,9 +10,10 @@ from importlib import import_module
 _PUBLIC = {
     "DataBundle": "data", "load_data": "data",
     "at_loss": "losses", "attention_map": "losses", "kd_loss": "losses",
-    "TrainConfig": "trainer", "train": "trainer", "train_or_reuse": "trainer",
+    "TrainConfig": "trainer", "TrainResult": "trainer", "train": "trainer", "train_or_reuse": "trainer",
+    "ImportSettings": "weights", "import_weights": "weights",
     "load_weights": "checkpoint", "model_from_checkpoint": "checkpoint",
-    "export_onnx": "export", "export_openvino": "export",
+    "Exported": "export", "export_onnx": "export", "export_openvino": "export",
 }
 __all__ = sorted(_PUBLIC)
 

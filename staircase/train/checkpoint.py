@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import StaircaseError
 from ..files import atomic_write
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "read_checkpoint", "load_weights", "model_from_checkpoint",
+__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "read_checkpoint", "load_weights", "mismatch", "model_from_checkpoint",
            "rng_state", "set_rng_state"]
 
 CHECKPOINT_FORMAT = "staircase-checkpoint"
@@ -51,13 +51,13 @@ def load_weights(model: nn.Module, path: str | Path, name: str, state: dict[str,
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, AttributeError) as exc:
-        why = _mismatch(model.state_dict(), state["model"]) or str(exc).strip().splitlines()[0][:200]
+        why = mismatch(model.state_dict(), state["model"]) or str(exc).strip().splitlines()[0][:200]
         raise StaircaseError(f"checkpoint {path} does not fit {name}: {why}; is it another model's checkpoint?") \
             from None
     return model
 
 
-def _mismatch(mine: dict[str, Any], theirs: dict[str, Any]) -> str:
+def mismatch(mine: dict[str, Any], theirs: dict[str, Any]) -> str:
     """What differs between a model's state dict and a checkpoint's, in a few words."""
     missing = [k for k in mine if k not in theirs]
     unexpected = [k for k in theirs if k not in mine]
