@@ -149,6 +149,9 @@ class StudentCommand(Command):
         parser.add_argument("--name", default=None, help="the student's name (default: the output file's stem)")
         parser.add_argument("--inherit", metavar="TEACHER_CKPT", default=None,
                             help="start from this trained teacher's weights (writes SPEC.pt beside SPEC.json)")
+        parser.add_argument("--data", default=None,
+                            help="with --inherit: measure the student's BatchNorm statistics again on this data's "
+                                 "training images (the teacher's no longer fit the narrowed layers)")
         parser.add_argument("--json", action="store_true", help="print the spec instead of a summary")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -163,6 +166,8 @@ class StudentCommand(Command):
         resolved = _resolve(args)
         if resolved.spec is not None:
             raise SpecError(f"{args.model} is already a student spec; give its teacher ({resolved.spec.teacher.name})")
+        if args.data and not args.inherit:
+            raise StaircaseError("--data measures the inherited student's BatchNorm statistics: give --inherit too")
         widths_file = None
         if args.widths:
             widths_file = WidthsFile.load(args.widths)
@@ -175,7 +180,7 @@ class StudentCommand(Command):
         teacher_params, teacher_macs = count_params(resolved.model), count_macs(resolved.model, size)
         if args.inherit:
             teacher = _load_teacher_weights(resolved, args.inherit)
-            save_student(spec, inherited_student(teacher, spec, args.inherit, widths_file), args.out)
+            save_student(spec, inherited_student(teacher, spec, args.inherit, widths_file, args.data), args.out)
         else:
             spec.save(args.out)
         if args.json:
@@ -380,6 +385,23 @@ class PruneCommand(Command):
                   f"{run['steps']} steps ({run['seconds']:.0f} s), {len(pruned.removed)} removed; target "
                   f"{run['target']} {'reached' if run['reached'] else 'NOT reached'}")
         return 0 if run["reached"] else 3
+
+
+class RankCommand(Command):
+    """Score every channel of a trained network in one pass (Fisher, Taylor, L1): a widths file for design --inherit."""
+
+    name = "rank"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from .design.rank import RankSettings
+
+        add_arguments(parser, RankSettings)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .design.rank import RankSettings, rank
+
+        rank(from_args(RankSettings, args))
+        return 0
 
 
 class DesignCommand(Command):
@@ -614,8 +636,8 @@ class DemoCommand(Command):
 
 
 COMMANDS: tuple[type[Command], ...] = (ModelsCommand, SlotsCommand, StudentCommand, ImportCommand, ProfileCommand,
-                                      StepsCommand, PredictCommand, MeasureCommand, PruneCommand, DesignCommand, TrainCommand,
-                                      EvaluateCommand, ExportCommand, SearchCommand, CompareCommand, DemoCommand)
+                                      StepsCommand, PredictCommand, MeasureCommand, PruneCommand, RankCommand,
+                                      DesignCommand, TrainCommand, EvaluateCommand, ExportCommand, SearchCommand, CompareCommand, DemoCommand)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -215,6 +215,13 @@ class SlotGraph:
     def producer_channels(self, name: str) -> list[tuple[nn.Module, list[int], list[int]]]:
         """Each layer whose output channels the slot's channels are: (layer, the slot's
         channel indices, that layer's own output channel indices), in the same order."""
+        return self._channels_of(name, (_CONV, nn.Linear))
+
+    def norm_channels(self, name: str) -> list[tuple[nn.Module, list[int], list[int]]]:
+        """Each BatchNorm over the slot's channels, as ``producer_channels`` gives layers."""
+        return self._channels_of(name, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))
+
+    def _channels_of(self, name: str, kinds: tuple[type, ...]) -> list[tuple[nn.Module, list[int], list[int]]]:
         module = self.model.get_submodule(self[name].name)
         width = _out_width(module)
         pruner = self._dg.get_pruner_of_module(module)
@@ -222,7 +229,7 @@ class SlotGraph:
         found = []
         for item in group:
             target = item.dep.target.module
-            if isinstance(target, (_CONV, nn.Linear)) and self._dg.is_out_channel_pruning_fn(item.dep.handler):
+            if isinstance(target, kinds) and self._dg.is_out_channel_pruning_fn(item.dep.handler):
                 found.append((target, [int(i) for i in item.root_idxs], [int(i) for i in item.idxs]))
         return found
 

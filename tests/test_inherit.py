@@ -7,7 +7,7 @@ import torch
 from helpers import one_line_error
 from user_nets import TinyResConcat
 
-from staircase.design.baselines import round_widths
+from staircase.design.baselines import l1_scores, round_widths
 from staircase.design.inherit import channel_scores, inherit
 from staircase.models import create_model
 from staircase.slots import find_slots, slot_widths
@@ -47,7 +47,7 @@ def test_a_model_from_no_zoo_inherits_even_across_a_concatenation():
     widths = {n: max(2, w // 2) for n, w in slots.items()}
     scores, ranked_by = channel_scores(teacher, list(widths), (3, 8, 8))
     student, kept = inherit(teacher, widths, scores, (3, 8, 8))
-    assert ranked_by == "l1" and {n: len(k) for n, k in kept.items()} == widths
+    assert ranked_by == "l1-bn" and {n: len(k) for n, k in kept.items()} == widths
     assert _eval(student, torch.randn(1, 3, 8, 8)).shape == (1, 5)
     assert slot_widths(student, (3, 8, 8)) == {**slots, **widths}
 
@@ -70,12 +70,14 @@ def test_student_inherit_writes_weights_that_evaluate_export_and_init_take(run_c
     assert r.returncode == 0, r.stderr
     widths = json.loads((tmp_path / "w.json").read_text())
     assert widths["version"] == 2 and all(sorted(c) == list(range(len(c))) for c in widths["channels"].values())
-    r = run_cli("student", "wrn_16_1", "--widths", "w.json", "--inherit", "t/last.pt", "--out", "s/s.json")
+    r = run_cli("student", "wrn_16_1", "--widths", "w.json", "--inherit", "t/last.pt", "--data", "digits",
+                "--out", "s/s.json")
     assert r.returncode == 0, r.stderr
     assert "its most important channels by fisher, in s/s.pt" in r.stdout
     spec = json.loads((tmp_path / "s" / "s.json").read_text())
     init = spec["provenance"]["init"]
     assert spec["version"] == 2 and init["from"] == "t/last.pt" and init["ranked_by"] == "fisher"
+    assert init["batchnorm"] == {"data": "digits", "batches": 8, "batch_size": 128}
     assert {n: len(k) for n, k in init["kept"].items()} == {n: w for n, w in widths["widths"].items()
                                                              if w != spec["teacher_widths"][n]}
     assert (tmp_path / "s" / "s.pt").exists()
@@ -86,7 +88,7 @@ def test_student_inherit_writes_weights_that_evaluate_export_and_init_take(run_c
     r = run_cli("train", "student", "s/s.json", "--init", "s/s.pt", "--teacher", "t/last.pt", "--data", "digits",
                 "--epochs", "1", "--train-images", "64", "--no-progress", "--out", "st")
     assert r.returncode == 0, r.stderr
-    assert "starting from the weights in s/s.pt" in r.stdout
+    assert "starting from the weights in s/s.pt" in r.stdout and "BatchNorm statistics measured again" in r.stdout
     one_line_error(run_cli("student", "wrn_16_2", "--scale", "0.5", "--inherit", "t/last.pt", "--out", "x.json"),
                    "t/last.pt does not fit wrn_16_2")
 
@@ -111,3 +113,44 @@ def test_attention_transfer_pairs_a_model_from_no_zoo_with_its_student_by_itself
                 "--train-images", "64", "--no-progress", "--out", "st")
     assert r.returncode == 0, r.stderr
     assert "attention transfer (beta 1000) over 1 point pairs: dw~dw" in r.stdout
+
+
+def test_the_default_ranking_weighs_each_filter_by_the_batchnorm_scale_after_it():
+    from staircase.design.inherit import normed_l1_scores
+    from staircase.slots import SlotGraph
+
+    teacher = create_model("wrn_16_1").eval()
+    name = "block2.layer.0.conv1"
+    conv, bn = teacher.get_submodule(name), teacher.get_submodule("block2.layer.0.bn2")
+    with torch.no_grad():
+        conv.weight.fill_(0.1)
+        conv.weight[3] = 1.0  # the largest filter ...
+        bn.weight.fill_(1.0)
+        bn.weight[3] = 1e-3  # ... scaled almost to nothing by its norm
+        bn.running_var.fill_(1.0)
+        bn.running_var[5] = 0.01  # a small filter whose norm divides by a small sigma: amplified
+    graph = SlotGraph(teacher, (3, 32, 32))
+    raw, normed = l1_scores(graph, [name])[name], normed_l1_scores(graph, [name])[name]
+    assert max(range(len(raw)), key=raw.__getitem__) == 3
+    assert min(range(len(normed)), key=normed.__getitem__) == 3
+    assert max(range(len(normed)), key=normed.__getitem__) == 5
+
+
+def test_batchnorm_statistics_are_measured_again_without_a_gradient_step():
+    from torch.utils.data import TensorDataset
+
+    from staircase.train.batchnorm import reestimate_batchnorm
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1, bias=False), torch.nn.BatchNorm2d(4))
+    x = torch.randn(256, 3, 5, 5) * 3 + 2
+    before = [p.clone() for p in model.parameters()]
+    assert reestimate_batchnorm(model, TensorDataset(x, torch.zeros(256)), batches=2, batch_size=128) == 1
+    with torch.no_grad():
+        y = model[0](x)
+    bn = model[1]
+    assert torch.allclose(bn.running_mean, y.mean((0, 2, 3)), atol=1e-5)  # the cumulative average, all 256
+    assert torch.allclose(bn.running_var, y.var((0, 2, 3)), rtol=0.05)
+    assert bn.momentum == 0.1 and not model.training
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert reestimate_batchnorm(torch.nn.Linear(3, 2), TensorDataset(x, x)) == 0  # nothing to measure

@@ -3,9 +3,13 @@ channels, with their weights.
 
 A channel's importance is its Fisher saliency when a pruning run's widths file says which
 teacher channel each score belongs to (``WidthsFile.channels``), else the L1 norm of the
-producer's filter (Li et al.). The surgery is torch-pruning's, through ``SlotGraph.prune``,
-so any model that has slots inherits; what the student keeps of each slot is written down
-(``kept``: teacher channel indices, ascending) so that the spec can record it.
+producer's filter scaled by what the BatchNorm after it multiplies it by (|gamma| / sigma:
+a filter a norm scales down counts for less, which the raw L1 of Li et al. ignores). The
+surgery is torch-pruning's, through ``SlotGraph.prune``, so any model that has slots
+inherits; what the student keeps of each slot is written down (``kept``: teacher channel
+indices, ascending) so that the spec can record it. Given training data, the student's
+BatchNorm statistics are then measured again (``train.batchnorm``): the teacher's no longer
+fit the narrowed layers.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..errors import StaircaseError
@@ -22,18 +27,17 @@ from ..spec import StudentSpec
 from ..widths import WidthsFile
 from .baselines import l1_scores
 
-__all__ = ["channel_scores", "inherit", "inherited_student", "save_student"]
+__all__ = ["channel_scores", "inherit", "inherited_student", "normed_l1_scores", "save_student"]
 
 
 def channel_scores(teacher: nn.Module, names: Sequence[str], input_size=None,
                    widths_file: WidthsFile | None = None) -> tuple[dict[str, list[float]], str]:
     """Per slot, one score per teacher channel (by channel index), and what they are:
     ``"fisher"`` from ``widths_file`` where it maps its scores to teacher channels, else
-    ``"l1"``."""
+    ``"l1-bn"`` (``normed_l1_scores``)."""
     graph = SlotGraph(copy.deepcopy(teacher), input_size_of(teacher, input_size))
-    scores = l1_scores(graph, names)
     if widths_file is None or not widths_file.saliency or not widths_file.channels:
-        return scores, "l1"
+        return normed_l1_scores(graph, names), "l1-bn"
     fisher = {}
     for name in names:
         width = graph[name].width
@@ -46,6 +50,23 @@ def channel_scores(teacher: nn.Module, names: Sequence[str], input_size=None,
             row[channel] = float(value)
         fisher[name] = row
     return fisher, "fisher"
+
+
+def normed_l1_scores(graph: SlotGraph, names: Sequence[str]) -> dict[str, list[float]]:
+    """Per slot, each channel's filter L1 norm (``l1_scores``) times the mean |gamma| / sigma
+    of the BatchNorm layers over it (1 where none): the size of what the channel passes on."""
+    scores = l1_scores(graph, names)
+    for name in names:
+        scale, count = torch.zeros(len(scores[name])), torch.zeros(len(scores[name]))
+        for norm, slot_idx, own_idx in graph.norm_channels(name):
+            if norm.weight is None or norm.running_var is None:
+                continue
+            factor = norm.weight.detach().abs() / torch.sqrt(norm.running_var + norm.eps)
+            scale[slot_idx] += factor[own_idx].float()
+            count[slot_idx] += 1
+        factor = torch.where(count > 0, scale / count.clamp(min=1), torch.ones_like(scale))
+        scores[name] = (torch.tensor(scores[name]) * factor).tolist()
+    return scores
 
 
 def inherit(teacher: nn.Module, widths: Mapping[str, int], scores: Mapping[str, Sequence[float]],
@@ -72,14 +93,23 @@ def inherit(teacher: nn.Module, widths: Mapping[str, int], scores: Mapping[str, 
 
 
 def inherited_student(teacher: nn.Module, spec: StudentSpec, checkpoint: str,
-                      widths_file: WidthsFile | None = None) -> nn.Module:
+                      widths_file: WidthsFile | None = None, data: str | None = None) -> nn.Module:
     """``spec``'s network with the trained ``teacher``'s weights (from ``checkpoint``) for the
-    channels it keeps; the spec's provenance records where from, by which scores, and which
-    teacher channels each narrowed slot kept."""
+    channels it keeps, and, given ``data`` (a ``--data`` spec), its BatchNorm statistics
+    measured again on the training images; the spec's provenance records where from, by
+    which scores, which teacher channels each narrowed slot kept, and the re-estimation."""
     names = [n for n, w in spec.widths.items() if w != spec.teacher_widths[n]]
     scores, ranked_by = channel_scores(teacher, names, spec.teacher.input_size, widths_file)
     model, kept = inherit(teacher, {n: spec.widths[n] for n in names}, scores, spec.teacher.input_size)
     spec.provenance.init = {"from": str(checkpoint), "ranked_by": ranked_by, "kept": kept}
+    if data is not None and names:
+        from ..train.batchnorm import REESTIMATE_BATCH_SIZE, REESTIMATE_BATCHES, reestimate_batchnorm
+        from ..train.data import load_data
+
+        images = load_data(data, spec.teacher.input_size, augment=False).train
+        if reestimate_batchnorm(model, images):
+            spec.provenance.init["batchnorm"] = {"data": data, "batches": REESTIMATE_BATCHES,
+                                                 "batch_size": REESTIMATE_BATCH_SIZE}
     return model
 
 

@@ -58,6 +58,8 @@ class DesignSettings:
     inherit: str | None = option(None, metavar="TEACHER_CKPT",
                                  help="every student starts from this trained teacher's weights: each slot keeps its "
                                       "most important channels (written beside each spec, S.json -> S.pt)")
+    data: str | None = option(None, help="with --inherit: measure each student's BatchNorm statistics again on this "
+                                         "data's training images")
     measure: bool = option(True, no_flag="--no-measure", help="predict only; do not time the students")
     timing: str = option("standard", choices=tuple(TIMINGS),
                          help="how long each paired measurement beside the teacher takes")
@@ -72,6 +74,8 @@ class DesignSettings:
             raise StaircaseError("--target-ms and --target-share both set the target; give one")
         if Path(self.out).suffix != ".json":
             raise StaircaseError(f"--out {self.out} must name a .json student spec")
+        if self.data and not self.inherit:
+            raise StaircaseError("--data measures the inherited students' BatchNorm statistics: give --inherit too")
         if self.inherit and self.checkpoint and self.checkpoint != self.inherit:
             raise StaircaseError("--checkpoint and --inherit name two teachers; give one (--inherit's weights also "
                                  "rank the L1 baseline)")
@@ -155,7 +159,7 @@ def design(settings: DesignSettings, teacher: ResolvedModel | None = None, measu
         if s.inherit:
             from .inherit import inherited_student, save_student
 
-            save_student(d.spec, inherited_student(teacher.model, d.spec, s.inherit, widths_file), path)
+            save_student(d.spec, inherited_student(teacher.model, d.spec, s.inherit, widths_file, s.data), path)
         else:
             d.spec.save(path)
     return DesignResult(designs, paths, designer.teacher_ms, target_ms, designer)

@@ -44,6 +44,7 @@ from ..files import atomic_write_json, atomic_write_text
 from ..progress import progress_bar
 from ..settings import option
 from .attention import FeatureTaps, attention_points, check_pairing
+from .batchnorm import REESTIMATE_BATCHES, reestimate_batchnorm
 from .checkpoint import load_weights, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import DATA_HELP
 from .evaluate import evaluate, topk_correct
@@ -95,6 +96,10 @@ class TrainConfig:
     init: str | None = option(None, metavar="CKPT", group=_DISTIL,
                               help="start from these weights instead of at random (fine-tuning, e.g. a pruned "
                                    "network)")
+    bn_reestimate: bool = option(True, no_flag="--keep-bn-statistics", group=_DISTIL,
+                                 help="with --init: keep the BatchNorm statistics of the weights as they are "
+                                      "(default: measure them again over 8 training batches first, as inherited "
+                                      "and pruned weights carry another network's)")
     # unstructured weight pruning: this share of the init weights (smallest magnitudes, ranked
     # globally) set to zero and held at zero while training
     sparsity: float = option(0.0, metavar="S", group=_DISTIL,
@@ -268,6 +273,10 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
         load_weights(run.model, config.init, config.model)
         log(f"starting from the weights in {config.init}")
     masks = _weight_masks(run.model, config.sparsity, log) if config.sparsity else None
+    if config.init and config.bn_reestimate and not (resume and (out / "last.pt").exists()):
+        # inherited (or pruned) weights carry the statistics of another network's activations
+        if reestimate_batchnorm(run.model, run.data.train, seed=config.seed):
+            log(f"BatchNorm statistics measured again over {REESTIMATE_BATCHES} batches of training images")
     model = run.model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
