@@ -512,21 +512,25 @@ class EvaluateCommand(Command):
         parser.add_argument("--seed", type=int, default=0, help="the seed of the held-out split")
         parser.add_argument("--batch-size", type=int, default=256)
         parser.add_argument("--threads", type=int, default=None)
+        parser.add_argument("--workers", type=int, default=None,
+                            help="data-loading processes (default: 2 for image folders, none for data in memory)")
         parser.add_argument("--json", action="store_true")
 
     def run(self, args: argparse.Namespace) -> int:
         import torch
 
         from .train.checkpoint import model_from_checkpoint
-        from .train.data import load_data
+        from .train.data import default_workers, load_data
         from .train.evaluate import evaluate
 
         if args.threads:
             torch.set_num_threads(args.threads)
         model, arch, _ = model_from_checkpoint(args.checkpoint)
         data = load_data(args.data, arch.input_size, val_split=args.val_split, seed=args.seed, augment=False)
+        workers = default_workers(data.test) if args.workers is None else args.workers
         result = {"checkpoint": args.checkpoint, "data": data.name,
-                  **evaluate(model, data.test, args.batch_size, "cuda" if torch.cuda.is_available() else "cpu")}
+                  **evaluate(model, data.test, args.batch_size, "cuda" if torch.cuda.is_available() else "cpu",
+                             workers)}
         if args.json:
             _print_json(result)
         else:

@@ -59,3 +59,35 @@ def test_class_folders(tmp_path):
     assert data.num_classes == 2 and len(data.train) == 4 and len(data.test) == 4
     assert data.test[3][0].shape == (3, 16, 16) and data.test[3][1] == 1
     assert isinstance(data.train[0][0], torch.Tensor)
+
+
+def _image_folder(root, sizes=(100, 80), per_class=3):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for cls in ("cat", "dog"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, (*sizes, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / cls / f"{i}.png")
+
+
+def test_image_folders_are_read_file_by_file_with_the_standard_recipes(tmp_path):
+    import pickle
+
+    from staircase.train.data import FolderImages, default_workers
+
+    _image_folder(tmp_path)
+    data = load_data(f"folder:{tmp_path}", (3, 64, 64))
+    assert isinstance(data.train, FolderImages) and len(pickle.dumps(data.train)) < 10_000  # paths, not pixels
+    assert default_workers(data.train) >= 1 and default_workers(load_data("digits", (1, 8, 8)).train) == 0
+    torch.manual_seed(0)
+    crops = [data.train[0][0] for _ in range(2)]
+    assert crops[0].shape == (3, 64, 64) and not torch.equal(*crops)  # random-resized crops
+    assert torch.equal(data.test[0][0], data.test[0][0]) and data.test[0][0].shape == (3, 64, 64)  # centre crop
+    batch = next(iter(torch.utils.data.DataLoader(data.train, batch_size=4, num_workers=2)))
+    assert batch[0].shape == (4, 3, 64, 64)
+    (tmp_path / "val" / "dog" / "0.png").write_bytes(b"not a png")
+    with pytest.raises(StaircaseError, match=r"image .*val/dog/0.png cannot be read"):
+        load_data(f"folder:{tmp_path}", (3, 64, 64)).test[3]

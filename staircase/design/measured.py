@@ -263,7 +263,7 @@ def _baselines(designer: Designer, main: Designed, name: str, widths_file: Width
     full = {s.name: s.width for s in slots}
     found = []
     unsnapped = "unsnapped" in which and widths_file is not None
-    if unsnapped and widths_file.removed:
+    if unsnapped and (widths_file.removed or widths_file.saliency):  # a pruning run's order, or a ranking's
         order = list(widths_file.removed)
         if widths_file.saliency:  # past the pruning run: the kept channels by their last saliency, one shot
             order += removal_order({n: v[: widths_file.widths[n]] for n, v in widths_file.saliency.items()

@@ -1,8 +1,9 @@
 """Datasets named by a ``--data`` spec: ``digits`` (built in), ``cifar10:PATH``,
-``cifar100:PATH`` (the original python-batch format) and ``folder:PATH`` (ImageNet-style
-class folders). No torchvision needed. Images are resized to the model's input, CIFAR and
-digits training images get the standard augmentation (pad-4 random crop, horizontal flip
-for CIFAR), and everything is normalised with the dataset's channel statistics.
+``cifar100:PATH`` (the original python-batch format), both held in memory, and
+``folder:PATH`` (ImageNet-style class folders, read file by file through torchvision). Images
+are resized to the model's input; training images get the standard augmentation (digits
+and CIFAR: pad-4 random crop, horizontal flip for CIFAR; folders: ``folder_transform``),
+and everything is normalised with the dataset's channel statistics.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from torch.utils.data import Dataset
 
 from ..errors import StaircaseError
 
-__all__ = ["DataBundle", "load_data", "DATA_KINDS"]
+__all__ = ["DATA_HELP", "DATA_KINDS", "DataBundle", "FolderImages", "TensorImages", "default_workers", "folder_transform",
+           "load_data"]
 
 DATA_KINDS = ("digits", "cifar10:PATH", "cifar100:PATH", "folder:PATH")
 DATA_HELP = f"{', '.join(DATA_KINDS[:-1])} or {DATA_KINDS[-1]}"  # what --data takes
@@ -81,6 +83,14 @@ class DataBundle:
     train: Dataset
     test: Dataset
     num_classes: int
+
+
+def default_workers(data: Dataset) -> int:
+    """Loader processes when none are asked for: image files are decoded as they are read
+    (2 processes, at most the cores), data in memory needs none."""
+    import os
+
+    return min(2, os.cpu_count() or 1) if isinstance(data, FolderImages) else 0
 
 
 def load_data(spec: str, input_size: Sequence[int], val_split: float = 0.0, seed: int = 0,
@@ -182,37 +192,83 @@ def _download(kind: str, url: str, md5: str, root: Path, folder: str) -> Path:
 
 
 def _folder(root: Path, size, augment) -> DataBundle:
-    from PIL import Image
-
-    def read(split: Path, classes: list[str]):
-        xs, ys = [], []
-        for label, name in enumerate(classes):
-            for f in sorted((split / name).iterdir()):
-                if f.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
-                    continue
-                try:
-                    img = Image.open(f).convert("RGB" if size[0] == 3 else "L").resize((size[2], size[1]))
-                except OSError as exc:
-                    raise StaircaseError(f"image {f} cannot be read ({exc})") from None
-                arr = np.array(img, dtype=np.uint8)  # a writable copy
-                xs.append(torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], -1)).permute(2, 0, 1))
-                ys.append(label)
-        if not xs:
-            raise StaircaseError(f"{split} holds no images in class folders")
-        return torch.stack(xs), torch.tensor(ys)
+    """Class folders (``train/`` and ``val/`` or ``test/``, or one folder split 90/10), read
+    file by file as the loader asks (``FolderImages``)."""
+    from .._compat import import_vision_package
 
     if not root.is_dir():
         raise StaircaseError(f"folder data {root} does not exist")
+    try:
+        folders = import_vision_package("torchvision.datasets")
+    except ImportError:
+        raise StaircaseError("folder data is read through torchvision: pip install 'staircase[vision]'") from None
     train_dir = root / "train" if (root / "train").is_dir() else root
     test_dir = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
-    classes = sorted(d.name for d in train_dir.iterdir() if d.is_dir())
-    if not classes:
-        raise StaircaseError(f"{train_dir} has no class folders (expected {train_dir}/<class>/<image>)")
-    xtr, ytr = read(train_dir, classes)
+
+    def listed(split: Path):
+        try:
+            found = folders.ImageFolder(str(split))
+        except (FileNotFoundError, RuntimeError) as exc:  # no class folders, or none holding an image
+            raise StaircaseError(f"{split} holds no images in class folders ({split}/<class>/<image>): "
+                                 f"{str(exc).splitlines()[0][:120]}") from None
+        return found.classes, [(path, label) for path, label in found.samples]
+
+    classes, train_samples = listed(train_dir)
     mean, std = _STATS["imagenet"]
-    train = TensorImages(xtr, ytr, size, mean, std, augment)
+    train = FolderImages(train_samples, size, mean, std, augment)
     if test_dir is None:
-        bundle = DataBundle(f"folder {root}", train, train, len(classes))
-        return _hold_out(bundle, 0.1, 0)
-    xte, yte = read(test_dir, classes)
-    return DataBundle(f"folder {root}", train, TensorImages(xte, yte, size, mean, std, False), len(classes))
+        return _hold_out(DataBundle(f"folder {root}", train, train, len(classes)), 0.1, 0)
+    test_classes, test_samples = listed(test_dir)
+    if test_classes != classes:
+        raise StaircaseError(f"{test_dir} has classes {test_classes[:4]}..., {train_dir} has {classes[:4]}...: "
+                             "both splits need the same class folders")
+    return DataBundle(f"folder {root}", train, FolderImages(test_samples, size, mean, std, False), len(classes))
+
+
+class FolderImages(Dataset):
+    """Images read from their files when asked for (in the DataLoader's workers), with the
+    standard recipes: at 64 px and more, random-resized crops and flips for training and a
+    resize to size / 0.875 then a centre crop for evaluation; below, pad-and-crop and flips
+    (CIFAR's) and a plain resize. Memory does not grow with the folder."""
+
+    def __init__(self, samples: list[tuple[str, int]], size: Sequence[int], mean, std, augment: bool):
+        self.samples, self.size, self.mean, self.std = samples, tuple(int(s) for s in size), mean, std
+        self.augment = augment
+        self.transform = folder_transform(self.size, mean, std, augment)
+
+    def subset(self, indices: torch.Tensor, augment: bool | None = None) -> FolderImages:
+        return FolderImages([self.samples[int(i)] for i in indices], self.size, self.mean, self.std,
+                            self.augment if augment is None else augment)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        path, label = self.samples[i]
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB" if self.size[0] == 3 else "L")
+        except OSError as exc:
+            raise StaircaseError(f"image {path} cannot be read ({exc})") from None
+        return self.transform(img), label
+
+
+def folder_transform(size: Sequence[int], mean, std, augment: bool):
+    """The torchvision transform of one image file (PIL) for a network of input ``size``."""
+    from .._compat import import_vision_package
+
+    T = import_vision_package("torchvision.transforms")
+    c, h, w = size
+    big = min(h, w) >= 64
+    if augment and big:
+        steps = [T.RandomResizedCrop((h, w), antialias=True), T.RandomHorizontalFlip()]
+    elif augment:
+        steps = [T.Resize((h, w), antialias=True), T.RandomCrop((h, w), padding=max(1, round(4 * h / 32))),
+                 T.RandomHorizontalFlip()]
+    elif big:
+        steps = [T.Resize(round(min(h, w) / 0.875), antialias=True), T.CenterCrop((h, w))]
+    else:
+        steps = [T.Resize((h, w), antialias=True)]
+    return T.Compose([*steps, T.ToTensor(), T.Normalize((list(mean) * c)[:c], (list(std) * c)[:c])])

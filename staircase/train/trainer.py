@@ -46,7 +46,7 @@ from ..settings import option
 from .attention import FeatureTaps, attention_points, check_pairing
 from .batchnorm import REESTIMATE_BATCHES, reestimate_batchnorm
 from .checkpoint import load_weights, read_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .data import DATA_HELP
+from .data import DATA_HELP, default_workers
 from .evaluate import evaluate, topk_correct
 from .losses import at_loss, kd_loss
 from .sparsity import WeightMasks, check_sparsity, zero_share
@@ -127,7 +127,9 @@ class TrainConfig:
     device: str = option("auto", flag="--train-device", group=_HARDWARE,
                          help="where it trains: auto, cpu, cuda or cuda:N (torchrun: one GPU per process)")
     threads: int | None = option(None, group=_HARDWARE, help="CPU threads (default: torch's)")
-    workers: int = option(0, group=_HARDWARE, help="data-loading processes")
+    workers: int | None = option(None, group=_HARDWARE,
+                                 help="data-loading processes (default: 2 for image folders, decoded as they are "
+                                      "read; none for data held in memory)")
     amp: bool | None = option(None, group=_HARDWARE, help="mixed precision (default: on for CUDA)")
     channels_last: bool | None = option(None, group=_HARDWARE,
                                         help="channels-last memory format (default: on for CUDA)")
@@ -227,6 +229,10 @@ class _Run:
     def main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def workers(self) -> int:
+        return default_workers(self.data.train) if self.config.workers is None else self.config.workers
+
 
 EpochCallback = Callable[[int, dict[str, Any]], bool]
 
@@ -306,7 +312,7 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
             scheduler.step()
             if run.main:
                 row.update({f"test_{k}": v for k, v in evaluate(model, run.data.test, config.eval_batch_size, device,
-                                                               config.workers, channels_last).items()})
+                                                               run.workers, channels_last).items()})
                 row["test_images"] = int(row["test_images"])
                 improved = row["test_top1"] > best
                 best = max(best, row["test_top1"])
@@ -475,10 +481,10 @@ def _loader(run: _Run, epoch: int) -> DataLoader:
                                                       seed=config.seed, drop_last=drop_last)
         sampler.set_epoch(epoch)
         return DataLoader(run.data.train, batch_size=config.batch_size, sampler=sampler, drop_last=drop_last,
-                          num_workers=config.workers, pin_memory=run.device.type == "cuda")
+                          num_workers=run.workers, pin_memory=run.device.type == "cuda")
     # the shuffle and the workers' seeds come from torch's global generator, saved with every checkpoint
     return DataLoader(run.data.train, batch_size=config.batch_size, shuffle=True, drop_last=drop_last,
-                      num_workers=config.workers, pin_memory=run.device.type == "cuda",
+                      num_workers=run.workers, pin_memory=run.device.type == "cuda",
                       persistent_workers=False)
 
 
