@@ -14,6 +14,16 @@ docs/BENCH_TRAINER.md. Usage:
 3. Quality on the CIFAR-10 subset: a wrn_16_2 teacher, then wrn_16_1 students alone, with
    AT, with KD, with AT+KD, for several seeds; mean +- std of test top-1. Every run has its
    own directory under --runs and is reused (or resumed) when this script runs again.
+4. Inherited students before any fine-tuning: the demo's WRN-16-2 teacher on digits and
+   torchvision's mobilenet_v2 (a model from no zoo: inverted bottlenecks, depthwise stages)
+   at 32 px, each narrowed uniformly to 0.9, 0.75 and 0.5 of its widths, keeping channels by
+   L1, L1 times the BatchNorm scale (l1-bn) or one-pass Fisher (`staircase rank`); test
+   top-1 with the teacher's BatchNorm statistics and with them measured again.
+5. Image folders: a folder of CIFAR-10 images as PNG; peak resident memory (the process
+   tree) and time of `staircase evaluate` at 224 px over 150 and 1,500 images, with 0 and 2
+   loader processes; images/s of the loader alone at 64 px (2 processes) beside a resnet18
+   training step at 64 px.
+6. `staircase rank` on resnet18 at 224 px, 8 batches of 32 (Fisher): its seconds.
 """
 
 from __future__ import annotations
@@ -143,12 +153,184 @@ def quality(data: str, runs: Path, seeds: list[int], teacher_epochs: int, studen
             s = train_or_reuse(TrainConfig(model=STUDENT, out=str(out), role="student", epochs=student_epochs,
                                            seed=seed, allow_other_teacher=True, **kw, **base), log=quiet)
             tops.append(s.final_top1)
-            print(f"[3] {name} seed {seed}: top-1 {s['final_top1']:.2f}%")
+            print(f"[3] {name} seed {seed}: top-1 {s.final_top1:.2f}%")
         results[name] = {"top1": tops, "mean": statistics.mean(tops),
                          "std": statistics.stdev(tops) if len(tops) > 1 else 0.0}
     return {"data": data, "teacher": TEACHER, "student": STUDENT, "teacher_epochs": teacher_epochs,
             "student_epochs": student_epochs, "teacher_top1": teacher.final_top1, "seeds": seeds,
             "variants": results, "kd": {"alpha": 0.9, "T": 4.0}, "at_beta": 1e3}
+
+
+INHERIT_TEACHERS = {  # label -> the teacher's training run on digits
+    "wrn_16_2 (the demo's teacher)": dict(model="wrn_16_2", epochs=6, lr=0.05, batch_size=64),
+    "torchvision mobilenet_v2 at 32 px": dict(model="torchvision.models:mobilenet_v2", epochs=15, lr=0.05,
+                                              batch_size=64, input_shape=[3, 32, 32]),
+}
+SCALES = (0.9, 0.75, 0.5)
+
+
+def inherited(runs: Path, threads: int) -> dict:
+    """Top-1 of uniformly narrowed students that inherit the teacher's channels, before any
+    fine-tuning: with the teacher's BatchNorm statistics, and with them measured again."""
+    import copy
+
+    from staircase.design.baselines import l1_scores, uniform_widths
+    from staircase.design.inherit import inherit, normed_l1_scores
+    from staircase.design.rank import rank_channels
+    from staircase.modelref import ResolvedModel
+    from staircase.slots import SlotGraph
+    from staircase.train.batchnorm import reestimate_batchnorm
+    from staircase.train.checkpoint import model_from_checkpoint
+    from staircase.train.data import load_data
+    from staircase.train.evaluate import evaluate
+
+    found = {}
+    for label, recipe in INHERIT_TEACHERS.items():
+        out = runs / f"inherit-{recipe['model'].replace(':', '-')}"
+        train_or_reuse(TrainConfig(data="digits", out=str(out), threads=threads, progress=False, **recipe),
+                       log=lambda m: None)
+        model, arch, _ = model_from_checkpoint(out / "last.pt")
+        data = load_data("digits", arch.input_size, augment=False)
+        graph = SlotGraph(copy.deepcopy(model), arch.input_size)
+        slots = graph.selected()
+        names = [s.name for s in slots]
+        loader = torch.utils.data.DataLoader(data.train, batch_size=32, shuffle=True,
+                                             generator=torch.Generator().manual_seed(0))
+        batches = [b for b, _ in zip(loader, range(8), strict=False)]
+        t0 = time.perf_counter()
+        fisher = rank_channels(ResolvedModel(copy.deepcopy(model), arch), "fisher", names, batches)
+        fisher_s = time.perf_counter() - t0
+        rankings = {"l1": l1_scores(graph, names), "l1-bn": normed_l1_scores(graph, names), "fisher": fisher}
+        teacher_top1 = evaluate(model, data.test)["top1"]
+        rows = []
+        for scale in SCALES:
+            widths = uniform_widths(slots, scale)
+            for ranking, scores in rankings.items():
+                student, _ = inherit(model, widths, scores, arch.input_size)
+                kept = evaluate(student, data.test)["top1"]
+                reestimate_batchnorm(student, data.train)
+                again = evaluate(student, data.test)["top1"]
+                rows.append({"scale": scale, "ranking": ranking, "teacher_bn_top1": kept, "reestimated_top1": again})
+                print(f"[4] {label} x{scale} {ranking}: {kept:.1f}% -> {again:.1f}% (teacher {teacher_top1:.1f}%)")
+        found[label] = {"teacher_top1": teacher_top1, "fisher_rank_seconds": fisher_s, "rows": rows, **recipe}
+    return found
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and its descendants (Linux /proc)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) * 1024
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total
+
+
+def peak_tree_rss(cmd: list[str], cwd: Path) -> tuple[int, float]:
+    """(peak resident bytes of the command's process tree, sampled every 20 ms; seconds)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(proc.pid))
+        time.sleep(0.02)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-300:]}")
+    return peak, time.perf_counter() - t0
+
+
+def _png_folder(root: Path, cifar: Path, per_split: dict[str, int]) -> Path:
+    """CIFAR-10 training images written as PNG class folders (``per_split``: images per split)."""
+    import pickle
+
+    import numpy as np
+    from PIL import Image
+
+    if (root / "done").exists():
+        return root
+    with open(cifar / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    labels, start = batch[b"labels"], 0
+    for split, count in per_split.items():
+        for i in range(start, start + count):
+            folder = root / split / f"c{labels[i]}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(images[i]).save(folder / f"{i}.png")
+        start += count
+    (root / "done").write_text("")
+    return root
+
+
+def _import_resnet18(out: Path, shape: str) -> Path:
+    """A resnet18 (10 classes, random weights) as a checkpoint of `staircase import`."""
+    from staircase._compat import import_vision_package
+
+    if not out.exists():
+        torch.manual_seed(0)
+        weights = out.with_suffix(".pth")
+        torch.save(import_vision_package("torchvision.models").resnet18(num_classes=10).state_dict(), weights)
+        subprocess.run(_cli("import", "torchvision.models:resnet18", "--num-classes", "10", "--input-shape", shape,
+                            "--weights", str(weights), "--out", str(out)), check=True, cwd=ROOT, capture_output=True)
+    return out
+
+
+def image_folders(runs: Path, cifar: Path, threads: int) -> dict:
+    """Peak memory and time of `evaluate` over 150 and 1,500 images at 224 px; loader vs step images/s."""
+    from staircase.train.data import load_data
+
+    ckpt = _import_resnet18(runs / "resnet18-224.pt", "3,224,224")
+    rows = []
+    for count in (150, 1500):
+        folder = _png_folder(runs / f"folder-{count}", cifar, {"train": 20, "val": count})
+        for workers in (0, 2):
+            peak, seconds = peak_tree_rss(_cli("evaluate", str(ckpt), "--data", f"folder:{folder}", "--threads",
+                                               str(threads), "--workers", str(workers), "--batch-size", "50"), ROOT)
+            rows.append({"images": count, "workers": workers, "peak_rss_mb": peak / 1e6, "seconds": seconds})
+            print(f"[5] evaluate over {count} images at 224 px, {workers} loader processes: peak "
+                  f"{peak / 1e6:.0f} MB, {seconds:.1f} s")
+    folder = _png_folder(runs / "folder-train-1500", cifar, {"train": 1500})
+    data = load_data(f"folder:{folder}", (3, 64, 64))
+    loader = torch.utils.data.DataLoader(data.train, batch_size=64, shuffle=True, num_workers=2, drop_last=True)
+    t0, seen = time.perf_counter(), 0
+    for x, _ in loader:
+        seen += len(x)
+    loader_rate = seen / (time.perf_counter() - t0)
+    from staircase._compat import import_vision_package
+
+    model = import_vision_package("torchvision.models").resnet18(num_classes=10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = torch.randn(64, 3, 64, 64), torch.randint(0, 10, (64,))
+    times = []
+    for _ in range(6):
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    step_rate = 64 / statistics.median(times[1:])
+    print(f"[5] loader alone {loader_rate:.0f} images/s at 64 px (2 processes); resnet18 step {step_rate:.0f} images/s")
+    return {"evaluate": rows, "loader_images_per_s": loader_rate, "step_images_per_s": step_rate,
+            "loader_images": seen}
+
+
+def rank_time(runs: Path, cifar: Path, threads: int) -> dict:
+    """`staircase rank` on resnet18 at 224 px, 8 batches of 32, Fisher: wall seconds and the job's own."""
+    ckpt = _import_resnet18(runs / "resnet18-224.pt", "3,224,224")
+    folder = _png_folder(runs / "folder-rank", cifar, {"train": 300, "val": 20})
+    t0 = time.perf_counter()
+    out = runs / "resnet18-ranked.json"
+    subprocess.run(_cli("rank", str(ckpt), "--data", f"folder:{folder}", "--batches", "8", "--batch-size", "32",
+                        "--threads", str(threads), "--out", str(out)), check=True, cwd=ROOT, capture_output=True)
+    wall = time.perf_counter() - t0
+    ranked = json.loads(out.read_text())
+    print(f"[6] rank resnet18 at 224 px, 8 x 32 images: {wall:.1f} s ({ranked['seconds']:.1f} s ranking)")
+    return {"wall_seconds": wall, "ranking_seconds": ranked["seconds"], "batches": 8, "batch_size": 32}
 
 
 def _relative(spec: str) -> str:
@@ -184,7 +366,40 @@ def render(r: dict) -> str:
                                [[k, round(v["mean"], 2), round(v["std"], 2), ", ".join(f"{x:.2f}" for x in v["top1"])]
                                 for k, v in q["variants"].items()]), "",
                   "Published direction (full CIFAR-10, 200 epochs): 8.77% error alone, 7.93% with AT.", ""]
+    lines += _render_new_parts(r)
     return "\n".join(lines)
+
+
+def _render_new_parts(r: dict) -> list[str]:
+    lines = []
+    if "inherited" in r:
+        lines += ["## 4. Inherited students before fine-tuning (digits)", "",
+                  "Each teacher narrowed uniformly; each slot keeps its channels by the ranking; test top-1 with "
+                  "the teacher's BatchNorm statistics, then with them measured again over 8 batches of 128 training "
+                  "images (no gradient step). Share: of the teacher's top-1.", ""]
+        for label, t in r["inherited"].items():
+            lines += [f"{label}: teacher {t['teacher_top1']:.1f}% ({t['epochs']} epochs); one-pass Fisher ranking "
+                      f"{t['fisher_rank_seconds']:.1f} s.", "",
+                      format_table(["width", "ranking", "top-1, teacher's BN", "top-1, BN measured again", "share"],
+                                   [[x["scale"], x["ranking"], f"{x['teacher_bn_top1']:.1f}",
+                                     f"{x['reestimated_top1']:.1f}",
+                                     f"{x['reestimated_top1'] / t['teacher_top1']:.0%}"] for x in t["rows"]]), ""]
+    if "folders" in r:
+        f = r["folders"]
+        lines += ["## 5. Image folders", "", "`staircase evaluate` of a resnet18 at 224 px over a folder of CIFAR-10 "
+                  "PNGs: peak resident memory of the process tree (sampled every 20 ms) and wall time.", "",
+                  format_table(["images", "loader processes", "peak MB", "seconds"],
+                               [[x["images"], x["workers"], f"{x['peak_rss_mb']:.0f}", f"{x['seconds']:.1f}"]
+                                for x in f["evaluate"]]), "",
+                  f"Loader alone at 64 px, 2 processes: {f['loader_images_per_s']:.0f} images/s over "
+                  f"{f['loader_images']} images; a resnet18 training step at 64 px (batch 64): "
+                  f"{f['step_images_per_s']:.0f} images/s.", ""]
+    if "rank" in r:
+        k = r["rank"]
+        lines += ["## 6. Ranking channels in one pass", "",
+                  f"`staircase rank` on resnet18 at 224 px, Fisher over {k['batches']} batches of {k['batch_size']}: "
+                  f"{k['wall_seconds']:.1f} s for the command, {k['ranking_seconds']:.1f} s of it ranking.", ""]
+    return lines
 
 
 def main() -> int:
@@ -197,6 +412,8 @@ def main() -> int:
     parser.add_argument("--teacher-epochs", type=int, default=20)
     parser.add_argument("--student-epochs", type=int, default=10)
     parser.add_argument("--out", default=str(ROOT / "docs"))
+    parser.add_argument("--cifar", default=str(ROOT.parent / "shared" / "data"),
+                        help="where cifar-10-batches-py is (parts 5 and 6 write its images as PNG folders)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -214,6 +431,13 @@ def main() -> int:
     if 3 in args.parts:
         results["quality"] = quality(args.data, Path(args.runs), args.seeds, args.teacher_epochs,
                                      args.student_epochs, args.threads)
+    runs = Path(args.runs)
+    if 4 in args.parts:
+        results["inherited"] = inherited(runs, args.threads)
+    if 5 in args.parts:
+        results["folders"] = image_folders(runs, Path(args.cifar), args.threads)
+    if 6 in args.parts:
+        results["rank"] = rank_time(runs, Path(args.cifar), args.threads)
     atomic_write_json(path, results)
     atomic_write_text(out / "BENCH_TRAINER.md", render(results))
     print(render(results))

@@ -426,7 +426,8 @@ class DesignCommand(Command):
             _print_designs(result, rows)
         student = result.student
         if not student.met:
-            _warn(f"the closest design measured {student.judged_ms:.3f} ms at the profile's speed, "
+            how = "measured" if student.measured_ms is not None else "is predicted at"
+            _warn(f"the closest design {how} {student.judged_ms:.3f} ms at the profile's speed, "
                   f"{student.judged_ms - result.target_ms:.3f} ms over the target {result.target_ms} ms")
             return 3
         return 0

@@ -108,11 +108,12 @@ class Pipeline:
         return self.out / f"{method}-widths.json"
 
     def design(self, target_ms: float, widths: str | Path | None = None, name: str | None = None,
-               baselines: bool | Collection[str] = True) -> list:
+               baselines: bool | Collection[str] = True, allow_few_steps: bool = False) -> list:
         """The staircase student for ``target_ms`` (judged at the profile's speed) on
         ``profile.json``, and the ``baselines`` measured to its latency (True: all of
         ``BASELINES``; the unsnapped one needs ``widths``, a widths file); each spec in
-        ``students/``. Reused when the student's spec is there."""
+        ``students/``. Reused when the student's spec is there. ``allow_few_steps``: design
+        (with a warning) on a profile that found steps in half its slots or fewer."""
         from .design.job import DesignSettings, design
         from .design.measured import BASELINES, Designed
 
@@ -126,7 +127,8 @@ class Pipeline:
             return [Designed.from_spec(StudentSpec.load(folder / f"{name}{s}.json"))
                     for s in ["", *(f"-{b}" for b in which)]]
         settings = DesignSettings(model=self.model, profile=str(self.out / "profile.json"), out=str(main),
-                                  widths=str(widths) if widths else None, target_ms=target_ms, baselines=which)
+                                  widths=str(widths) if widths else None, target_ms=target_ms, baselines=which,
+                                  allow_few_steps=allow_few_steps)
         result = design(settings, teacher=self.trained_teacher(), log=self.log)
         for d, path in zip(result.designs, result.paths, strict=True):
             self.log(f"wrote {path}: {d.spec.provenance.method}, measured {d.measured_ms:.3f} ms "

@@ -271,8 +271,9 @@ def test_design_bad_inputs_name_the_problem(profiled, tmp_path, run_cli):
                 str(tmp_path / "x.json"), "--no-measure")
     assert r.returncode == 1 and "layer9.conv" in r.stderr and "another model" in r.stderr
     r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--allow-few-steps", "--target-ms", "0.0001", "--out",
-                str(tmp_path / "x.json"), "--no-measure")
-    assert r.returncode == 1 and "smallest latency reachable" in r.stderr
+                str(tmp_path / "x.json"), "--no-measure")  # below the steps' fastest network: that one, a miss
+    assert r.returncode == 3 and "is below the fastest network this profile's steps reach" in r.stdout
+    assert "the closest design is predicted at" in r.stderr and (tmp_path / "x.json").exists()
     r = run_cli("design", "resnet20", "--profile", str(profiled), "--target-ms", "1", "--out",
                 str(tmp_path / "x.json"), "--no-measure")
     assert r.returncode == 1 and "does not cover resnet20" in r.stderr

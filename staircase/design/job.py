@@ -141,6 +141,8 @@ def design(settings: DesignSettings, teacher: ResolvedModel | None = None, measu
     few = designer.latency.few_steps()
     if few and not s.allow_few_steps:
         raise StaircaseError(f"{few} (or pass --allow-few-steps to design on it anyway)")
+    if few:
+        warn(f"{few}; designing on it as asked")
     target_ms = s.target_ms
     if s.target_share is not None:
         target_ms = round(s.target_share * designer.teacher_ms, 6)

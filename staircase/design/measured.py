@@ -89,9 +89,13 @@ class Designed:
     at_profile_ms: float | None = None
 
     @property
-    def judged_ms(self) -> float | None:
-        """What a target is checked against: the drift-free figure when there is one."""
-        return self.at_profile_ms if self.at_profile_ms is not None else self.measured_ms
+    def judged_ms(self) -> float:
+        """What a target is checked against: the drift-free figure when there is one, else the
+        measured one, else (not measured) the prediction."""
+        for ms in (self.at_profile_ms, self.measured_ms):
+            if ms is not None:
+                return ms
+        return self.predicted_ms
 
     @classmethod
     def from_spec(cls, spec: StudentSpec) -> Designed:
@@ -136,12 +140,20 @@ def fit_to_target(designer: Designer, target_ms: float, saliency: Saliency, name
     def choose(budget: float) -> dict[str, int]:
         return allocation.widths(designer, budget, saliency)
 
+    floor = allocation.smallest_ms(designer)
+    if target_ms < floor:
+        log(f"  {target_ms:.3f} ms is below the fastest network this profile's steps reach ({floor:.3f} ms "
+            "predicted): designing that one")
     if measure is None:
-        return designed(designer, choose(target_ms), name, method, saliency,
-                        notes={"target_ms": target_ms, "budget_ms": target_ms})
+        d = designed(designer, choose(max(target_ms, floor)), name, method, saliency,
+                     notes={"target_ms": target_ms, "budget_ms": max(target_ms, floor)})
+        if d.judged_ms > target_ms:
+            d.met = False
+            d.spec.provenance.notes["missed_by_ms"] = d.judged_ms - target_ms
+        return d
     # aim at the middle of the window a student may land in ([1 - close, 1] x the target):
     # a filled design's prediction sits on its budget, and measurement noise goes both ways
-    budget = target_ms * (1 - close / 2)
+    budget = max(target_ms * (1 - close / 2), floor)
     tried: list[tuple[float, Designed]] = []  # (predicted budget, designed), in order
     seen: dict[tuple, Designed] = {}
     for _ in range(attempts):
@@ -168,7 +180,7 @@ def fit_to_target(designer: Designer, target_ms: float, saliency: Saliency, name
             miss_budgets = [b for b, d in tried if d.judged_ms > target_ms]
             budget = (max(fit_budgets) + min(miss_budgets)) / 2 if fit_budgets and miss_budgets \
                 else budget + (1 - close / 2) * target_ms - judged
-        if budget < allocation.smallest_ms(designer):
+        if budget < floor:
             break
     return _best_of(tried, target_ms)
 
