@@ -227,7 +227,8 @@ def test_snap_given_widths_without_measuring(profiled, tmp_path, run_cli):
     for mode in ("up", "fill"):  # up: slot by slot; fill: for the whole network
         r = run_cli("design", "wrn_16_1", "--profile", str(profiled), "--allow-few-steps", "--widths", str(widths),
                     "--snap", mode, "--out", str(out), "--no-measure")
-        assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+        # nothing said but, on a profile a busy machine left with few steps, that it designs on it
+        assert r.returncode == 0 and all("designing on it as asked" in line for line in r.stderr.splitlines()), r.stderr
         spec = StudentSpec.load(out)
         assert spec.widths["block1.layer.0.conv1"] >= 11 and spec.widths["block3.layer.1.conv1"] >= 37
         assert spec.provenance.measured_ms is None and f"snapped {mode}" in spec.provenance.method

@@ -36,14 +36,26 @@ def test_the_tutorial_lists_its_setup_first_and_names_only_staircase_commands():
     assert len(commands) > 5 and all(c.startswith("staircase ") for c in commands[2:])
 
 
+def _run(args: list[str], folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "staircase", *args[1:]], cwd=folder, capture_output=True, text=True,
+                          timeout=900)
+
+
 @pytest.mark.slow
 @pytest.mark.backend
 def test_the_tutorial_runs_as_written(tmp_path):
     commands = tutorial_commands((ROOT / "README.md").read_text())[len(SETUP):]
+    noisy = False
     for command in commands:
         args = shortened(command)
-        r = subprocess.run([sys.executable, "-m", "staircase", *args[1:]], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=900)
+        r = _run(args, tmp_path)
+        if args[1] == "profile":
+            noisy = "too noisy to design on" in r.stdout
+        if args[1] == "design" and noisy:
+            # a busy machine left the profile few steps, and the profile said so: design refuses
+            # it, naming the flag that designs on it anyway, and the tutorial goes on as a user would
+            assert r.returncode == 1 and "--allow-few-steps" in r.stderr, r.stderr
+            r = _run([*args, "--allow-few-steps"], tmp_path)
         # design exits 3 when its closest student measured over the target on a busy machine:
         # it still writes the student, and says so
         allowed = (0, 3) if args[1] == "design" else (0,)
