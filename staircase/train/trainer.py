@@ -275,14 +275,7 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
     run = _build(config, out, device, rank, world, log)  # data, model, teacher, points: checked before any write
     if rank == 0:
         _claim_run_dir(out, config, resume)
-    if config.init:  # a resumed run then loads last.pt over it
-        load_weights(run.model, config.init, config.model)
-        log(f"starting from the weights in {config.init}")
-    masks = _weight_masks(run.model, config.sparsity, log) if config.sparsity else None
-    if config.init and config.bn_reestimate and not (resume and (out / "last.pt").exists()):
-        # inherited (or pruned) weights carry the statistics of another network's activations
-        if reestimate_batchnorm(run.model, run.data.train, seed=config.seed):
-            log(f"BatchNorm statistics measured again over {REESTIMATE_BATCHES} batches of training images")
+    masks = _start_from_init(run, resumed=resume and (out / "last.pt").exists(), log=log)
     model = run.model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -348,6 +341,21 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
                           zero_share=zero_share(model) if config.sparsity else None, stopped_after=stopped_after)
     atomic_write_json(out / "summary.json", summary.to_dict())
     return summary
+
+
+def _start_from_init(run: _Run, resumed: bool, log) -> WeightMasks | None:
+    """``--init``'s weights loaded (a resumed run then loads last.pt over them), ``--sparsity``'s
+    mask made, and on a fresh start the BatchNorm statistics measured again: inherited or
+    pruned weights carry those of another network's activations. The mask, if any."""
+    config = run.config
+    if config.init:
+        load_weights(run.model, config.init, config.model)
+        log(f"starting from the weights in {config.init}")
+    masks = _weight_masks(run.model, config.sparsity, log) if config.sparsity else None
+    if config.init and config.bn_reestimate and not resumed:
+        if reestimate_batchnorm(run.model, run.data.train, seed=config.seed):
+            log(f"BatchNorm statistics measured again over {REESTIMATE_BATCHES} batches of training images")
+    return masks
 
 
 def _weight_masks(model: nn.Module, sparsity: float, log):
