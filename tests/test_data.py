@@ -1,3 +1,4 @@
+import json
 import pickle
 
 import numpy as np
@@ -86,8 +87,22 @@ def test_image_folders_are_read_file_by_file_with_the_standard_recipes(tmp_path)
     crops = [data.train[0][0] for _ in range(2)]
     assert crops[0].shape == (3, 64, 64) and not torch.equal(*crops)  # random-resized crops
     assert torch.equal(data.test[0][0], data.test[0][0]) and data.test[0][0].shape == (3, 64, 64)  # centre crop
-    batch = next(iter(torch.utils.data.DataLoader(data.train, batch_size=4, num_workers=2)))
-    assert batch[0].shape == (4, 3, 64, 64)
     (tmp_path / "val" / "dog" / "0.png").write_bytes(b"not a png")
     with pytest.raises(StaircaseError, match=r"image .*val/dog/0.png cannot be read"):
         load_data(f"folder:{tmp_path}", (3, 64, 64)).test[3]
+
+
+def test_evaluate_decodes_a_folder_in_loader_processes(tmp_path, run_cli):
+    """In a process of its own: forking loader workers from one that has loaded the runtimes
+    (as this test process has) is not what a user's command does."""
+    from staircase.architecture import Architecture
+    from staircase.models import create_model
+    from staircase.train.checkpoint import save_checkpoint
+
+    _image_folder(tmp_path / "images", per_class=5)
+    arch = Architecture("wrn_16_1", {"num_classes": 2}, (3, 64, 64))
+    save_checkpoint(tmp_path / "t.pt", {"model": create_model("wrn_16_1", num_classes=2).state_dict(),
+                                        "architecture": arch.to_dict()})
+    r = run_cli("evaluate", "t.pt", "--data", "folder:images", "--workers", "2", "--batch-size", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["images"] == 10

@@ -234,7 +234,8 @@ class PointMaker:
             sparsity=sparsity, epochs=s.epochs, lr=s.lr, batch_size=s.batch_size, train_images=s.train_images,
             num_classes=None if spec_path is not None else arch.kwargs.get("num_classes"),
             input_shape=None if spec_path is not None else list(arch.input_size), threads=s.threads,
-            seed=s.seed, progress=False)
+            seed=s.seed, progress=False,
+            workers=0)  # this process holds the runtimes, whose threads a forked loader process would break
         summary = train_or_reuse(config, log=lambda m: self.log(f"  {m}"))
         model = model_from_checkpoint(Path(config.out) / "last.pt")[0]
         return model, summary.seconds_this_session / 60
