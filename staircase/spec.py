@@ -38,7 +38,7 @@ class Provenance:
     measured_iqr_ms: float | None = None
     retained_saliency: float | None = None
     # where the weights start: None (freshly initialised), or {"from": teacher checkpoint,
-    # "ranked_by": "fisher" | "l1-bn", "kept": {slot: teacher channel indices},
+    # "ranked_by": "fisher" | "taylor" | "l1" | ... (a widths file's method, else "l1"), "kept": {slot: teacher channel indices},
     # "batchnorm": {"data", "batches", "batch_size"} when its statistics were measured again}
     init: dict[str, Any] | None = None
     notes: dict[str, Any] = field(default_factory=dict)

@@ -47,7 +47,7 @@ def test_a_model_from_no_zoo_inherits_even_across_a_concatenation():
     widths = {n: max(2, w // 2) for n, w in slots.items()}
     scores, ranked_by = channel_scores(teacher, list(widths), (3, 8, 8))
     student, kept = inherit(teacher, widths, scores, (3, 8, 8))
-    assert ranked_by == "l1-bn" and {n: len(k) for n, k in kept.items()} == widths
+    assert ranked_by == "l1" and {n: len(k) for n, k in kept.items()} == widths
     assert _eval(student, torch.randn(1, 3, 8, 8)).shape == (1, 5)
     assert slot_widths(student, (3, 8, 8)) == {**slots, **widths}
 
@@ -115,7 +115,7 @@ def test_attention_transfer_pairs_a_model_from_no_zoo_with_its_student_by_itself
     assert "attention transfer (beta 1000) over 1 point pairs: dw~dw" in r.stdout
 
 
-def test_the_default_ranking_weighs_each_filter_by_the_batchnorm_scale_after_it():
+def test_the_l1_bn_ranking_weighs_each_filter_by_the_batchnorm_scale_after_it():
     from staircase.design.inherit import normed_l1_scores
     from staircase.slots import SlotGraph
 

@@ -1,15 +1,13 @@
 """Students that start from the teacher: each slot keeps the teacher's most important
 channels, with their weights.
 
-A channel's importance is its Fisher saliency when a pruning run's widths file says which
-teacher channel each score belongs to (``WidthsFile.channels``), else the L1 norm of the
-producer's filter scaled by what the BatchNorm after it multiplies it by (|gamma| / sigma:
-a filter a norm scales down counts for less, which the raw L1 of Li et al. ignores). The
-surgery is torch-pruning's, through ``SlotGraph.prune``, so any model that has slots
-inherits; what the student keeps of each slot is written down (``kept``: teacher channel
-indices, ascending) so that the spec can record it. Given training data, the student's
-BatchNorm statistics are then measured again (``train.batchnorm``): the teacher's no longer
-fit the narrowed layers.
+A channel's importance is the score of a widths file that says which teacher channel each
+score belongs to (``WidthsFile.channels``: ``staircase rank``, ``staircase prune``), else
+the L1 norm of the producer's filter (Li et al.). The surgery is torch-pruning's, through
+``SlotGraph.prune``, so any model that has slots inherits; what the student keeps of each
+slot is written down (``kept``: teacher channel indices, ascending) so that the spec can
+record it. Given training data, the student's BatchNorm statistics are then measured again
+(``train.batchnorm``): the teacher's no longer fit the narrowed layers.
 """
 
 from __future__ import annotations
@@ -32,29 +30,32 @@ __all__ = ["channel_scores", "inherit", "inherited_student", "normed_l1_scores",
 
 def channel_scores(teacher: nn.Module, names: Sequence[str], input_size=None,
                    widths_file: WidthsFile | None = None) -> tuple[dict[str, list[float]], str]:
-    """Per slot, one score per teacher channel (by channel index), and what they are:
-    ``"fisher"`` from ``widths_file`` where it maps its scores to teacher channels, else
-    ``"l1-bn"`` (``normed_l1_scores``)."""
+    """Per slot, one score per teacher channel (by channel index), and what they are: the
+    widths file's (its method's name: ``fisher``, ``taylor``, ...) where it maps its scores to
+    teacher channels, else ``"l1"``."""
     graph = SlotGraph(copy.deepcopy(teacher), input_size_of(teacher, input_size))
     if widths_file is None or not widths_file.saliency or not widths_file.channels:
-        return normed_l1_scores(graph, names), "l1-bn"
-    fisher = {}
+        return l1_scores(graph, names), "l1"
+    scores = {}
     for name in names:
         width = graph[name].width
         values, channels = widths_file.saliency.get(name), widths_file.channels.get(name)
         if values is None or channels is None or len(values) != len(channels) or sorted(channels) != list(range(width)):
-            raise StaircaseError(f"widths file: slot {name!r} has no Fisher score for each of its {width} teacher "
-                                 "channels; was it pruned from another model? Leave the widths file out to rank by L1")
+            raise StaircaseError(f"widths file: slot {name!r} has no score for each of its {width} teacher "
+                                 "channels; was it made from another model? Leave the widths file out to rank by L1")
         row = [0.0] * width
         for channel, value in zip(channels, values, strict=True):
             row[channel] = float(value)
-        fisher[name] = row
-    return fisher, "fisher"
+        scores[name] = row
+    return scores, widths_file.method.rsplit("-", 1)[0]
 
 
 def normed_l1_scores(graph: SlotGraph, names: Sequence[str]) -> dict[str, list[float]]:
     """Per slot, each channel's filter L1 norm (``l1_scores``) times the mean |gamma| / sigma
-    of the BatchNorm layers over it (1 where none): the size of what the channel passes on."""
+    of the BatchNorm layers over it (1 where none). Measured against raw L1 it kept worse
+    channels once the student's statistics are measured again (docs/BENCH_TRAINER.md): the
+    new statistics rescale every kept channel to |gamma|, and dividing by the teacher's sigma
+    favours nearly constant channels."""
     scores = l1_scores(graph, names)
     for name in names:
         scale, count = torch.zeros(len(scores[name])), torch.zeros(len(scores[name]))
