@@ -11,7 +11,6 @@ never downloaded.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +79,13 @@ def _timm_pretrained(ref: str, num_classes: int | None) -> dict[str, torch.Tenso
         raise StaircaseError(f"--pretrained reads timm's cached weights; {ref} is not a timm model "
                              "(timm.models:NAME): give --weights FILE")
     timm = import_vision_package("timm")
-    offline = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    os.environ.update({k: "1" for k in offline})  # the cache or nothing: never a download
+    import socket
+
+    import huggingface_hub.constants as hub
+
+    was_offline, was_timeout = hub.HF_HUB_OFFLINE, socket.getdefaulttimeout()
+    hub.HF_HUB_OFFLINE = True  # read when a download is asked for: the cache or nothing
+    socket.setdefaulttimeout(2)  # weights timm keeps at a plain URL: no network here, fail fast
     try:
         kwargs = {} if num_classes is None else {"num_classes": num_classes}
         return timm.create_model(name, pretrained=True, **kwargs).state_dict()
@@ -90,11 +94,8 @@ def _timm_pretrained(ref: str, num_classes: int | None) -> dict[str, torch.Tenso
                              f"there is a network, timm.create_model('{name}', pretrained=True) downloads them; "
                              "then pass the file it saved as --weights FILE") from None
     finally:
-        for k, v in offline.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        hub.HF_HUB_OFFLINE = was_offline
+        socket.setdefaulttimeout(was_timeout)
 
 
 def import_weights(settings: ImportSettings, log: Callable[[str], None] = print) -> ResolvedModel:
