@@ -156,7 +156,7 @@ def quality(data: str, runs: Path, seeds: list[int], teacher_epochs: int, studen
             print(f"[3] {name} seed {seed}: top-1 {s.final_top1:.2f}%")
         results[name] = {"top1": tops, "mean": statistics.mean(tops),
                          "std": statistics.stdev(tops) if len(tops) > 1 else 0.0}
-    return {"data": data, "teacher": TEACHER, "student": STUDENT, "teacher_epochs": teacher_epochs,
+    return {"data": _relative(data), "teacher": TEACHER, "student": STUDENT, "teacher_epochs": teacher_epochs,
             "student_epochs": student_epochs, "teacher_top1": teacher.final_top1, "seeds": seeds,
             "variants": results, "kd": {"alpha": 0.9, "T": 4.0}, "at_beta": 1e3}
 
@@ -215,13 +215,15 @@ def inherited(runs: Path, threads: int) -> dict:
 
 
 def _tree_rss(pid: int) -> int:
-    """Resident bytes of a process and its descendants (Linux /proc)."""
+    """Proportional resident bytes (PSS: a page shared by n processes counts 1/n in each) of a
+    process and its descendants (Linux /proc): forked loader processes share the parent's
+    pages, which summed RSS would count once per process."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            status = Path(f"/proc/{p}/status").read_text()
-            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) * 1024
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+            total += int(next(line.split()[1] for line in rollup.splitlines() if line.startswith("Pss:"))) * 1024
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, StopIteration, ValueError):
@@ -251,10 +253,13 @@ def _png_folder(root: Path, cifar: Path, per_split: dict[str, int]) -> Path:
 
     if (root / "done").exists():
         return root
-    with open(cifar / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
-        batch = pickle.load(f, encoding="bytes")
-    images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    labels, start = batch[b"labels"], 0
+    batches = []
+    for k in range(1, 6):
+        with open(cifar / "cifar-10-batches-py" / f"data_batch_{k}", "rb") as f:
+            batches.append(pickle.load(f, encoding="bytes"))
+    images = np.concatenate([np.asarray(b[b"data"], dtype=np.uint8) for b in batches])
+    images = images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    labels, start = [y for b in batches for y in b[b"labels"]], 0
     for split, count in per_split.items():
         for i in range(start, start + count):
             folder = root / split / f"c{labels[i]}"
@@ -285,7 +290,7 @@ def image_folders(runs: Path, cifar: Path, threads: int) -> dict:
     ckpt = _import_resnet18(runs / "resnet18-224.pt", "3,224,224")
     rows = []
     for count in (150, 1500):
-        folder = _png_folder(runs / f"folder-{count}", cifar, {"train": 20, "val": count})
+        folder = _png_folder(runs / f"folder-{count}", cifar, {"train": 200, "val": count})
         for workers in (0, 2):
             peak, seconds = peak_tree_rss(_cli("evaluate", str(ckpt), "--data", f"folder:{folder}", "--threads",
                                                str(threads), "--workers", str(workers), "--batch-size", "50"), ROOT)
@@ -320,7 +325,7 @@ def image_folders(runs: Path, cifar: Path, threads: int) -> dict:
 def rank_time(runs: Path, cifar: Path, threads: int) -> dict:
     """`staircase rank` on resnet18 at 224 px, 8 batches of 32, Fisher: wall seconds and the job's own."""
     ckpt = _import_resnet18(runs / "resnet18-224.pt", "3,224,224")
-    folder = _png_folder(runs / "folder-rank", cifar, {"train": 300, "val": 20})
+    folder = _png_folder(runs / "folder-rank", cifar, {"train": 300, "val": 200})
     t0 = time.perf_counter()
     out = runs / "resnet18-ranked.json"
     subprocess.run(_cli("rank", str(ckpt), "--data", f"folder:{folder}", "--batches", "8", "--batch-size", "32",
@@ -385,7 +390,7 @@ def _render_new_parts(r: dict) -> list[str]:
     if "folders" in r:
         f = r["folders"]
         lines += ["## 5. Image folders", "", "`staircase evaluate` of a resnet18 at 224 px over a folder of CIFAR-10 "
-                  "PNGs: peak resident memory of the process tree (sampled every 20 ms) and wall time.", "",
+                  "PNGs: peak proportional resident memory (PSS) of the process tree, sampled every 20 ms, and wall time.", "",
                   format_table(["images", "loader processes", "peak MB", "seconds"],
                                [[x["images"], x["workers"], f"{x['peak_rss_mb']:.0f}", f"{x['seconds']:.1f}"]
                                 for x in f["evaluate"]]), "",
