@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -153,7 +154,7 @@ def main() -> int:
     prof = Profile.load(args.profile)
     backend = backend_of(prof)
     torch.set_num_threads(backend.threads)
-    report = {"profile": args.profile, "fingerprint": prof.fingerprint, "gain": [], "hits": [], "fisher": None}
+    report = {"profile": os.path.relpath(args.profile, ROOT), "fingerprint": prof.fingerprint, "gain": [], "hits": [], "fisher": None}
     started = time.perf_counter()
     for model in args.models:
         designer = Designer(prof, resolve_model(model))
