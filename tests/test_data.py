@@ -106,3 +106,23 @@ def test_evaluate_decodes_a_folder_in_loader_processes(tmp_path, run_cli):
     r = run_cli("evaluate", "t.pt", "--data", "folder:images", "--workers", "2", "--batch-size", "4", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["images"] == 10
+
+
+def test_loader_processes_started_by_spawn_read_a_folder(tmp_path):
+    """spawn (macOS's and Windows' start method) unpickles the dataset in a fresh process:
+    it must import torchvision the way staircase does, not by unpickling a transform."""
+    import subprocess
+    import sys
+
+    _image_folder(tmp_path / "images")
+    script = tmp_path / "load.py"
+    script.write_text(
+        "import torch\n"
+        "from staircase.train.data import load_data\n"
+        "if __name__ == '__main__':\n"
+        f"    data = load_data('folder:{tmp_path / 'images'}', (3, 64, 64))\n"
+        "    loader = torch.utils.data.DataLoader(data.train, batch_size=3, num_workers=1,\n"
+        "                                         multiprocessing_context='spawn')\n"
+        "    print(sum(len(x) for x, _ in loader))\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split()[-1] == "6", r.stderr[-1500:]

@@ -234,7 +234,18 @@ class FolderImages(Dataset):
     def __init__(self, samples: list[tuple[str, int]], size: Sequence[int], mean, std, augment: bool):
         self.samples, self.size, self.mean, self.std = samples, tuple(int(s) for s in size), mean, std
         self.augment = augment
-        self.transform = folder_transform(self.size, mean, std, augment)
+        self._transform = None
+
+    @property
+    def transform(self):
+        # built where it is used: a loader process started by spawn or forkserver imports
+        # torchvision through import_vision_package then, never by unpickling a transform
+        if self._transform is None:
+            self._transform = folder_transform(self.size, self.mean, self.std, self.augment)
+        return self._transform
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_transform": None}
 
     def subset(self, indices: torch.Tensor, augment: bool | None = None) -> FolderImages:
         return FolderImages([self.samples[int(i)] for i in indices], self.size, self.mean, self.std,
