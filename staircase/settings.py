@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["add_arguments", "from_args", "option"]
+__all__ = ["add_arguments", "check_positive", "from_args", "option"]
 
 
 def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,
@@ -113,3 +114,12 @@ def from_args(cls, args: argparse.Namespace, **given: Any):
     values = {f.name: getattr(args, f.name) for f, _, _ in _options(cls) if hasattr(args, f.name)}
     values.update(given)
     return cls(**values)
+
+
+def check_positive(**flags: float | None) -> None:
+    """Each value given (by its flag's name, ``target_ms=...``) is a finite number above zero."""
+    from .errors import StaircaseError
+
+    for name, value in flags.items():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise StaircaseError(f"--{name.replace('_', '-')} must be a positive number, got {value}")

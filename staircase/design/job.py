@@ -9,7 +9,6 @@ model, two teachers named at once.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from ..errors import StaircaseError
 from ..modelref import ResolvedModel
 from ..profile.timing import TIMINGS
-from ..settings import option
+from ..settings import check_positive, option
 from .allocations import ALLOCATIONS
 from .designer import Designer
 from .measured import BASELINES, BesideTeacher, Designed, Measure, design_with_baselines
@@ -67,9 +66,7 @@ class DesignSettings:
     allow_few_steps: bool = option(False, help="design on a profile that found steps in half its slots or fewer")
 
     def check(self) -> None:
-        for flag, value in (("--target-ms", self.target_ms), ("--target-share", self.target_share)):
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise StaircaseError(f"{flag} must be a positive number, got {value}")
+        check_positive(target_ms=self.target_ms, target_share=self.target_share)
         if self.target_ms is not None and self.target_share is not None:
             raise StaircaseError("--target-ms and --target-share both set the target; give one")
         if Path(self.out).suffix != ".json":

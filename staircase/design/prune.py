@@ -4,7 +4,6 @@ written as a widths file (widths, per-channel saliency, removal order) that
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 from ..complexity import count_params
 from ..errors import StaircaseError
 from ..modelref import ModelSettings, ResolvedModel
-from ..settings import option
+from ..settings import check_positive, option
 from ..slots import SlotGraph
 from ..train.data import DATA_HELP
 from ..widths import WidthsFile
@@ -43,10 +42,8 @@ class PruneSettings(ModelSettings):
     threads: int | None = option(None, help="CPU threads (default: all)")
 
     def check(self) -> None:
-        for flag, value in (("--target-channels", self.target_channels), ("--target-params", self.target_params),
-                            ("--target-ms", self.target_ms)):
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise StaircaseError(f"{flag} must be a positive number, got {value}")
+        check_positive(target_channels=self.target_channels, target_params=self.target_params,
+                       target_ms=self.target_ms)
         if self.latency_aware and not self.profile:
             raise StaircaseError("--latency-aware needs --profile PROFILE")
 
