@@ -133,9 +133,10 @@ class StudentCommand(Command):
     """Write a student spec with the given widths; with --inherit, also its weights from the teacher.
 
     Without --inherit the spec rebuilds a freshly initialised network. With --inherit CKPT each
-    narrowed slot keeps the trained teacher's most important channels (Fisher saliency from a
-    widths file of `staircase prune`, else the L1 norm of their filters) and their weights,
-    written beside the spec (S.json -> S.pt) for `train student --init`, `evaluate` and `export`."""
+    narrowed slot keeps the trained teacher's most important channels (by the scores of a widths
+    file of `staircase rank`, the channels a `staircase prune` run kept, else the L1 norm of their
+    filters) and their weights, written beside the spec (S.json -> S.pt) for `train student
+    --init`, `evaluate` and `export`."""
 
     name = "student"
 

@@ -10,7 +10,7 @@ from user_nets import TinyResConcat
 from staircase.design.baselines import l1_scores, round_widths
 from staircase.design.inherit import channel_scores, inherit
 from staircase.models import create_model
-from staircase.slots import find_slots, slot_widths
+from staircase.slots import SlotGraph, find_slots, slot_widths
 
 
 def _eval(model, x):
@@ -39,6 +39,33 @@ def test_the_kept_channels_are_the_highest_scoring_and_carry_their_weights():
     nxt = dict(teacher.named_modules())["block2.layer.0.conv2"]  # the consumer keeps the same input channels
     assert torch.equal(dict(student.named_modules())["block2.layer.0.conv2"].weight, nxt.weight[:, sorted(best)])
     assert slot_widths(student)[name] == 5
+
+
+def test_a_student_of_a_pruning_runs_widths_keeps_exactly_the_channels_the_run_kept():
+    """A removed channel's saliency (measured when it went) can exceed a survivor's current
+    one; the student still keeps the survivors, and at a wider width the last removed."""
+    from staircase.widths import WidthsFile
+
+    teacher = create_model("wrn_16_1").eval()
+    name = "block2.layer.0.conv1"  # 32 channels
+    survivors, removed = [30, 2, 17, 9], [c for c in range(32) if c not in (30, 2, 17, 9)]
+    pruned = WidthsFile({name: 4}, {name: [0.1, 0.2, 0.3, 0.4] + [5.0 + i for i in range(28)]}, [name] * 28,
+                        "fisher-pruned", "wrn_16_1", channels={name: survivors + removed})
+    scores, ranked_by = channel_scores(teacher, [name], widths_file=pruned)
+    assert ranked_by == "fisher"
+    assert inherit(teacher, {name: 4}, scores)[1][name] == sorted(survivors)
+    assert inherit(teacher, {name: 6}, scores)[1][name] == sorted(survivors + removed[-2:])
+
+
+def test_an_l1_pruned_widths_file_lists_its_kept_channels_first(run_cli, tmp_path):
+    out = tmp_path / "l1.json"
+    run_cli("prune", "wrn_16_1", "--method", "l1", "--target-channels", "150", "--out", str(out))
+    pruned = json.loads(out.read_text())
+    assert len(pruned["removed"]) == sum(len(pruned["channels"][n]) for n in pruned["widths"]) - 150
+    for name, width in pruned["widths"].items():
+        kept, gone = pruned["saliency"][name][:width], pruned["saliency"][name][width:]
+        assert sorted(pruned["channels"][name]) == list(range(len(kept) + len(gone)))
+        assert gone == sorted(gone) and (not gone or min(kept) >= max(gone))
 
 
 def test_a_model_from_no_zoo_inherits_even_across_a_concatenation():

@@ -25,14 +25,15 @@ from ..spec import StudentSpec
 from ..widths import WidthsFile
 from .baselines import l1_scores
 
-__all__ = ["channel_scores", "inherit", "inherited_student", "normed_l1_scores", "save_student"]
+__all__ = ["channel_scores", "inherit", "inherited_student", "normed_l1_scores", "save_student", "survival_scores"]
 
 
 def channel_scores(teacher: nn.Module, names: Sequence[str], input_size=None,
                    widths_file: WidthsFile | None = None) -> tuple[dict[str, list[float]], str]:
     """Per slot, one score per teacher channel (by channel index), and what they are: the
     widths file's (its method's name: ``fisher``, ``taylor``, ...) where it maps its scores to
-    teacher channels, else ``"l1"``."""
+    teacher channels, else ``"l1"``. A pruning run's file ranks by survival
+    (``survival_scores``): the student keeps what the run kept."""
     graph = SlotGraph(copy.deepcopy(teacher), input_size_of(teacher, input_size))
     if widths_file is None or not widths_file.saliency or not widths_file.channels:
         return l1_scores(graph, names), "l1"
@@ -43,11 +44,27 @@ def channel_scores(teacher: nn.Module, names: Sequence[str], input_size=None,
         if values is None or channels is None or len(values) != len(channels) or sorted(channels) != list(range(width)):
             raise StaircaseError(f"widths file: slot {name!r} has no score for each of its {width} teacher "
                                  "channels; was it made from another model? Leave the widths file out to rank by L1")
+        if widths_file.removed:
+            values = survival_scores(values, widths_file.widths[name])
         row = [0.0] * width
         for channel, value in zip(channels, values, strict=True):
             row[channel] = float(value)
         scores[name] = row
     return scores, widths_file.method.rsplit("-", 1)[0]
+
+
+def survival_scores(saliency: Sequence[float], kept: int) -> list[float]:
+    """Scores for a pruning run's list of one slot (its ``kept`` channels first, then the
+    removed ones in the order they went) in which every kept channel outranks every removed
+    one and a channel removed later outranks one removed earlier. A removed channel's
+    saliency was measured when it went, on a network fine-tuned less: beside the survivors'
+    current saliency it says nothing, and a student that inherits the file's widths should
+    keep exactly the channels the run kept."""
+    n = len(saliency)
+    scores = [float(i - kept) for i in range(n)]  # removed: 0, 1, ... in removal order
+    for place, i in enumerate(sorted(range(kept), key=lambda i: saliency[i])):
+        scores[i] = float(n + place)
+    return scores
 
 
 def normed_l1_scores(graph: SlotGraph, names: Sequence[str]) -> dict[str, list[float]]:

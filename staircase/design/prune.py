@@ -127,8 +127,9 @@ def run_prune(resolved: ResolvedModel, method: str, target: Target, out: Path, d
             target.params if target.params is not None else target.ms)
         widths = prune_until(full, order, size_of, goal)
         removed = applied_removals(full, order, sum(full.values()) - sum(widths.values()))
-        result = {"widths": widths, "saliency": scores, "removed": removed, "steps": 0, "seconds": 0.0,
-                  "channels": {n: list(range(full[n])) for n in names}}
+        channels = {n: _kept_first(scores[n], widths[n]) for n in names}
+        result = {"widths": widths, "saliency": {n: [scores[n][c] for c in channels[n]] for n in names},
+                  "removed": removed, "steps": 0, "seconds": 0.0, "channels": channels}
     elif method == "fisher":
         if data is None:
             raise StaircaseError("Fisher pruning fine-tunes as it goes: give --data (e.g. digits, cifar10:PATH)")
@@ -161,6 +162,13 @@ def run_prune(resolved: ResolvedModel, method: str, target: Target, out: Path, d
                          result["channels"])
     written.save(out)
     return written
+
+
+def _kept_first(scores: list[float], width: int) -> list[int]:
+    """A slot's channels as a widths file lists them: the ``width`` kept (highest score) first,
+    then the removed ones in the order they went (lowest score first)."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    return order[:width] + order[width:][::-1]
 
 
 def _shrunk(model, widths, size):
