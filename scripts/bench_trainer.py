@@ -24,6 +24,10 @@ docs/BENCH_TRAINER.md. Usage:
    loader processes; images/s of the loader alone at 64 px (2 processes) beside a resnet18
    training step at 64 px.
 6. `staircase rank` on resnet18 at 224 px, 8 batches of 32 (Fisher): its seconds.
+7. One-pass ranking (`staircase rank`) against iterative Fisher pruning (`staircase prune`)
+   on the demo's WRN-16-2 and torchvision's resnet18 at 64 px (digits): the time of each, the
+   Jaccard overlap of the channels each keeps at 70% and 50%, and top-1 of students that
+   inherit them, before and after the same fine-tuning (paired seeds, 95% interval).
 """
 
 from __future__ import annotations
@@ -336,6 +340,110 @@ def rank_time(runs: Path, cifar: Path, threads: int) -> dict:
     return {"wall_seconds": wall, "ranking_seconds": ranked["seconds"], "batches": 8, "batch_size": 32}
 
 
+RANK_TEACHERS = {  # label -> the teacher's training run on digits
+    "wrn_16_2 (the demo's teacher)": INHERIT_TEACHERS["wrn_16_2 (the demo's teacher)"],
+    "torchvision resnet18 at 64 px": dict(model="torchvision.models:resnet18", epochs=6, lr=0.05, batch_size=64,
+                                          input_shape=[3, 64, 64]),
+}
+KEEP_SHARES = (0.7, 0.5)
+
+
+def _replayed_widths(pruned: dict, full: dict[str, int], keep: float) -> dict[str, int]:
+    """The widths of an iterative run at the moment it had kept ``keep`` of the channels."""
+    widths, goal = dict(full), round(keep * sum(full.values()))
+    for name in pruned["removed"]:
+        if sum(widths.values()) <= goal:
+            break
+        widths[name] -= 1
+    return widths
+
+
+def _jaccard(a: dict[str, list[int]], b: dict[str, list[int]]) -> float:
+    """Pooled over slots: channels both keep / channels either keeps."""
+    both = sum(len(set(a[n]) & set(b[n])) for n in a)
+    return both / sum(len(set(a[n]) | set(b[n])) for n in a)
+
+
+def rank_vs_iterative(runs: Path, threads: int, seeds: list[int], epochs: int) -> dict:
+    """One-pass Fisher ranking (`staircase rank`) against the paper's iterative Fisher pruning
+    (`staircase prune`, fast schedule) to half the channels: each one's time, the overlap of the
+    channels each keeps at the iterative run's widths when it held 70% and 50% of them, and
+    top-1 of students that inherit those channels from the teacher, before and after the same
+    fine-tuning."""
+    from staircase.design.inherit import channel_scores, inherit, save_student
+    from staircase.spec import StudentSpec
+    from staircase.stats import paired_difference
+    from staircase.train.batchnorm import reestimate_batchnorm
+    from staircase.train.checkpoint import model_from_checkpoint
+    from staircase.train.data import load_data
+    from staircase.train.evaluate import evaluate
+    from staircase.widths import WidthsFile
+
+    found = {}
+    for label, recipe in RANK_TEACHERS.items():
+        stem = recipe["model"].replace(":", "-")
+        teacher_dir = runs / f"inherit-{stem}"
+        train_or_reuse(TrainConfig(data="digits", out=str(teacher_dir), threads=threads, progress=False, **recipe),
+                       log=lambda m: None)
+        ckpt = teacher_dir / "last.pt"
+        teacher, arch, _ = model_from_checkpoint(ckpt)
+        data = load_data("digits", arch.input_size, augment=False)
+        shape = ",".join(str(x) for x in arch.input_size)
+        ranked, pruned = runs / f"rank-{stem}.json", runs / f"prune-{stem}.json"
+        t0 = time.perf_counter()
+        subprocess.run(_cli("rank", str(ckpt), "--data", "digits", "--batches", "8", "--batch-size", "32",
+                            "--threads", str(threads), "--out", str(ranked)), check=True, cwd=ROOT, capture_output=True)
+        rank_wall = time.perf_counter() - t0
+        rank_file = WidthsFile.load(ranked)
+        full = dict(rank_file.widths)
+        if not pruned.exists():  # a killed run resumes from its checkpoint beside the widths file
+            t0 = time.perf_counter()
+            subprocess.run(_cli("prune", recipe["model"], "--input-shape", shape, "--checkpoint", str(ckpt),
+                                "--data", "digits", "--method", "fisher", "--schedule", "fast",
+                                "--target-channels", str(round(0.5 * sum(full.values()))), "--threads", str(threads),
+                                "--out", str(pruned)), check=True, cwd=ROOT, capture_output=True)
+            print(f"[7] {label}: iterative Fisher pruning took {time.perf_counter() - t0:.0f} s")
+        prune_file = WidthsFile.load(pruned)
+        names = list(full)
+        by_rank, _ = channel_scores(teacher, names, arch.input_size, rank_file)
+        by_prune, _ = channel_scores(teacher, names, arch.input_size, prune_file)
+        teacher_top1 = evaluate(teacher, data.test)["top1"]
+        rows = []
+        for keep in KEEP_SHARES:
+            widths = _replayed_widths(json.loads(pruned.read_text()), full, keep)
+            row = {"keep": keep, "channels": sum(widths.values())}
+            kept = {}
+            for ranking, scores in (("rank", by_rank), ("iterative", by_prune)):
+                student, kept[ranking] = inherit(teacher, widths, scores, arch.input_size)
+                reestimate_batchnorm(student, data.train)
+                row[f"{ranking}_before"] = evaluate(student, data.test)["top1"]
+                spec, _ = StudentSpec.create(arch, widths, name=f"{stem}-{ranking}-{keep}")
+                spec_path = runs / "ranking" / f"{stem}-{ranking}-{keep}.json"
+                spec_path.parent.mkdir(parents=True, exist_ok=True)
+                _, weights = save_student(spec, student, spec_path)
+                tops = []
+                for seed in seeds:
+                    run = train_or_reuse(TrainConfig(model=str(spec_path), role="student", init=str(weights),
+                                                     data="digits", epochs=epochs, lr=0.01, batch_size=64, seed=seed,
+                                                     out=str(runs / "ranking" / f"{spec_path.stem}-s{seed}"),
+                                                     threads=threads, progress=False), log=lambda m: None)
+                    tops.append(run.final_top1)
+                row[f"{ranking}_after"] = tops
+            row["jaccard"] = _jaccard(kept["rank"], kept["iterative"])
+            d = paired_difference(row["rank_after"], row["iterative_after"])
+            row["difference"] = {"mean": d.mean, "low": d.low, "high": d.high}
+            print(f"[7] {label} keeping {keep:.0%}: Jaccard {row['jaccard']:.2f}; before fine-tuning rank "
+                  f"{row['rank_before']:.1f}% iterative {row['iterative_before']:.1f}%; after "
+                  f"{statistics.mean(row['rank_after']):.1f}% vs {statistics.mean(row['iterative_after']):.1f}%, "
+                  f"rank - iterative {d.describe(' pt')}")
+            rows.append(row)
+        found[label] = {"teacher_top1": teacher_top1, "channels": sum(full.values()), "rank_seconds": rank_wall,
+                        "rank_scoring_seconds": rank_file.run["seconds"], "prune_seconds": prune_file.run["seconds"],
+                        "prune_steps": prune_file.run["steps"], "finetune_epochs": epochs, "seeds": seeds,
+                        "rows": rows, **recipe}
+    return found
+
+
 def _relative(spec: str) -> str:
     """A data spec with this machine's folders written from the repository (``../shared``)."""
     return spec.replace(str(ROOT.parent), "..")
@@ -397,11 +505,39 @@ def _render_new_parts(r: dict) -> list[str]:
                   f"Loader alone at 64 px, 2 processes: {f['loader_images_per_s']:.0f} images/s over "
                   f"{f['loader_images']} images; a resnet18 training step at 64 px (batch 64): "
                   f"{f['step_images_per_s']:.0f} images/s.", ""]
+    lines += _render_ranking(r)
     if "rank" in r:
         k = r["rank"]
         lines += ["## 6. Ranking channels in one pass", "",
                   f"`staircase rank` on resnet18 at 224 px, Fisher over {k['batches']} batches of {k['batch_size']}: "
                   f"{k['wall_seconds']:.1f} s for the command, {k['ranking_seconds']:.1f} s of it ranking.", ""]
+    return lines
+
+
+def _render_ranking(r: dict) -> list[str]:
+    from staircase.stats import Difference
+
+    if "ranking" not in r:
+        return []
+    lines = ["## 7. One-pass ranking against iterative Fisher pruning (digits)", "",
+             "`staircase rank` (Fisher, 8 batches of 32) against `staircase prune --method fisher --schedule fast` to "
+             "half the channels. At the widths the iterative run had when it held 70% and 50% of the channels, each "
+             "slot keeps the channels the run had kept, or the top ones by the one-pass ranking; Jaccard: channels "
+             "both keep / channels either keeps. Students inherit those channels from the teacher (BatchNorm measured "
+             "again), then get the same fine-tuning (lr 0.01, batch 64, no teacher); the difference is rank minus "
+             "iterative with its 95% interval over the paired seeds.", ""]
+    for label, t in r["ranking"].items():
+        lines += [f"{label}: teacher {t['teacher_top1']:.1f}%, {t['channels']} channels ranked. Time: rank "
+                  f"{t['rank_seconds']:.1f} s for the command ({t['rank_scoring_seconds']:.1f} s scoring); iterative "
+                  f"{t['prune_seconds']:.0f} s ({t['prune_steps']} steps). Fine-tuning: {t['finetune_epochs']} epochs, "
+                  f"seeds {t['seeds']}.", "",
+                  format_table(["kept", "Jaccard", "before: rank", "before: iterative", "after: rank",
+                                "after: iterative", "rank - iterative (pt)"],
+                               [[f"{x['keep']:.0%} ({x['channels']})", f"{x['jaccard']:.2f}",
+                                 f"{x['rank_before']:.1f}", f"{x['iterative_before']:.1f}",
+                                 f"{statistics.mean(x['rank_after']):.1f}", f"{statistics.mean(x['iterative_after']):.1f}",
+                                 Difference(x["difference"]["mean"], x["difference"]["low"], x["difference"]["high"],
+                                            len(x["rank_after"])).describe()] for x in t["rows"]]), ""]
     return lines
 
 
@@ -414,6 +550,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--teacher-epochs", type=int, default=20)
     parser.add_argument("--student-epochs", type=int, default=10)
+    parser.add_argument("--finetune-epochs", type=int, default=3, help="part 7's fine-tuning of inherited students")
     parser.add_argument("--out", default=str(ROOT / "docs"))
     parser.add_argument("--cifar", default=str(ROOT.parent / "shared" / "data"),
                         help="where cifar-10-batches-py is (parts 5 and 6 write its images as PNG folders)")
@@ -441,6 +578,8 @@ def main() -> int:
         results["folders"] = image_folders(runs, Path(args.cifar), args.threads)
     if 6 in args.parts:
         results["rank"] = rank_time(runs, Path(args.cifar), args.threads)
+    if 7 in args.parts:
+        results["ranking"] = rank_vs_iterative(runs, args.threads, args.seeds, args.finetune_epochs)
     atomic_write_json(path, results)
     atomic_write_text(out / "BENCH_TRAINER.md", render(results))
     print(render(results))
