@@ -14,6 +14,7 @@ from torch import nn
 from ._compat import import_vision_package
 from .errors import SpecError, UnknownModelError
 from .models import create_model
+from .preprocessing import Preprocessing
 from .slots import input_size_of
 
 __all__ = ["Architecture", "call_factory"]
@@ -21,11 +22,13 @@ __all__ = ["Architecture", "call_factory"]
 
 @dataclass(frozen=True)
 class Architecture:
-    """A zoo name or a ``module:factory`` path, the keyword arguments it takes, and the input size."""
+    """A zoo name or a ``module:factory`` path, the keyword arguments it takes, the input size,
+    and the preprocessing its weights expect where the model declares one (timm's)."""
 
     name: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     input_size: tuple[int, ...] = ()
+    preprocessing: Preprocessing | None = None
 
     @property
     def is_zoo(self) -> bool:
@@ -35,10 +38,15 @@ class Architecture:
         model = create_model(self.name, **self.kwargs) if self.is_zoo else call_factory(self.name, self.kwargs)
         if not self.input_size:
             object.__setattr__(self, "input_size", input_size_of(model, None))
+        if self.preprocessing is None:
+            object.__setattr__(self, "preprocessing", Preprocessing.of_model(model))
         return model
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kwargs": dict(self.kwargs), "input_size": list(self.input_size)}
+        d = {"name": self.name, "kwargs": dict(self.kwargs), "input_size": list(self.input_size)}
+        if self.preprocessing is not None:
+            d["preprocessing"] = self.preprocessing.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> Architecture:
@@ -50,7 +58,8 @@ class Architecture:
             raise SpecError(f"{where}: 'teacher.kwargs' must be an object")
         if not (isinstance(size, list) and len(size) == 3 and all(isinstance(s, int) and s > 0 for s in size)):
             raise SpecError(f"{where}: 'teacher.input_size' must be [C, H, W] of positive integers, got {size!r}")
-        return cls(d["name"], kwargs, tuple(size))
+        pre = d.get("preprocessing")
+        return cls(d["name"], kwargs, tuple(size), None if pre is None else Preprocessing.from_dict(pre, where))
 
 
 

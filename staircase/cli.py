@@ -528,7 +528,8 @@ class EvaluateCommand(Command):
         if args.threads:
             torch.set_num_threads(args.threads)
         model, arch, _ = model_from_checkpoint(args.checkpoint)
-        data = load_data(args.data, arch.input_size, val_split=args.val_split, seed=args.seed, augment=False)
+        data = load_data(args.data, arch.input_size, val_split=args.val_split, seed=args.seed, augment=False,
+                         preprocessing=arch.preprocessing)
         workers = default_workers(data.test) if args.workers is None else args.workers
         result = {"checkpoint": args.checkpoint, "data": data.name,
                   **evaluate(model, data.test, args.batch_size, "cuda" if torch.cuda.is_available() else "cpu",

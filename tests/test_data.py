@@ -126,3 +126,47 @@ def test_loader_processes_started_by_spawn_read_a_folder(tmp_path):
         "    print(sum(len(x) for x, _ in loader))\n")
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.split()[-1] == "6", r.stderr[-1500:]
+
+
+def test_cifar_takes_torchvisions_recipes_at_its_size_and_above(tmp_path):
+    from staircase._compat import import_vision_package
+
+    T = import_vision_package("torchvision.transforms.v2")
+    _write_cifar(tmp_path)
+    mean, std = torch.tensor([0.4914, 0.4822, 0.4465]), torch.tensor([0.2470, 0.2435, 0.2616])
+    data = load_data(f"cifar10:{tmp_path}", (3, 64, 64), download=False)
+    raw = data.test.images[1]
+    expected = T.CenterCrop(64)(T.Resize(73, antialias=True)(raw)).float().div(255)  # 64 / 0.875, then the centre
+    assert torch.allclose(data.test[1][0], (expected - mean[:, None, None]) / std[:, None, None], atol=1e-5)
+    small = load_data(f"cifar10:{tmp_path}", (3, 32, 32), download=False)
+    assert torch.allclose(small.test[1][0], (raw.float().div(255) - mean[:, None, None]) / std[:, None, None],
+                          atol=1e-5)
+    torch.manual_seed(0)
+    crops = [small.train[1][0] for _ in range(4)]  # pad-4 random crops and flips of the same image
+    assert all(c.shape == (3, 32, 32) for c in crops) and not all(torch.equal(crops[0], c) for c in crops[1:])
+
+
+def test_a_timm_model_brings_its_normalisation_and_transforms(tmp_path):
+    from staircase.architecture import Architecture
+    from staircase.errors import SpecError
+    from staircase.train.data import timm_transform
+
+    arch = Architecture("timm.models:resnet18", {"num_classes": 2}, (3, 64, 64))
+    arch.build()
+    pre = arch.preprocessing
+    assert pre is not None and pre.timm and pre.interpolation == "bicubic" and pre.crop_pct == 0.95
+    again = Architecture.from_dict(json.loads(json.dumps(arch.to_dict())), "checkpoint")
+    assert again.preprocessing == pre
+    assert Architecture("wrn_16_1", {}, (3, 32, 32)).preprocessing is None  # the zoo declares none
+    with pytest.raises(SpecError, match="checkpoint t.pt: 'preprocessing'"):
+        Architecture.from_dict({**arch.to_dict(), "preprocessing": {"mean": [0.5], "std": [0.0]}}, "checkpoint t.pt")
+
+    digits, own = load_data("digits", (3, 16, 16), augment=False, preprocessing=pre), load_data("digits", (3, 16, 16),
+                                                                                             augment=False)
+    mean, std = torch.tensor(pre.mean)[:, None, None], torch.tensor(pre.std)[:, None, None]
+    assert torch.allclose(digits.test[0][0] * std + mean, own.test[0][0] * 0.4 + 0.3, atol=1e-5)  # same pixels
+
+    _image_folder(tmp_path)
+    folder = load_data(f"folder:{tmp_path}", (3, 64, 64), preprocessing=pre)
+    assert folder.train.recipe is timm_transform and folder.test[0][0].shape == (3, 64, 64)
+    assert "Bicubic" in repr(folder.test.transform) or "bicubic" in repr(folder.test.transform)

@@ -10,7 +10,7 @@ from user_nets import TinyResConcat
 from staircase.design.baselines import l1_scores, round_widths
 from staircase.design.inherit import channel_scores, inherit
 from staircase.models import create_model
-from staircase.slots import SlotGraph, find_slots, slot_widths
+from staircase.slots import find_slots, slot_widths
 
 
 def _eval(model, x):

@@ -22,3 +22,23 @@ def test_an_interval_across_zero_is_no_detectable_difference():
     assert paired_difference([1.0], [0.0]).describe() == "+1.00 (one pair: no interval)"
     with pytest.raises(ValueError):
         paired_difference([1.0], [1.0, 2.0])
+
+
+def test_the_bootstrap_pairs_images_and_counts_both_the_images_and_the_seeds():
+    import numpy as np
+
+    from staircase.stats import bootstrap_difference
+
+    rng = np.random.default_rng(0)
+    hard = rng.random(400) < 0.3  # images every run gets wrong
+    base = np.stack([~hard & (rng.random(400) < 0.9) for _ in range(3)])
+    same = bootstrap_difference(base, base, resamples=2000)
+    assert same.mean == 0 and same.low <= 0 <= same.high and not same.detectable
+    better = base | (rng.random((3, 400)) < 0.2)  # right on more of the images the others miss
+    d = bootstrap_difference(better, base, resamples=2000)
+    assert d.detectable and d.low > 0 and d.mean == pytest.approx(100 * (better.mean() - base.mean()))
+    assert 0 < d.detectable_from < 20
+    few = bootstrap_difference(better[:, :40], base[:, :40], resamples=2000)  # fewer images: a wider interval
+    assert few.high - few.low > d.high - d.low
+    with pytest.raises(ValueError):
+        bootstrap_difference(base, base[:, :10])

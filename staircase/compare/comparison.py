@@ -137,7 +137,8 @@ class Comparison:
         if spec is not None:
             raise StaircaseError(f"{settings.teacher} holds a student ({spec.name}); compare compresses a network "
                                  "trained with `staircase train teacher`: give that checkpoint")
-        self.data = load_data(settings.data, self.arch.input_size, augment=False)
+        self.data = load_data(settings.data, self.arch.input_size, augment=False,
+                              preprocessing=self.arch.preprocessing)
         outputs = count_outputs(self.model, self.arch.input_size)
         if outputs != self.data.num_classes:
             raise StaircaseError(f"--data {settings.data} has {self.data.num_classes} classes but {settings.teacher} "

@@ -124,7 +124,8 @@ def inherited_student(teacher: nn.Module, spec: StudentSpec, checkpoint: str,
         from ..train.batchnorm import REESTIMATE_BATCH_SIZE, REESTIMATE_BATCHES, reestimate_batchnorm
         from ..train.data import load_data
 
-        images = load_data(data, spec.teacher.input_size, augment=False).train
+        images = load_data(data, spec.teacher.input_size, augment=False,
+                           preprocessing=spec.teacher.preprocessing).train
         if reestimate_batchnorm(model, images):
             spec.provenance.init["batchnorm"] = {"data": data, "batches": REESTIMATE_BATCHES,
                                                  "batch_size": REESTIMATE_BATCH_SIZE}

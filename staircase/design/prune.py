@@ -135,7 +135,7 @@ def run_prune(resolved: ResolvedModel, method: str, target: Target, out: Path, d
             raise StaircaseError("Fisher pruning fine-tunes as it goes: give --data (e.g. digits, cifar10:PATH)")
         from ..train.data import load_data
 
-        bundle = load_data(data, size)
+        bundle = load_data(data, size, preprocessing=resolved.architecture.preprocessing)
         loader = torch.utils.data.DataLoader(bundle.train, batch_size=batch_size, shuffle=True, drop_last=True)
         if schedule not in SCHEDULES:
             raise StaircaseError(f"--schedule {schedule!r} is not one of {', '.join(SCHEDULES)}")

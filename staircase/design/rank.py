@@ -140,7 +140,7 @@ def rank(settings: RankSettings, log: Callable[[str], None] = print) -> WidthsFi
     if s.method in _NEEDS_DATA:
         from ..train.data import load_data
 
-        train = load_data(s.data, arch.input_size, augment=False).train
+        train = load_data(s.data, arch.input_size, augment=False, preprocessing=arch.preprocessing).train
         loader = torch.utils.data.DataLoader(train, batch_size=s.batch_size, shuffle=True, drop_last=True,
                                              generator=torch.Generator().manual_seed(s.seed))
         batches = [b for b, _ in zip(loader, range(s.batches), strict=False)]

@@ -1,9 +1,11 @@
 """Datasets named by a ``--data`` spec: ``digits`` (built in), ``cifar10:PATH``,
 ``cifar100:PATH`` (the original python-batch format), both held in memory, and
-``folder:PATH`` (ImageNet-style class folders, read file by file through torchvision). Images
-are resized to the model's input; training images get the standard augmentation (digits
-and CIFAR: pad-4 random crop, horizontal flip for CIFAR; folders: ``folder_transform``),
-and everything is normalised with the dataset's channel statistics.
+``folder:PATH`` (ImageNet-style class folders, read file by file through torchvision).
+Each image is transformed when the loader asks for it: digits by a plain-torch recipe
+(``digit_transform``), CIFAR and image folders by torchvision's standard ones
+(``image_transform``), a timm model's image files by timm's (``timm_transform``). The
+normalisation is the network's own where it declares one (``Preprocessing``), else the
+dataset's channel statistics.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import pickle
 import tarfile
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +24,10 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..errors import StaircaseError
+from ..preprocessing import Preprocessing
 
-__all__ = ["DATA_HELP", "DATA_KINDS", "DataBundle", "FolderImages", "TensorImages", "default_workers", "folder_transform",
-           "load_data"]
+__all__ = ["DATA_HELP", "DATA_KINDS", "DataBundle", "FolderImages", "TensorImages", "default_workers", "digit_transform",
+           "image_transform", "load_data", "timm_transform"]
 
 DATA_KINDS = ("digits", "cifar10:PATH", "cifar100:PATH", "folder:PATH")
 DATA_HELP = f"{', '.join(DATA_KINDS[:-1])} or {DATA_KINDS[-1]}"  # what --data takes
@@ -34,47 +37,122 @@ _CIFAR = {
     "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
                  "cifar-100-python", ["train"], ["test"], b"fine_labels"),
 }
-_STATS = {"cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-          "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-          "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
+_STATS = {"digits": Preprocessing((0.3,), (0.4,)),  # each dataset's own, for networks that declare none
+          "cifar10": Preprocessing((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+          "cifar100": Preprocessing((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+          "imagenet": Preprocessing((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
 
 
-class TensorImages(Dataset):
-    """Images held in memory as uint8 (N, C, H, W), resized, augmented and normalised per item."""
+class _Images(Dataset):
+    """Images prepared for a network of input ``size``: the transform (``recipe(size, pre,
+    augment)``) is built where it is used, so that a loader process started by spawn or
+    forkserver imports torchvision through ``import_vision_package``, never by unpickling one."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, size: Sequence[int], mean, std,
-                 augment: bool, flip: bool = True):
+    def __init__(self, size: Sequence[int], pre: Preprocessing, augment: bool, recipe: Callable):
+        self.size, self.pre, self.augment, self.recipe = tuple(int(s) for s in size), pre, augment, recipe
+        self._transform = None
+
+    @property
+    def transform(self):
+        if self._transform is None:
+            self._transform = self.recipe(self.size, self.pre, self.augment)
+        return self._transform
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_transform": None}
+
+
+class TensorImages(_Images):
+    """Images held in memory as uint8 (N, C, H, W)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, size: Sequence[int], pre: Preprocessing,
+                 augment: bool, recipe: Callable):
+        super().__init__(size, pre, augment, recipe)
         self.images, self.labels = images, labels
-        self.size = tuple(int(s) for s in size)
-        c = self.size[0]
-        self.mean = torch.tensor((list(mean) * c)[:c]).view(c, 1, 1)
-        self.std = torch.tensor((list(std) * c)[:c]).view(c, 1, 1)
-        self.augment, self.flip = augment, flip
 
     def subset(self, indices: torch.Tensor, augment: bool | None = None) -> TensorImages:
         """The images at ``indices``, prepared the same way (``augment`` overrides)."""
-        return TensorImages(self.images[indices], self.labels[indices], self.size, self.mean.flatten().tolist(),
-                            self.std.flatten().tolist(), self.augment if augment is None else augment, self.flip)
+        return TensorImages(self.images[indices], self.labels[indices], self.size, self.pre,
+                            self.augment if augment is None else augment, self.recipe)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        x = self.images[i].float().div(255)
-        c, h, w = self.size
+        x, c = self.images[i], self.size[0]
         if x.shape[0] != c:  # grey to colour (or the reverse): repeat or average the channels
-            x = x.expand(c, -1, -1) if x.shape[0] == 1 else x.mean(0, keepdim=True).expand(c, -1, -1)
+            x = x.expand(c, -1, -1) if x.shape[0] == 1 else x.float().mean(0, keepdim=True).round().byte().expand(c, -1, -1)
+        return self.transform(x), int(self.labels[i])
+
+
+def digit_transform(size: Sequence[int], pre: Preprocessing, augment: bool):
+    """The built-in digits' recipe in plain torch (no torchvision needed): a bilinear resize to
+    the input size; for training, a random crop of the image padded by 4/32 of its side (digits
+    are not mirror-symmetric: no flip). Random numbers come from torch's generator: a run's
+    seed and its saved RNG state cover augmentation too."""
+    c, h, w = size
+    mean, std = _per_channel(pre.mean, c).view(c, 1, 1), _per_channel(pre.std, c).view(c, 1, 1)
+    pad = max(1, round(4 * h / 32))
+
+    def transform(x: torch.Tensor) -> torch.Tensor:
+        x = x.float().div(255)
         if x.shape[1:] != (h, w):
             x = F.interpolate(x[None], size=(h, w), mode="bilinear", align_corners=False)[0]
-        if self.augment:
-            pad = max(1, round(4 * h / 32))
+        if augment:
             x = F.pad(x, (pad, pad, pad, pad))
-            # torch's generator, not numpy's: a run's seed and its saved RNG state cover augmentation too
             top, left = torch.randint(0, 2 * pad + 1, (2,)).tolist()
             x = x[:, top:top + h, left:left + w]
-            if self.flip and torch.rand(()) < 0.5:
-                x = x.flip(2)
-        return (x - self.mean) / self.std, int(self.labels[i])
+        return (x - mean) / std
+
+    return transform
+
+
+def image_transform(size: Sequence[int], pre: Preprocessing, augment: bool):
+    """The standard recipes through torchvision (an image file or a uint8 tensor in; a
+    normalised float tensor out). Training: at 64 px and more, a random-resized crop and a
+    flip; below, CIFAR's: a resize, a random crop of the image padded by 4/32 of its side, a
+    flip. Evaluation: at 64 px and more, a resize to size / crop_pct (0.875 unless the network
+    declares its own) then the centre crop; below, a plain resize. timm models take timm's own
+    transform for image files (``timm_transform``)."""
+    from .._compat import import_vision_package
+
+    T = import_vision_package("torchvision.transforms.v2")
+    c, h, w = size
+    mode = T.InterpolationMode(pre.interpolation)
+    big = min(h, w) >= 64
+    if augment and big:
+        steps = [T.RandomResizedCrop((h, w), interpolation=mode, antialias=True), T.RandomHorizontalFlip()]
+    elif augment:
+        steps = [T.Resize((h, w), interpolation=mode, antialias=True),
+                 T.RandomCrop((h, w), padding=max(1, round(4 * h / 32))), T.RandomHorizontalFlip()]
+    elif big:
+        steps = [T.Resize(round(min(h, w) / pre.crop_pct), interpolation=mode, antialias=True), T.CenterCrop((h, w))]
+    else:
+        steps = [T.Resize((h, w), interpolation=mode, antialias=True)]
+    return T.Compose([T.ToImage(), *steps, T.ToDtype(torch.float32, scale=True),
+                      T.Normalize(_per_channel(pre.mean, c).tolist(), _per_channel(pre.std, c).tolist())])
+
+
+def timm_transform(size: Sequence[int], pre: Preprocessing, augment: bool):
+    """timm's ``create_transform`` for a timm model's image files, with its declared mean,
+    std, crop share and resize filter at this input size (for training, timm's defaults:
+    random-resized crop, flip, colour jitter 0.4)."""
+    from .._compat import import_vision_package
+
+    timm_data = import_vision_package("timm.data")
+    return timm_data.create_transform(input_size=tuple(size), is_training=augment, mean=pre.mean, std=pre.std,
+                                      crop_pct=pre.crop_pct, interpolation=pre.interpolation)
+
+
+def _per_channel(values: Sequence[float], channels: int) -> torch.Tensor:
+    """``values`` for ``channels`` channels: repeated when one is given for all, averaged for a
+    grey network fed statistics of colour images."""
+    values = list(values)
+    if len(values) == channels:
+        return torch.tensor(values)
+    if channels == 1:
+        return torch.tensor([sum(values) / len(values)])
+    return torch.tensor((values * channels)[:channels])
 
 
 @dataclass
@@ -94,16 +172,17 @@ def default_workers(data: Dataset) -> int:
 
 
 def load_data(spec: str, input_size: Sequence[int], val_split: float = 0.0, seed: int = 0,
-              augment: bool = True, download: bool = True) -> DataBundle:
+              augment: bool = True, download: bool = True, preprocessing: Preprocessing | None = None) -> DataBundle:
     """The train and test sets named by ``spec`` (with ``val_split``, the test set is that
-    share of the training set, held out)."""
+    share of the training set, held out), normalised as ``preprocessing`` says (the
+    network's ``Architecture.preprocessing``), else with the dataset's own statistics."""
     kind, _, path = spec.partition(":")
     if kind == "digits" and not path:
-        bundle = _digits(input_size, augment, seed)
+        bundle = _digits(input_size, preprocessing or _STATS["digits"], augment, seed)
     elif kind in _CIFAR and path:
-        bundle = _cifar(kind, Path(path), input_size, augment, download)
+        bundle = _cifar(kind, Path(path), input_size, preprocessing or _STATS[kind], augment, download)
     elif kind == "folder" and path:
-        bundle = _folder(Path(path), input_size, augment)
+        bundle = _folder(Path(path), input_size, preprocessing or _STATS["imagenet"], augment)
     else:
         raise StaircaseError(f"--data {spec!r} is not one of: {', '.join(DATA_KINDS)}")
     if val_split:
@@ -121,7 +200,7 @@ def _hold_out(bundle: DataBundle, share: float, seed: int) -> DataBundle:
     return DataBundle(bundle.name + f" (validation {share:.0%} of train)", rest, val, bundle.num_classes)
 
 
-def _digits(size, augment, seed) -> DataBundle:
+def _digits(size, pre: Preprocessing, augment, seed) -> DataBundle:
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -129,14 +208,15 @@ def _digits(size, augment, seed) -> DataBundle:
     labels = torch.from_numpy(d.target.astype(np.int64))
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     cut = int(0.8 * len(order))
-    mean, std = (0.3,), (0.4,)
-    # digits are not mirror-symmetric: crop, no flip
-    train = TensorImages(images[order[:cut]], labels[order[:cut]], size, mean, std, augment, flip=False)
-    test = TensorImages(images[order[cut:]], labels[order[cut:]], size, mean, std, False)
+    train = TensorImages(images[order[:cut]], labels[order[:cut]], size, pre, augment, digit_transform)
+    test = TensorImages(images[order[cut:]], labels[order[cut:]], size, pre, False, digit_transform)
     return DataBundle("digits (scikit-learn, 8x8 upscaled)", train, test, 10)
 
 
-def _cifar(kind: str, root: Path, size, augment, download) -> DataBundle:
+def _cifar(kind: str, root: Path, size, pre: Preprocessing, augment, download) -> DataBundle:
+    """The python batches, read here rather than by torchvision's CIFAR classes, which refuse
+    any copy whose checksums differ from the published archive's (a subset, say); the images
+    then take the same torchvision transforms as image folders (``image_transform``)."""
     url, md5, folder, train_files, test_files, label_key = _CIFAR[kind]
     base = root / folder if (root / folder).is_dir() else root
     if not all((base / f).exists() for f in train_files + test_files):
@@ -157,11 +237,21 @@ def _cifar(kind: str, root: Path, size, augment, download) -> DataBundle:
                                      "is it the python-batch format, complete?") from None
         return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
-    mean, std = _STATS[kind]
+    _require_torchvision(kind)
     (xtr, ytr), (xte, yte) = read(train_files), read(test_files)
     classes = 10 if kind == "cifar10" else 100
-    return DataBundle(f"{kind} ({base})", TensorImages(xtr, ytr, size, mean, std, augment),
-                      TensorImages(xte, yte, size, mean, std, False), classes)
+    return DataBundle(f"{kind} ({base})", TensorImages(xtr, ytr, size, pre, augment, image_transform),
+                      TensorImages(xte, yte, size, pre, False, image_transform), classes)
+
+
+def _require_torchvision(what: str):
+    from .._compat import import_vision_package
+
+    try:
+        return import_vision_package("torchvision")
+    except ImportError:
+        raise StaircaseError(f"{what} data is transformed through torchvision: pip install 'staircase[vision]'") \
+            from None
 
 
 def _download(kind: str, url: str, md5: str, root: Path, folder: str) -> Path:
@@ -191,17 +281,12 @@ def _download(kind: str, url: str, md5: str, root: Path, folder: str) -> Path:
     return root / folder
 
 
-def _folder(root: Path, size, augment) -> DataBundle:
+def _folder(root: Path, size, pre: Preprocessing, augment) -> DataBundle:
     """Class folders (``train/`` and ``val/`` or ``test/``, or one folder split 90/10), read
     file by file as the loader asks (``FolderImages``)."""
-    from .._compat import import_vision_package
-
     if not root.is_dir():
         raise StaircaseError(f"folder data {root} does not exist")
-    try:
-        folders = import_vision_package("torchvision.datasets")
-    except ImportError:
-        raise StaircaseError("folder data is read through torchvision: pip install 'staircase[vision]'") from None
+    folders = _require_torchvision("folder").datasets
     train_dir = root / "train" if (root / "train").is_dir() else root
     test_dir = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
 
@@ -214,42 +299,29 @@ def _folder(root: Path, size, augment) -> DataBundle:
         return found.classes, [(path, label) for path, label in found.samples]
 
     classes, train_samples = listed(train_dir)
-    mean, std = _STATS["imagenet"]
-    train = FolderImages(train_samples, size, mean, std, augment)
+    recipe = timm_transform if pre.timm else image_transform
+    train = FolderImages(train_samples, size, pre, augment, recipe)
     if test_dir is None:
         return _hold_out(DataBundle(f"folder {root}", train, train, len(classes)), 0.1, 0)
     test_classes, test_samples = listed(test_dir)
     if test_classes != classes:
         raise StaircaseError(f"{test_dir} has classes {test_classes[:4]}..., {train_dir} has {classes[:4]}...: "
                              "both splits need the same class folders")
-    return DataBundle(f"folder {root}", train, FolderImages(test_samples, size, mean, std, False), len(classes))
+    return DataBundle(f"folder {root}", train, FolderImages(test_samples, size, pre, False, recipe), len(classes))
 
 
-class FolderImages(Dataset):
-    """Images read from their files when asked for (in the DataLoader's workers), with the
-    standard recipes: at 64 px and more, random-resized crops and flips for training and a
-    resize to size / 0.875 then a centre crop for evaluation; below, pad-and-crop and flips
-    (CIFAR's) and a plain resize. Memory does not grow with the folder."""
+class FolderImages(_Images):
+    """Images read from their files when asked for (in the DataLoader's workers): memory does
+    not grow with the folder."""
 
-    def __init__(self, samples: list[tuple[str, int]], size: Sequence[int], mean, std, augment: bool):
-        self.samples, self.size, self.mean, self.std = samples, tuple(int(s) for s in size), mean, std
-        self.augment = augment
-        self._transform = None
-
-    @property
-    def transform(self):
-        # built where it is used: a loader process started by spawn or forkserver imports
-        # torchvision through import_vision_package then, never by unpickling a transform
-        if self._transform is None:
-            self._transform = folder_transform(self.size, self.mean, self.std, self.augment)
-        return self._transform
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_transform": None}
+    def __init__(self, samples: list[tuple[str, int]], size: Sequence[int], pre: Preprocessing, augment: bool,
+                 recipe: Callable):
+        super().__init__(size, pre, augment, recipe)
+        self.samples = samples
 
     def subset(self, indices: torch.Tensor, augment: bool | None = None) -> FolderImages:
-        return FolderImages([self.samples[int(i)] for i in indices], self.size, self.mean, self.std,
-                            self.augment if augment is None else augment)
+        return FolderImages([self.samples[int(i)] for i in indices], self.size, self.pre,
+                            self.augment if augment is None else augment, self.recipe)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -264,22 +336,3 @@ class FolderImages(Dataset):
         except OSError as exc:
             raise StaircaseError(f"image {path} cannot be read ({exc})") from None
         return self.transform(img), label
-
-
-def folder_transform(size: Sequence[int], mean, std, augment: bool):
-    """The torchvision transform of one image file (PIL) for a network of input ``size``."""
-    from .._compat import import_vision_package
-
-    T = import_vision_package("torchvision.transforms")
-    c, h, w = size
-    big = min(h, w) >= 64
-    if augment and big:
-        steps = [T.RandomResizedCrop((h, w), antialias=True), T.RandomHorizontalFlip()]
-    elif augment:
-        steps = [T.Resize((h, w), antialias=True), T.RandomCrop((h, w), padding=max(1, round(4 * h / 32))),
-                 T.RandomHorizontalFlip()]
-    elif big:
-        steps = [T.Resize(round(min(h, w) / 0.875), antialias=True), T.CenterCrop((h, w))]
-    else:
-        steps = [T.Resize((h, w), antialias=True)]
-    return T.Compose([*steps, T.ToTensor(), T.Normalize((list(mean) * c)[:c], (list(std) * c)[:c])])

@@ -27,7 +27,11 @@ def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, device: str
     correct = [0, 0]
     count = 0
     try:
-        for x, y in DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers):
+        # one batch ahead per loader process: the forward pass is slower than decoding, and
+        # memory stays at (processes + 1) batches whatever the dataset's size
+        loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
+                            prefetch_factor=1 if workers else None)
+        for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

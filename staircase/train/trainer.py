@@ -504,7 +504,8 @@ def _build(config: TrainConfig, out: Path, device: torch.device, rank: int, worl
     shape = tuple(config.input_shape) if config.input_shape else None
     probe = resolve_model(config.model, config.num_classes, shape)
     size = tuple(probe.architecture.input_size)
-    data = load_data(config.data, size, val_split=config.val_split, seed=config.seed)
+    data = load_data(config.data, size, val_split=config.val_split, seed=config.seed,
+                     preprocessing=probe.architecture.preprocessing)
     if config.train_images is not None and config.train_images < len(data.train):
         data.train = _first(data.train, config.train_images, config.seed)
     resolved = probe

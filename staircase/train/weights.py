@@ -121,4 +121,7 @@ def import_weights(settings: ImportSettings, log: Callable[[str], None] = print)
                           "imported_from": str(source)})
     log(f"wrote {out}: {s.model} ({sum(p.numel() for p in resolved.model.parameters()):,} params) with the weights "
         f"of {source}")
+    if arch.preprocessing is not None:
+        pre = arch.preprocessing
+        log(f"  its preprocessing, recorded: mean {pre.mean}, std {pre.std}, crop {pre.crop_pct}, {pre.interpolation}")
     return resolved
