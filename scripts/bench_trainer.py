@@ -398,7 +398,8 @@ def rank_vs_iterative(runs: Path, threads: int, seeds: list[int], epochs: int) -
         full = dict(rank_file.widths)
         if not pruned.exists():  # a killed run resumes from its checkpoint beside the widths file
             t0 = time.perf_counter()
-            subprocess.run(_cli("prune", recipe["model"], "--input-shape", shape, "--checkpoint", str(ckpt),
+            subprocess.run(_cli("prune", recipe["model"], "--input-shape", shape, "--num-classes", "10",
+                                "--checkpoint", str(ckpt),
                                 "--data", "digits", "--method", "fisher", "--schedule", "fast",
                                 "--target-channels", str(round(0.5 * sum(full.values()))), "--threads", str(threads),
                                 "--out", str(pruned)), check=True, cwd=ROOT, capture_output=True)

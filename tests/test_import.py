@@ -84,3 +84,17 @@ def test_timm_pretrained_weights_come_from_the_cache_or_the_error_says_how_to_pa
                  "--out", str(tmp_path / "t.pt")]) == 1
     err = capsys.readouterr().err
     assert "cache holds no pretrained weights for resnet18" in err and "--weights FILE" in err
+
+
+def test_a_checkpoint_whose_classifier_differs_names_num_classes(tmp_path):
+    from staircase.architecture import Architecture
+    from staircase.errors import StaircaseError
+    from staircase.models import create_model
+    from staircase.train.checkpoint import load_weights, save_checkpoint
+
+    path = save_checkpoint(tmp_path / "t.pt", {"model": create_model("wrn_16_1", num_classes=10).state_dict(),
+                                               "architecture": Architecture("wrn_16_1", {}, (3, 32, 32)).to_dict()})
+    with pytest.raises(StaircaseError, match=r"fc.weight.*\(--num-classes: its classifier has other outputs\)$"):
+        load_weights(create_model("wrn_16_1", num_classes=100), path, "wrn_16_1")
+    with pytest.raises(StaircaseError, match=r"another model's checkpoint\?$"):  # a body that differs: no such hint
+        load_weights(create_model("wrn_16_2", num_classes=100), path, "wrn_16_2")

@@ -52,7 +52,8 @@ def load_weights(model: nn.Module, path: str | Path, name: str, state: dict[str,
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, AttributeError) as exc:
         why = mismatch(model.state_dict(), state["model"]) or str(exc).strip().splitlines()[0][:200]
-        raise StaircaseError(f"checkpoint {path} does not fit {name}: {why}; is it another model's checkpoint?") \
+        hint = " (--num-classes: its classifier has other outputs)" if _classifier_only(model, state["model"]) else ""
+        raise StaircaseError(f"checkpoint {path} does not fit {name}: {why}; is it another model's checkpoint?{hint}") \
             from None
     return model
 
@@ -114,3 +115,14 @@ def _tuples_to_lists(x):
 
 def _lists_to_tuples(x):
     return tuple(_lists_to_tuples(v) for v in x) if isinstance(x, list) else x
+
+
+def _classifier_only(model, theirs: dict[str, Any]) -> bool:
+    """Whether the only tensors of another shape are those of the model's last linear layer."""
+    from torch import nn
+
+    mine = model.state_dict()
+    differ = {k for k in mine if k in theirs and hasattr(theirs[k], "shape") and theirs[k].shape != mine[k].shape}
+    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return bool(differ) and set(mine) <= set(theirs) and bool(linears) and \
+        differ <= {f"{linears[-1]}.weight", f"{linears[-1]}.bias"}
