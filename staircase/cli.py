@@ -511,7 +511,7 @@ class EvaluateCommand(Command):
         parser.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by `staircase train`")
         parser.add_argument("--data", required=True, help=DATA_HELP)
         parser.add_argument("--val-split", type=float, default=0.0, help="evaluate on this held-out share of train")
-        parser.add_argument("--seed", type=int, default=0, help="the seed of the held-out split")
+        parser.add_argument("--split-seed", type=int, default=0, help="which images are held out (as in training)")
         parser.add_argument("--batch-size", type=int, default=256)
         parser.add_argument("--threads", type=int, default=None)
         parser.add_argument("--workers", type=int, default=None,
@@ -528,7 +528,7 @@ class EvaluateCommand(Command):
         if args.threads:
             torch.set_num_threads(args.threads)
         model, arch, _ = model_from_checkpoint(args.checkpoint)
-        data = load_data(args.data, arch.input_size, val_split=args.val_split, seed=args.seed, augment=False,
+        data = load_data(args.data, arch.input_size, val_split=args.val_split, seed=args.split_seed, augment=False,
                          preprocessing=arch.preprocessing)
         workers = default_workers(data.test) if args.workers is None else args.workers
         result = {"checkpoint": args.checkpoint, "data": data.name,

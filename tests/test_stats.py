@@ -42,3 +42,19 @@ def test_the_bootstrap_pairs_images_and_counts_both_the_images_and_the_seeds():
     assert few.high - few.low > d.high - d.low
     with pytest.raises(ValueError):
         bootstrap_difference(base, base[:, :10])
+
+
+def test_evaluate_gives_each_images_correctness_in_the_datas_order():
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from staircase.train.evaluate import evaluate
+
+    x = torch.eye(4).repeat(2, 1)  # 8 images, 4 classes: a linear layer of the identity predicts the one-hot index
+    y = torch.tensor([0, 1, 2, 3, 0, 0, 0, 0])
+    model = torch.nn.Linear(4, 4, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(4))
+    r = evaluate(model, TensorDataset(x, y), batch_size=3, per_image=True)
+    assert r["correct"] == [True] * 5 + [False] * 3 and r["top1"] == 62.5
+    assert "correct" not in evaluate(model, TensorDataset(x, y))

@@ -204,3 +204,12 @@ def test_warmup_runs_at_a_tenth_then_the_schedule_takes_the_remaining_epochs():
     assert lrs(schedule="step", milestones=[0.4], warmup_epochs=1) == pytest.approx([0.01, 0.1, 0.1, 0.02, 0.02, 0.02])
     with pytest.raises(StaircaseError, match="--warmup-epochs"):
         TrainConfig(model="m", data="d", out="o", epochs=2, warmup_epochs=2).check()
+
+
+def test_runs_of_different_seeds_hold_out_the_same_validation_images(tmp_path):
+    def held_out(seed, split_seed=0):
+        config = TrainConfig(model="wrn_16_1", data="digits", out=str(tmp_path / f"r{seed}"), val_split=0.1,
+                             seed=seed, split_seed=split_seed, epochs=1)
+        return trainer_module._build(config, tmp_path / f"r{seed}", torch.device("cpu"), 0, 1, lambda m: None).data.test.images
+
+    assert torch.equal(held_out(0), held_out(1)) and not torch.equal(held_out(0), held_out(0, split_seed=1))

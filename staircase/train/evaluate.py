@@ -19,13 +19,16 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, device: str | torch.device = "cpu",
-             workers: int = 0, channels_last: bool = False) -> dict[str, float]:
-    """``{"loss", "top1", "top5", "images"}`` of ``model`` (in eval mode) over ``data``; accuracies in %."""
+             workers: int = 0, channels_last: bool = False, per_image: bool = False) -> dict:
+    """``{"loss", "top1", "top5", "images"}`` of ``model`` (in eval mode) over ``data``; accuracies
+    in %. ``per_image``: also ``"correct"``, whether each image's top-1 is its label, in the
+    data's order (what a paired comparison of two networks on the same images needs)."""
     was_training = model.training
     model.eval()
     loss = 0.0
     correct = [0, 0]
     count = 0
+    hits: list[bool] = []
     try:
         # one batch ahead per loader process: the forward pass is slower than decoding, and
         # memory stays at (processes + 1) batches whatever the dataset's size
@@ -39,10 +42,14 @@ def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, device: str
             loss += float(F.cross_entropy(logits, y, reduction="sum"))
             for i, c in enumerate(topk_correct(logits, y)):
                 correct[i] += c
+            if per_image:
+                hits += (logits.argmax(1) == y).tolist()
             count += len(y)
     finally:
         model.train(was_training)
     if count == 0:
-        return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "images": 0}
-    return {"loss": loss / count, "top1": 100.0 * correct[0] / count, "top5": 100.0 * correct[1] / count,
-            "images": count}
+        return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "images": 0,
+                **({"correct": []} if per_image else {})}
+    result = {"loss": loss / count, "top1": 100.0 * correct[0] / count, "top5": 100.0 * correct[1] / count,
+              "images": count}
+    return {**result, "correct": hits} if per_image else result

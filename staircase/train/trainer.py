@@ -120,8 +120,11 @@ class TrainConfig:
     gamma: float = 0.2
     train_images: int | None = option(None, group=_RECIPE, help="train on this many images only (the first of a "
                                                                 "seeded shuffle)")
-    val_split: float = option(0.0, group=_RECIPE, help="hold out this share of train as the test set")
-    seed: int = option(0, group=_RECIPE, help="seed")
+    val_split: float = option(0.0, group=_RECIPE, help="hold out this share of train as the test set (a validation "
+                                                       "split)")
+    split_seed: int = option(0, group=_RECIPE, help="which images are held out (--val-split, and digits' test set): "
+                                                    "the same for every run that is compared")
+    seed: int = option(0, group=_RECIPE, help="seed of the weights, the batches and the augmentation")
     deterministic: bool = option(False, group=_RECIPE,
                                  help="deterministic algorithms: a killed and resumed run ends with the same weights")
     device: str = option("auto", flag="--train-device", group=_HARDWARE,
@@ -504,7 +507,7 @@ def _build(config: TrainConfig, out: Path, device: torch.device, rank: int, worl
     shape = tuple(config.input_shape) if config.input_shape else None
     probe = resolve_model(config.model, config.num_classes, shape)
     size = tuple(probe.architecture.input_size)
-    data = load_data(config.data, size, val_split=config.val_split, seed=config.seed,
+    data = load_data(config.data, size, val_split=config.val_split, seed=config.split_seed,
                      preprocessing=probe.architecture.preprocessing)
     if config.train_images is not None and config.train_images < len(data.train):
         data.train = _first(data.train, config.train_images, config.seed)
