@@ -82,7 +82,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="cifar10:../shared/data")
     ap.add_argument("--model", default="wrn_16_2")
-    ap.add_argument("--teacher-epochs", type=int, default=15, help="the teacher's, and the from-scratch students'")
+    ap.add_argument("--teacher-epochs", type=int, default=60, help="the teacher's, and the from-scratch students'")
+    ap.add_argument("--val-split", type=float, default=0.1,
+                    help="every run trains without this share of the training images and is judged on it; the test "
+                         "set is read once, for the final table")
+    ap.add_argument("--split-seed", type=int, default=0, help="which training images are the validation split")
+    ap.add_argument("--stop-after", choices=("teacher",), default=None, help="run the stages up to this one only")
     ap.add_argument("--finetune-epochs", type=int, default=3, help="every network that starts from the teacher")
     ap.add_argument("--finetune-lr", type=float, default=0.01)
     ap.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.7], help="shares of the teacher's latency")
@@ -101,9 +106,12 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     pipe = Pipeline(args.runs, args.model, args.data, threads=args.threads, train_device=args.train_device,
-                    log=lambda m: say(f"      {m}"))
+                    val_split=args.val_split, split_seed=args.split_seed, log=lambda m: say(f"      {m}"))
     rows_path = args.docs / "results_cifar.json"
     doc = json.loads(rows_path.read_text()) if rows_path.exists() else {}
+    split = {"val_split": args.val_split, "split_seed": args.split_seed}
+    if doc.get("teacher", {}).get("split") != split or doc["teacher"].get("epochs") != args.teacher_epochs:
+        doc = {}  # rows of another teacher or another split: in git's history only
     rows = [r for r in doc.get("rows", []) if "design" in r]  # rows of this experiment's schema only
     for r in rows:  # labelled by the tool's default allocation as it is now
         r["method"] = method_of(r["design"], r["init"])
@@ -113,6 +121,20 @@ def main() -> int:
     say(f"[1/4] the teacher, {args.teacher_epochs} epochs (deterministic: a later session retrains the same one)")
     teacher = pipe.teacher(args.teacher_epochs, lr=0.1, batch_size=128, deterministic=True)
     _carry(args.runs, kept, KEPT)
+    curve = teacher_curve(args.runs / "teacher" / "metrics.jsonl")
+    doc["teacher"] = {"model": args.model, "data": args.data, "epochs": args.teacher_epochs, "curve": curve,
+                      "plateau": plateau(curve), "split": split, "recipe": "SGD 0.9, lr 0.1 x0.2 at 30/60/80%, "
+                      "wd 5e-4, batch 128, pad-4 crops and flips"}
+    doc["rows"] = rows
+    _write(doc, args.docs)
+    stop = doc["teacher"]["plateau"]
+    say(f"      validation top-1 {curve[-1]['val_top1']:.2f}% after {len(curve)} epochs; {stop['reason']}")
+    if not stop["plateaued"]:
+        say(f"      rerun with --teacher-epochs {2 * args.teacher_epochs}: the students need a teacher that has "
+            "stopped improving")
+        return 1
+    if args.stop_after == "teacher":
+        return 0
     say(f"[2/4] profiling this CPU for {args.model} (onnxruntime, grid {args.grid})")
     prof = pipe.profile(grid=args.grid, progress=False).profile
     say(f"[3/4] Fisher saliency: pruning a copy to {args.prune_share:.0%} of its inner channels")
@@ -141,9 +163,37 @@ def main() -> int:
                         continue
                     rows.append(_train_row(pipe, specs[target][design], widths_file, design, part, target, seed,
                                            epochs, args))
-                    _write(rows, settings, args.docs)
-    _write(rows, settings, args.docs)
+                    _write({**doc, "settings": settings, "rows": rows}, args.docs)
+    _write({**doc, "settings": settings, "rows": rows}, args.docs)
     return 0
+
+
+def teacher_curve(metrics: Path) -> list[dict]:
+    """The teacher's run, epoch by epoch: validation top-1, training loss, learning rate."""
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    return [{"epoch": r["epoch"], "val_top1": r["test_top1"], "train_loss": r["train_loss"], "lr": r["lr"]}
+            for r in rows]
+
+
+PLATEAU_RISE = 0.5  # points
+
+
+def plateau(curve: list[dict]) -> dict:
+    """Whether validation top-1 has stopped rising: the mean of the last tenth of the epochs
+    (at least 3) against the mean of the tenth before it; less than PLATEAU_RISE points up
+    is a plateau."""
+    window = max(3, round(len(curve) / 10))
+    if len(curve) < 2 * window:
+        return {"plateaued": False, "rise": None, "window": window,
+                "reason": f"fewer than {2 * window} epochs: too short to tell"}
+    last = statistics.fmean(r["val_top1"] for r in curve[-window:])
+    before = statistics.fmean(r["val_top1"] for r in curve[-2 * window:-window])
+    rise = last - before
+    flat = rise < PLATEAU_RISE
+    return {"plateaued": flat, "rise": rise, "window": window,
+            "reason": f"the mean validation top-1 of the last {window} epochs is {rise:+.2f} points against the "
+                      f"{window} before ({'stopped rising' if flat else 'still rising'}: the rule is < "
+                      f"{PLATEAU_RISE} points)"}
 
 
 # kept with the results (committed), so that later sessions train rows of the same teacher
@@ -311,9 +361,40 @@ def _printed(summary: dict) -> float:
     return round(summary["mean"], 2)
 
 
-def _write(rows: list[dict], settings: dict, docs: Path) -> None:
+def _write(doc: dict, docs: Path) -> None:
+    """results_cifar.json and RESULTS.md (with its plot) from the rows and the teacher's run."""
     docs.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(docs / "results_cifar.json", {"settings": settings, "rows": rows})
+    atomic_write_json(docs / "results_cifar.json", doc)
+    rows, settings, teacher = doc.get("rows", []), doc.get("settings"), doc.get("teacher")
+    parts = ["# Which student to use: CIFAR-10 on this CPU", "",
+             "Written by `scripts/reproduce_cifar.py` from `results_cifar.json`; the designs it trained are in "
+             "`results_cifar/`.", ""]
+    if teacher:
+        parts += _teacher_section(teacher)
+    if rows and settings:
+        parts += _rows_section(rows, settings, docs)
+    else:
+        parts += ["No student has been trained on this teacher yet.", ""]
+    atomic_write_text(docs / "RESULTS.md", "\n".join(parts))
+
+
+def _teacher_section(teacher: dict) -> list[str]:
+    curve, stop = teacher["curve"], teacher["plateau"]
+    every = max(1, len(curve) // 12)
+    shown = [r for r in curve if r["epoch"] % every == 0 or r["epoch"] in (1, len(curve))]
+    split = teacher["split"]
+    return ["## The teacher", "",
+            f"{teacher['model']} on {teacher['data']}, {teacher['epochs']} epochs ({teacher['recipe']}), trained "
+            f"without the validation split ({split['val_split']:.0%} of the training images, split seed "
+            f"{split['split_seed']}) and judged on it, epoch by epoch. Validation top-1 at the end: "
+            f"{curve[-1]['val_top1']:.2f}% (best {max(r['val_top1'] for r in curve):.2f}%). Why it stopped: "
+            f"{stop['reason']}.", "",
+            "```", format_table(["epoch", "lr", "training loss", "validation top-1 %"],
+                                [[r["epoch"], f"{r['lr']:.4g}", f"{r['train_loss']:.3f}", f"{r['val_top1']:.2f}"]
+                                 for r in shown]), "```", ""]
+
+
+def _rows_section(rows: list[dict], settings: dict, docs: Path) -> list[str]:
     groups = {k: _summary(v) for k, v in _groups(rows).items()}
     table = format_table(
         ["from", "target", "method", "seeds", "ratio", "params", "top-1 % (mean +- std)", "min/run", "matched"],
@@ -321,15 +402,14 @@ def _write(rows: list[dict], settings: dict, docs: Path) -> None:
           f"{s['minutes']:.1f}", "yes" if s["matched"] else "NO"] for k, s in sorted(groups.items())])
     plot = _plot(groups, settings, docs / "results_cifar.png")
     lines = "\n".join(f"| {k} | {v} |" for k, v in settings.items())
-    atomic_write_text(docs / "RESULTS.md", f"""# Which student to use: CIFAR-10 on this CPU
+    return [f"""## The students
 
-Written by `scripts/reproduce_cifar.py` from the rows in `results_cifar.json` (one per
-training run); the designs it trained are in `results_cifar/`. Ratio: the network's time
-measured beside the teacher (ONNX Runtime, batch 1), the median over its seeds' rows;
-"matched": within 3% of the target. `staircase` is the tool's default student (the
-{DEFAULT_ALLOCATION} allocation); `staircase-<allocation>` the others; `fisher` the Fisher-pruned
-widths unsnapped (`copycat` when trained from scratch); "min/run": wall-clock minutes of
-training, which include any time a run waited for the CPU. Rows so far: {len(rows)}.
+Ratio: the network's time measured beside the teacher (ONNX Runtime, batch 1), the median
+over its seeds' rows; "matched": within 3% of the target. `staircase` is the tool's default
+student (the {DEFAULT_ALLOCATION} allocation); `staircase-<allocation>` the others; `fisher` the
+Fisher-pruned widths unsnapped (`copycat` when trained from scratch); "min/run":
+wall-clock minutes of training, which include any time a run waited for the CPU. Rows so
+far: {len(rows)}.
 
 ```
 {table}
@@ -344,7 +424,7 @@ training, which include any time a run waited for the CPU. Rows so far: {len(row
 | setting | value |
 |---|---|
 {lines}
-""")
+"""]
 
 
 def _plot(groups: dict[tuple, dict], settings: dict, path: Path) -> Path:

@@ -40,6 +40,8 @@ class Pipeline:
     threads: int | None = None
     train_device: str = "auto"
     train_images: int | None = None
+    val_split: float = 0.0  # every run trains on the rest and is judged on this held-out share
+    split_seed: int = 0
     log: Callable[[str], None] = print
     _teacher: ResolvedModel | None = field(default=None, init=False, repr=False)
 
@@ -98,7 +100,8 @@ class Pipeline:
         inner = sum(s.width for s in SlotGraph(pruned.model, teacher.architecture.input_size).selected())
         torch.manual_seed(seed)
         written = run_prune(pruned, method, Target(channels=round(share * inner)), path, data=self.data,
-                            batch_size=batch_size, threads=self.threads, log=self.log)
+                            batch_size=batch_size, threads=self.threads, log=self.log,
+                            held_out=(self.val_split, self.split_seed))
         self.log(f"{method} pruning: {len(written.removed)} channels removed in {written.run['steps']} steps "
                  f"({written.run['seconds']:.0f} s) -> {path}")
         return written
@@ -175,5 +178,6 @@ class Pipeline:
 
         config = TrainConfig(model=model, data=self.data, out=str(out), role=role, teacher=teacher, init=init, epochs=epochs, batch_size=batch_size, lr=lr,
                              train_images=self.train_images, threads=self.threads, device=self.train_device,
-                             seed=seed, deterministic=deterministic, progress=False)
+                             seed=seed, deterministic=deterministic, progress=False, val_split=self.val_split,
+                             split_seed=self.split_seed)
         return train_or_reuse(config, log=self.log)

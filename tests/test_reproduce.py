@@ -88,3 +88,15 @@ def test_equal_means_are_called_a_tie_and_the_default_tied_for_first(repro):
     assert "within the seeds' spread" in line
     (line,) = repro.verdicts([_row("staircase", 60.0, 0), _row("uniform", 59.0, 0)])
     assert "(1 seed)" in line
+
+
+def test_the_teacher_is_accepted_only_once_its_validation_top1_stopped_rising(repro):
+    def curve(values):
+        return [{"epoch": i + 1, "val_top1": v, "train_loss": 1.0, "lr": 0.1} for i, v in enumerate(values)]
+
+    rising = repro.plateau(curve([50 + i for i in range(30)]))
+    assert not rising["plateaued"] and rising["window"] == 3 and rising["rise"] == pytest.approx(3.0)
+    assert "still rising" in rising["reason"]
+    flat = repro.plateau(curve([50 + min(i, 20) * 0.8 + (0.3 if i % 2 else 0) for i in range(30)]))
+    assert flat["plateaued"] and "stopped rising" in flat["reason"]
+    assert not repro.plateau(curve([60.0] * 5))["plateaued"]  # too short to tell

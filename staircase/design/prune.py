@@ -38,6 +38,9 @@ class PruneSettings(ModelSettings):
     schedule: str = option("fast", choices=tuple(SCHEDULES),
                            help="fast: 4 channels every 10 steps; reference: 1 every 100 (Crowley et al.)")
     batch_size: int = option(64, help="fine-tuning batch size")
+    val_split: float = option(0.0, help="leave out this share of the training images (the validation split the "
+                                        "teacher was trained without)")
+    split_seed: int = option(0, help="which images --val-split leaves out (as in training)")
     max_steps: int | None = option(None, help="stop fine-tuning after this many steps")
     threads: int | None = option(None, help="CPU threads (default: all)")
 
@@ -72,7 +75,7 @@ def prune(settings: PruneSettings, log: Callable[[str], None] = print,
         predicted, cost = latency.predicted_ms, latency.channel_cost
     target = Target(s.target_channels, int(s.target_params) if s.target_params else None, s.target_ms, predicted)
     return run_prune(resolved, s.method, target, out, s.data, s.schedule, s.batch_size, s.max_steps,
-                     cost if s.latency_aware else None, s.threads, log)
+                     cost if s.latency_aware else None, s.threads, log, (s.val_split, s.split_seed))
 
 
 class Target:
@@ -103,8 +106,9 @@ class Target:
 def run_prune(resolved: ResolvedModel, method: str, target: Target, out: Path, data: str | None = None,
               schedule: str = "fast", batch_size: int = 64, max_steps: int | None = None,
               cost: Callable[[str, int], float] | None = None, threads: int | None = None,
-              log: Callable[[str], None] = print) -> WidthsFile:
-    """``resolved`` pruned (in place) by ``method`` until ``target``; its widths file, written to ``out``."""
+              log: Callable[[str], None] = print, held_out: tuple[float, int] = (0.0, 0)) -> WidthsFile:
+    """``resolved`` pruned (in place) by ``method`` until ``target``; its widths file, written to
+    ``out``. ``held_out``: (share, seed) of a validation split the fine-tuning leaves out."""
     model, size = resolved.model, resolved.architecture.input_size
     graph = SlotGraph(model, size)
     names = [s.name for s in graph.selected()]
@@ -135,7 +139,8 @@ def run_prune(resolved: ResolvedModel, method: str, target: Target, out: Path, d
             raise StaircaseError("Fisher pruning fine-tunes as it goes: give --data (e.g. digits, cifar10:PATH)")
         from ..train.data import load_data
 
-        bundle = load_data(data, size, preprocessing=resolved.architecture.preprocessing)
+        bundle = load_data(data, size, val_split=held_out[0], seed=held_out[1],
+                           preprocessing=resolved.architecture.preprocessing)
         loader = torch.utils.data.DataLoader(bundle.train, batch_size=batch_size, shuffle=True, drop_last=True)
         if schedule not in SCHEDULES:
             raise StaircaseError(f"--schedule {schedule!r} is not one of {', '.join(SCHEDULES)}")
