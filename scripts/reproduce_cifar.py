@@ -275,15 +275,29 @@ def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, design: str, part
     lr = args.finetune_lr if part == "teacher" else 0.1
     summary = pipe.train_student(spec_copy, epochs, attention=True, init=init, seed=seed, lr=lr, batch_size=128,
                                  folder=folder)
+    tested = test_once(pipe.out / "train" / folder / "last.pt", args.data)
     ratio = spec.provenance.notes["ratio_to_teacher"]
     method = method_of(design, part)
     row = {"method": method, "design": design, "init": part, "target": target, "seed": seed, "epochs": epochs,
            "train_minutes": summary.seconds_this_session / 60, "ratio": ratio, "params": spec.params,
-           "top1": summary.final_top1, "matched": matched(ratio, target), "network": spec.name,
+           "val_top1": summary.final_top1, "top1": tested["top1"], "images": tested["images"],
+           "correct": pack_correct(tested["correct"]), "matched": matched(ratio, target), "network": spec.name,
            "widths": spec.widths}
     say(f"      {target:.0%} from {part:7s} {method:24s} seed {seed}: top-1 {row['top1']:.2f}% at {ratio:.3f} of the "
         f"teacher{'' if row['matched'] else ' (UNMATCHED)'}, {row['train_minutes']:.1f} min")
     return row
+
+
+def test_once(checkpoint: Path, data: str) -> dict:
+    """A trained network's top-1 on the test set and whether it got each image right: the
+    only time a run meets the test set."""
+    from staircase.train.checkpoint import model_from_checkpoint
+    from staircase.train.data import load_data
+    from staircase.train.evaluate import evaluate
+
+    model, arch, _ = model_from_checkpoint(checkpoint)
+    test = load_data(data, arch.input_size, augment=False, preprocessing=arch.preprocessing).test
+    return evaluate(model, test, per_image=True)
 
 
 def _settings(args, prof, teacher: dict, pipe: Pipeline) -> dict:
@@ -315,64 +329,83 @@ def _summary(runs: list[dict]) -> dict:
             "matched": all(r["matched"] for r in runs)}
 
 
-def verdicts(rows: list[dict]) -> list[str]:
-    """Per part and target: which method won, by how much over the next, and whether that
-    exceeds the seeds' spread (the larger standard deviation of the two); computed, never
-    fixed text."""
-    lines = []
-    groups = {k: _summary(v) for k, v in _groups(rows).items()}
-    for part, target in sorted({(k[0], k[1]) for k in groups}):
-        mine = [(k[2], s) for k, s in groups.items() if k[:2] == (part, target)]
-        # a network measured more than 3% slower than the target is not at the budget: it
-        # cannot win; one measured faster can (it only gave latency away)
-        slower = sorted(m for m, s in mine if s["ratio"] > target * (1 + MATCH_WITHIN))
-        ranked = sorted(((m, s) for m, s in mine if m not in slower), key=lambda x: -x[1]["mean"])
-        if len(ranked) < 2:
+BOOTSTRAP_TEST = "paired bootstrap over test images and seeds, 10,000 resamples"
+
+
+def pack_correct(correct: list[bool]) -> str:
+    """Per-image correctness as hex (8 images a byte), as a row keeps it."""
+    import numpy as np
+
+    return np.packbits(np.asarray(correct, dtype=bool)).tobytes().hex()
+
+
+def unpack_correct(text: str, images: int):
+    import numpy as np
+
+    return np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[:images].astype(bool)
+
+
+def verdicts(rows: list[dict]) -> list[dict]:
+    """The tool's default student against each rival, per start and target: the difference
+    of top-1 with its 95% interval (``BOOTSTRAP_TEST``), and "won" / "lost" only where the
+    interval excludes 0. A rival measured more than 3% slower than the target is not at this
+    latency and is not compared; rows without per-image results cannot be."""
+    from staircase.stats import bootstrap_difference
+
+    groups = _groups(rows)
+    found = []
+    for init, target in sorted({(k[0], k[1]) for k in groups}):
+        mine = groups.get((init, target, "staircase"))
+        if not mine:
             continue
-        (best, a), (second, b) = ranked[0], ranked[1]
-        margin = _printed(a) - _printed(b)  # on the means the page prints: a tie is a tie
-        spread = max(a["std"], b["std"])
-        if min(a["n"], b["n"]) < 2:
-            against = "one seed so far: no spread to judge the margin by"
-        else:
-            against = f"{'more than' if margin > spread else 'within'} the seeds' spread ({spread:.2f})"
-        staircase = dict(ranked).get("staircase")
-        named = (best,) if margin > 0 else (best, second)  # the networks the line starts with
-        where = ""
-        if staircase is not None and "staircase" not in named:
-            above = sum(_printed(s) > _printed(staircase) for _, s in ranked)
-            where = ("; the tool's default staircase student tied for first" if above == 0 else
-                     f"; the tool's default staircase student ranked {above + 1} of {len(ranked)}, "
-                     f"{a['mean'] - staircase['mean']:.2f} points behind")
-        faster = "" if a["ratio"] >= target * (1 - MATCH_WITHIN) else f" at {a['ratio']:.3f} of the teacher"
-        seeds = f"{a['n']} seed{'s' if a['n'] != 1 else ''}"
-        head = (f"{best} won with {a['mean']:.2f} +- {a['std']:.2f}% ({seeds}){faster}, {margin:.2f} points over "
-                f"{second} ({b['mean']:.2f} +- {b['std']:.2f})" if margin > 0 else
-                f"{best} and {second} tied at {a['mean']:.2f}% (+- {a['std']:.2f} and +- {b['std']:.2f}, {seeds})"
-                f"{faster}")
-        lines.append(f"- from {part}, {target:.0%} of the teacher: {head}, {against}{where}"
-                     + (f"; not ranked, measured more than 3% slower than the target: {', '.join(slower)}"
-                        if slower else ""))
+        for rival in sorted(k[2] for k in groups if k[:2] == (init, target) and k[2] != "staircase"):
+            theirs = groups[(init, target, rival)]
+            v = {"init": init, "target": target, "method": "staircase", "rival": rival,
+                 "seeds": [len(mine), len(theirs)], "difference": None, "ci95": None, "test": None}
+            ratio = statistics.median(r["ratio"] for r in theirs)
+            if ratio > target * (1 + MATCH_WITHIN):
+                v["verdict"] = f"not compared: the rival measured {ratio:.3f} of the teacher, slower than the target"
+            elif not all("correct" in r for r in mine + theirs):
+                v["verdict"] = "not compared: rows without per-image results"
+            else:
+                images = mine[0]["images"]
+                d = bootstrap_difference([unpack_correct(r["correct"], images) for r in mine],
+                                         [unpack_correct(r["correct"], images) for r in theirs])
+                outcome = "won" if d.low > 0 else "lost" if d.high < 0 else "no detectable difference"
+                v.update(difference=d.mean, ci95=[d.low, d.high], test=BOOTSTRAP_TEST, images=images,
+                         detectable_from=d.detectable_from, verdict=outcome)
+            found.append(v)
+    return found
+
+
+def verdict_lines(found: list[dict]) -> list[str]:
+    """One line per verdict, as the page prints it."""
+    lines = []
+    for v in found:
+        head = f"- from {v['init']}, {v['target']:.0%} of the teacher, staircase against {v['rival']}: "
+        if v["difference"] is None:
+            lines.append(head + v["verdict"])
+            continue
+        lo, hi = v["ci95"]
+        lines.append(head + f"{v['difference']:+.2f} points, 95% interval [{lo:+.2f}, {hi:+.2f}]: {v['verdict']} "
+                     f"(seeds {v['seeds'][0]} and {v['seeds'][1]}, {v['images']} test images; this design detects "
+                     f"differences from about {v['detectable_from']:.1f} points)")
     return lines
-
-
-def _printed(summary: dict) -> float:
-    """A method's mean top-1 as the page prints it (two decimals)."""
-    return round(summary["mean"], 2)
 
 
 def _write(doc: dict, docs: Path) -> None:
     """results_cifar.json and RESULTS.md (with its plot) from the rows and the teacher's run."""
     docs.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(docs / "results_cifar.json", doc)
     rows, settings, teacher = doc.get("rows", []), doc.get("settings"), doc.get("teacher")
+    doc = {**doc, "verdicts": verdicts(rows)}
+    atomic_write_json(docs / "results_cifar.json", doc)
     parts = ["# Which student to use: CIFAR-10 on this CPU", "",
              "Written by `scripts/reproduce_cifar.py` from `results_cifar.json`; the designs it trained are in "
              "`results_cifar/`.", ""]
     if teacher:
         parts += _teacher_section(teacher)
     if rows and settings:
-        parts += _rows_section(rows, settings, docs)
+        parts += _rows_section(rows, settings, doc["verdicts"], docs)
     else:
         parts += ["No student has been trained on this teacher yet.", ""]
     atomic_write_text(docs / "RESULTS.md", "\n".join(parts))
@@ -394,7 +427,7 @@ def _teacher_section(teacher: dict) -> list[str]:
                                  for r in shown]), "```", ""]
 
 
-def _rows_section(rows: list[dict], settings: dict, docs: Path) -> list[str]:
+def _rows_section(rows: list[dict], settings: dict, found: list[dict], docs: Path) -> list[str]:
     groups = {k: _summary(v) for k, v in _groups(rows).items()}
     table = format_table(
         ["from", "target", "method", "seeds", "ratio", "params", "top-1 % (mean +- std)", "min/run", "matched"],
@@ -415,7 +448,7 @@ far: {len(rows)}.
 {table}
 ```
 
-{chr(10).join(verdicts(rows)) or "Not enough rows yet for a verdict."}
+{chr(10).join(verdict_lines(found)) or "Not enough rows yet for a verdict."}
 
 ![top-1 vs latency]({plot.name})
 
