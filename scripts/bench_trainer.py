@@ -517,13 +517,12 @@ def _render_new_parts(r: dict) -> list[str]:
                   f"Loader alone at 64 px, 2 processes: {f['loader_images_per_s']:.0f} images/s over "
                   f"{f['loader_images']} images; a resnet18 training step at 64 px (batch 64): "
                   f"{f['step_images_per_s']:.0f} images/s.", ""]
-    lines += _render_ranking(r)
     if "rank" in r:
         k = r["rank"]
         lines += ["## 6. Ranking channels in one pass", "",
                   f"`staircase rank` on resnet18 at 224 px, Fisher over {k['batches']} batches of {k['batch_size']}: "
                   f"{k['wall_seconds']:.1f} s for the command, {k['ranking_seconds']:.1f} s of it ranking.", ""]
-    return lines
+    return lines + _render_ranking(r)
 
 
 def _render_ranking(r: dict) -> list[str]:
