@@ -142,3 +142,41 @@ def test_openvino_compiles_with_the_precision_asked_for():
         pytest.skip("this CPU has no bf16")
     compiled = _backend("openvino", precision="bf16").prepare_op(CONV, 5).compiled
     assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "bf16"
+
+
+def test_networks_compared_at_one_latency_are_measured_together_in_shuffled_passes():
+    import math
+
+    from staircase.design.measured import measure_together
+
+    class Together:
+        """A backend whose every network is its name's ratio times the pass's speed."""
+
+        def __init__(self):
+            self.order, self.speed = [], 1.0
+
+        def prepare_model(self, model, size, paired=False):
+            assert paired
+            return model.tag
+
+        def time(self, run, protocol, reference=None):
+            assert reference == "teacher"
+            self.order.append(run)
+            ratio = {"a": 0.5, "b": 0.7}[run] * (1.1 if len(self.order) % 3 == 0 else 1.0)  # a disturbed block
+            return Measurement(ratio, 0.01, 10, False, 10, ratio, 0.01, 1.0)
+
+    def net(tag):
+        m = torch.nn.Identity()
+        m.tag = tag
+        return m
+
+    be = Together()
+    found = measure_together(be, net("teacher"), {"a": net("a"), "b": net("b")}, (3, 8, 8), passes=6)
+    assert sorted(be.order) == ["a"] * 6 + ["b"] * 6
+    assert len({tuple(be.order[i:i + 2]) for i in range(0, 12, 2)}) == 2  # the order changes between passes
+    a = found["a"]
+    assert a.low < a.ratio < a.high and a.low < 0.5 * 1.1 and a.high > 0.5
+    assert a.ratio == pytest.approx(math.exp(sum(math.log(v) for v in a.passes) / 6))
+    assert found["b"].to_dict()["ci95"] == [found["b"].low, found["b"].high]
+    with pytest.raises(StaircaseError):
+        measure_together(be, net("teacher"), {"a": net("a")}, (3, 8, 8), passes=1)

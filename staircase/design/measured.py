@@ -31,8 +31,8 @@ from .baselines import (
 )
 from .designer import Designer, Saliency
 
-__all__ = ["BASELINES", "DEFAULT_ROUND_TO", "FILL_WITHIN", "MATCH_WITHIN", "MEASURE_PAIRS", "BesideTeacher", "Designed", "Measure", "Timed", "design_with_baselines",
-           "designed", "fit_to_target"]
+__all__ = ["BASELINES", "DEFAULT_ROUND_TO", "FILL_WITHIN", "MATCH_WITHIN", "MEASURE_PAIRS", "BesideTeacher", "Designed",
+           "Measure", "RatioInterval", "Timed", "design_with_baselines", "designed", "fit_to_target", "measure_together"]
 
 MEASURE_PAIRS = 3  # paired student/teacher measurements: the median of three outvotes one disturbed one
 FILL_WITHIN = 0.03  # a student this close below its target is not redesigned to fill the gap
@@ -74,6 +74,52 @@ class BesideTeacher:
         rel = time_relative(self.backend, run, self.teacher_run, pairs=self.pairs, protocol=self.protocol)
         spread = min(m.iqr_ms for m in rel.runs)  # the best-spread pair's IQR
         return Timed(rel.run_ms, spread, rel.reference_ms, rel.ratio, rel.ratio * self.teacher_ms)
+
+
+@dataclass(frozen=True)
+class RatioInterval:
+    """A network's time over the teacher's, from several passes: the geometric mean of the
+    passes' ratios and its 95% interval (Student's t on their logarithms), and each pass's."""
+
+    ratio: float
+    low: float
+    high: float
+    passes: list[float]
+
+    def to_dict(self) -> dict:
+        return {"ratio": self.ratio, "ci95": [self.low, self.high], "passes": list(self.passes)}
+
+
+def measure_together(backend: Backend, teacher: nn.Module, networks: Mapping[str, nn.Module], input_size,
+                     passes: int = 5, protocol=None, seed: int = 0) -> dict[str, RatioInterval]:
+    """Every network of ``networks`` timed beside the teacher in the same ``passes``, each pass
+    in a new random order, so that whatever the machine does meanwhile weighs on all alike:
+    what networks compared at one latency need (one measurement run, its ratios comparable)."""
+    import math
+    import random
+    import statistics
+
+    from ..profile.timing import time_relative
+
+    if passes < 2:
+        raise StaircaseError(f"measure_together needs at least 2 passes for an interval, got {passes}")
+    size = tuple(input_size)
+    reference = backend.prepare_model(teacher.eval(), size, paired=True)
+    runs = {name: backend.prepare_model(model.eval(), size, paired=True) for name, model in networks.items()}
+    ratios: dict[str, list[float]] = {name: [] for name in runs}
+    order, rng = list(runs), random.Random(seed)
+    for _ in range(passes):
+        rng.shuffle(order)
+        for name in order:
+            ratios[name].append(time_relative(backend, runs[name], reference, pairs=1, protocol=protocol).ratio)
+    from scipy.stats import t
+
+    found = {}
+    for name, values in ratios.items():
+        logs = [math.log(v) for v in values]
+        mean, half = statistics.fmean(logs), float(t.ppf(0.975, len(logs) - 1)) * statistics.stdev(logs) / len(logs) ** 0.5
+        found[name] = RatioInterval(math.exp(mean), math.exp(mean - half), math.exp(mean + half), values)
+    return found
 
 
 @dataclass
