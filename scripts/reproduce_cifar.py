@@ -175,25 +175,32 @@ def teacher_curve(metrics: Path) -> list[dict]:
             for r in rows]
 
 
-PLATEAU_RISE = 0.5  # points
-
-
 def plateau(curve: list[dict]) -> dict:
     """Whether validation top-1 has stopped rising: the mean of the last tenth of the epochs
-    (at least 3) against the mean of the tenth before it; less than PLATEAU_RISE points up
-    is a plateau."""
+    (at least 3) against the mean of the tenth before it, with the 95% interval of the rise
+    (Welch's t over the two windows: the epochs' own scatter is the noise, about an image or
+    more of the validation split per epoch). Still rising only when the interval lies above 0."""
+    from scipy.stats import t
+
     window = max(3, round(len(curve) / 10))
     if len(curve) < 2 * window:
-        return {"plateaued": False, "rise": None, "window": window,
+        return {"plateaued": False, "rise": None, "ci95": None, "window": window,
                 "reason": f"fewer than {2 * window} epochs: too short to tell"}
-    last = statistics.fmean(r["val_top1"] for r in curve[-window:])
-    before = statistics.fmean(r["val_top1"] for r in curve[-2 * window:-window])
-    rise = last - before
-    flat = rise < PLATEAU_RISE
-    return {"plateaued": flat, "rise": rise, "window": window,
+    last = [r["val_top1"] for r in curve[-window:]]
+    before = [r["val_top1"] for r in curve[-2 * window:-window]]
+    rise = statistics.fmean(last) - statistics.fmean(before)
+    a, b = statistics.variance(last) / window, statistics.variance(before) / window
+    if a + b == 0:
+        low = high = rise
+    else:
+        df = (a + b) ** 2 / (a ** 2 / (window - 1) + b ** 2 / (window - 1))
+        half = float(t.ppf(0.975, df)) * (a + b) ** 0.5
+        low, high = rise - half, rise + half
+    flat = low <= 0
+    return {"plateaued": flat, "rise": rise, "ci95": [low, high], "window": window,
             "reason": f"the mean validation top-1 of the last {window} epochs is {rise:+.2f} points against the "
-                      f"{window} before ({'stopped rising' if flat else 'still rising'}: the rule is < "
-                      f"{PLATEAU_RISE} points)"}
+                      f"{window} before, 95% interval [{low:+.2f}, {high:+.2f}] "
+                      f"({'no detectable rise: stopped rising' if flat else 'still rising'})"}
 
 
 # kept with the results (committed), so that later sessions train rows of the same teacher
