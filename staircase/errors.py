@@ -44,11 +44,15 @@ class MissingDependencyError(StaircaseError, ImportError):
 
 
 def require(module: str, feature: str, extra: str | None = None):
-    """Import an optional dependency, or fail with the command that installs it."""
+    """Import an optional dependency, or fail with the command that installs it (torchvision
+    and timm through ``import_vision_package``, which makes them importable beside any torch)."""
     import importlib
 
+    from ._compat import import_vision_package
+
+    vision = module.split(".")[0] in ("torchvision", "timm")
     try:
-        return importlib.import_module(module)
+        return import_vision_package(module) if vision else importlib.import_module(module)
     except ImportError as exc:
         hint = f"pip install 'staircase[{extra}]'" if extra else f"pip install {module}"
         raise MissingDependencyError(

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..errors import StaircaseError
+from ..errors import StaircaseError, require
 from ..preprocessing import Preprocessing
 
 __all__ = ["DATA_HELP", "DATA_KINDS", "DataBundle", "FolderImages", "TensorImages", "default_workers", "digit_transform",
@@ -237,21 +237,11 @@ def _cifar(kind: str, root: Path, size, pre: Preprocessing, augment, download) -
                                      "is it the python-batch format, complete?") from None
         return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
-    _require_torchvision(kind)
+    require("torchvision", f"{kind} data (transformed through torchvision)", "vision")
     (xtr, ytr), (xte, yte) = read(train_files), read(test_files)
     classes = 10 if kind == "cifar10" else 100
     return DataBundle(f"{kind} ({base})", TensorImages(xtr, ytr, size, pre, augment, image_transform),
                       TensorImages(xte, yte, size, pre, False, image_transform), classes)
-
-
-def _require_torchvision(what: str):
-    from .._compat import import_vision_package
-
-    try:
-        return import_vision_package("torchvision")
-    except ImportError:
-        raise StaircaseError(f"{what} data is transformed through torchvision: pip install 'staircase[vision]'") \
-            from None
 
 
 def _download(kind: str, url: str, md5: str, root: Path, folder: str) -> Path:
@@ -286,7 +276,7 @@ def _folder(root: Path, size, pre: Preprocessing, augment) -> DataBundle:
     file by file as the loader asks (``FolderImages``)."""
     if not root.is_dir():
         raise StaircaseError(f"folder data {root} does not exist")
-    folders = _require_torchvision("folder").datasets
+    folders = require("torchvision.datasets", "folder data (read through torchvision)", "vision")
     train_dir = root / "train" if (root / "train").is_dir() else root
     test_dir = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
 
