@@ -28,7 +28,7 @@ from .profile.steps import DEFAULT_GRID
 from .settings import option
 from .table import format_table
 
-__all__ = ["DEMO_BASELINES", "DemoSettings", "run_demo", "winner"]
+__all__ = ["DEMO_BASELINES", "DemoSettings", "compared", "run_demo"]
 
 
 # the pruning route's widths unsnapped, what a user does without a profiler (L1 rounded to
@@ -122,7 +122,8 @@ def run_demo(settings: DemoSettings | None = None) -> int:
     print(table)
     _note("at profile speed: each student timed beside the teacher, scaled by the teacher's time in the profile "
           "(the machine's drift cancels); matched: within 3% of the staircase student's")
-    verdict = winner(designed, {name: run.final_top1 for name, run in trained.items()})
+    verdict = compared(designed, {d.spec.name: _test_correct(pipe.out / "train" / d.spec.name / "last.pt", pipe.data)
+                                  for d in designed})
     _note(verdict)
     table += f"\n\n{verdict}"
     plots = _plots(out, prof, net, designed[0].spec.widths, points, s)
@@ -135,21 +136,41 @@ def run_demo(settings: DemoSettings | None = None) -> int:
     return 0
 
 
-def winner(designed, top1: dict[str, float]) -> str:
-    """Which network won, computed from the table (``top1`` by network name): the most
-    accurate of those that run no slower than the staircase student (measured within 3% of
-    it, or faster)."""
+def compared(designed, correct: dict[str, list[bool]]) -> str:
+    """The staircase student (``designed[0]``) against each network that runs no slower
+    (within 3% of it, or faster), from each one's per-image test results: the difference in
+    top-1 with its 95% interval over the test images (one seed each); "won" or "lost" only
+    where the interval excludes 0, "tie" for equal top-1."""
+    from .stats import bootstrap_difference
+
     main = designed[0]
     limit = main.judged_ms * 1.03
-    fair = [d.spec.name for d in designed if d is main or d.judged_ms <= limit]
-    best = max(fair, key=lambda n: top1[n])
-    gap = top1[best] - top1[main.spec.name]
-    slower = [d.spec.name for d in designed if d.spec.name not in fair]
-    said = (f"won: {best}, {top1[best]:.1f}% top-1" +
-            (" (the staircase student)" if best == main.spec.name else
-             f", {gap:.1f} points over the staircase student at no more latency"))
-    return said + (f"; not compared, measured more than 3% slower than the student: {', '.join(slower)}"
-                   if slower else "")
+    mine = [correct[main.spec.name]]
+    said = []
+    for d in designed[1:]:
+        if d.judged_ms > limit:
+            continue
+        diff = bootstrap_difference(mine, [correct[d.spec.name]])
+        outcome = ("tie" if diff.mean == 0 else "won" if diff.low > 0 else "lost" if diff.high < 0
+                   else "no detectable difference")
+        said.append(f"{d.spec.name}: {diff.mean:+.1f} points [{diff.low:+.1f}, {diff.high:+.1f}], {outcome}")
+    slower = [d.spec.name for d in designed[1:] if d.judged_ms > limit]
+    images = len(mine[0])
+    head = (f"the staircase student against each network at no more latency (one seed each, {images} test images, "
+            "95% interval over the images): ")
+    return head + ("; ".join(said) or "none") + (
+        f"; not compared, measured more than 3% slower than the student: {', '.join(slower)}" if slower else "")
+
+
+def _test_correct(checkpoint, data: str) -> list[bool]:
+    """Whether a trained network gets each test image right."""
+    from .train.checkpoint import model_from_checkpoint
+    from .train.data import load_data
+    from .train.evaluate import evaluate
+
+    model, arch, _ = model_from_checkpoint(checkpoint)
+    test = load_data(data, arch.input_size, augment=False, preprocessing=arch.preprocessing).test
+    return evaluate(model, test, per_image=True)["correct"]
 
 
 def _design(s: DemoSettings, pipe, prof):
