@@ -52,6 +52,7 @@ from staircase.files import atomic_write_json, atomic_write_text
 from staircase.pipeline import Pipeline
 from staircase.spec import StudentSpec
 from staircase.table import format_table
+from staircase.train.evaluate import evaluate_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -282,7 +283,8 @@ def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, design: str, part
     lr = args.finetune_lr if part == "teacher" else 0.1
     summary = pipe.train_student(spec_copy, epochs, attention=True, init=init, seed=seed, lr=lr, batch_size=128,
                                  folder=folder)
-    tested = test_once(pipe.out / "train" / folder / "last.pt", args.data)
+    # the only time a run meets the test set: top-1 and whether it got each image right
+    tested = evaluate_checkpoint(pipe.out / "train" / folder / "last.pt", args.data, per_image=True)
     ratio = spec.provenance.notes["ratio_to_teacher"]
     method = method_of(design, part)
     row = {"method": method, "design": design, "init": part, "target": target, "seed": seed, "epochs": epochs,
@@ -293,18 +295,6 @@ def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, design: str, part
     say(f"      {target:.0%} from {part:7s} {method:24s} seed {seed}: top-1 {row['top1']:.2f}% at {ratio:.3f} of the "
         f"teacher{'' if row['matched'] else ' (UNMATCHED)'}, {row['train_minutes']:.1f} min")
     return row
-
-
-def test_once(checkpoint: Path, data: str) -> dict:
-    """A trained network's top-1 on the test set and whether it got each image right: the
-    only time a run meets the test set."""
-    from staircase.train.checkpoint import model_from_checkpoint
-    from staircase.train.data import load_data
-    from staircase.train.evaluate import evaluate
-
-    model, arch, _ = model_from_checkpoint(checkpoint)
-    test = load_data(data, arch.input_size, augment=False, preprocessing=arch.preprocessing).test
-    return evaluate(model, test, per_image=True)
 
 
 def _settings(args, prof, teacher: dict, pipe: Pipeline) -> dict:

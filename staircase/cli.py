@@ -521,23 +521,17 @@ class EvaluateCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         import torch
 
-        from .train.checkpoint import model_from_checkpoint
-        from .train.data import default_workers, load_data
-        from .train.evaluate import evaluate
+        from .train.evaluate import evaluate_checkpoint
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        model, arch, _ = model_from_checkpoint(args.checkpoint)
-        data = load_data(args.data, arch.input_size, val_split=args.val_split, seed=args.split_seed, augment=False,
-                         preprocessing=arch.preprocessing)
-        workers = default_workers(data.test) if args.workers is None else args.workers
-        result = {"checkpoint": args.checkpoint, "data": data.name,
-                  **evaluate(model, data.test, args.batch_size, "cuda" if torch.cuda.is_available() else "cpu",
-                             workers)}
+        result = {"checkpoint": args.checkpoint,
+                  **evaluate_checkpoint(args.checkpoint, args.data, args.val_split, args.split_seed, args.batch_size,
+                                        args.workers)}
         if args.json:
             _print_json(result)
         else:
-            print(f"{args.checkpoint} on {data.name} ({result['images']} images): top-1 {result['top1']:.2f}%, "
+            print(f"{args.checkpoint} on {result['data']} ({result['images']} images): top-1 {result['top1']:.2f}%, "
                   f"top-5 {result['top5']:.2f}%, loss {result['loss']:.4f}")
         return 0
 

@@ -72,6 +72,7 @@ def run_demo(settings: DemoSettings | None = None) -> int:
 
     from .files import check_writable
     from .pipeline import Pipeline
+    from .train.evaluate import evaluate_checkpoint
 
     s = settings or DemoSettings()
     s.check()
@@ -122,7 +123,8 @@ def run_demo(settings: DemoSettings | None = None) -> int:
     print(table)
     _note("at profile speed: each student timed beside the teacher, scaled by the teacher's time in the profile "
           "(the machine's drift cancels); matched: within 3% of the staircase student's")
-    verdict = compared(designed, {d.spec.name: _test_correct(pipe.out / "train" / d.spec.name / "last.pt", pipe.data)
+    verdict = compared(designed, {d.spec.name: evaluate_checkpoint(pipe.out / "train" / d.spec.name / "last.pt",
+                                                                   pipe.data, per_image=True)["correct"]
                                   for d in designed})
     _note(verdict)
     table += f"\n\n{verdict}"
@@ -160,17 +162,6 @@ def compared(designed, correct: dict[str, list[bool]]) -> str:
             "95% interval over the images): ")
     return head + ("; ".join(said) or "none") + (
         f"; not compared, measured more than 3% slower than the student: {', '.join(slower)}" if slower else "")
-
-
-def _test_correct(checkpoint, data: str) -> list[bool]:
-    """Whether a trained network gets each test image right."""
-    from .train.checkpoint import model_from_checkpoint
-    from .train.data import load_data
-    from .train.evaluate import evaluate
-
-    model, arch, _ = model_from_checkpoint(checkpoint)
-    test = load_data(data, arch.input_size, augment=False, preprocessing=arch.preprocessing).test
-    return evaluate(model, test, per_image=True)["correct"]
 
 
 def _design(s: DemoSettings, pipe, prof):

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["evaluate", "topk_correct"]
+__all__ = ["evaluate", "evaluate_checkpoint", "topk_correct"]
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[int]:
@@ -53,3 +53,20 @@ def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, device: str
     result = {"loss": loss / count, "top1": 100.0 * correct[0] / count, "top5": 100.0 * correct[1] / count,
               "images": count}
     return {**result, "correct": hits} if per_image else result
+
+
+def evaluate_checkpoint(checkpoint, data: str, val_split: float = 0.0, split_seed: int = 0, batch_size: int = 256,
+                        workers: int | None = None, per_image: bool = False) -> dict:
+    """``evaluate`` of a staircase checkpoint's network over the test set of ``data`` (a
+    ``--data`` spec; with ``val_split``, that held-out share of the training set), prepared
+    as the network's architecture says; ``"data"`` names it. ``workers``: loader processes
+    (default ``default_workers``)."""
+    from .checkpoint import model_from_checkpoint
+    from .data import default_workers, load_data
+
+    model, arch, _ = model_from_checkpoint(checkpoint)
+    bundle = load_data(data, arch.input_size, val_split=val_split, seed=split_seed, augment=False,
+                       preprocessing=arch.preprocessing)
+    workers = default_workers(bundle.test) if workers is None else workers
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return {"data": bundle.name, **evaluate(model, bundle.test, batch_size, device, workers, per_image=per_image)}
