@@ -368,9 +368,8 @@ def verdicts(rows: list[dict]) -> list[dict]:
                 images = mine[0]["images"]
                 d = bootstrap_difference([unpack_correct(r["correct"], images) for r in mine],
                                          [unpack_correct(r["correct"], images) for r in theirs])
-                outcome = "won" if d.low > 0 else "lost" if d.high < 0 else "no detectable difference"
                 v.update(difference=d.mean, ci95=[d.low, d.high], test=BOOTSTRAP_TEST, images=images,
-                         detectable_from=d.detectable_from, verdict=outcome)
+                         detectable_from=d.detectable_from, verdict=d.outcome)
             found.append(v)
     return found
 

@@ -153,9 +153,7 @@ def compared(designed, correct: dict[str, list[bool]]) -> str:
         if d.judged_ms > limit:
             continue
         diff = bootstrap_difference(mine, [correct[d.spec.name]])
-        outcome = ("tie" if diff.mean == 0 else "won" if diff.low > 0 else "lost" if diff.high < 0
-                   else "no detectable difference")
-        said.append(f"{d.spec.name}: {diff.mean:+.1f} points [{diff.low:+.1f}, {diff.high:+.1f}], {outcome}")
+        said.append(f"{d.spec.name}: {diff.mean:+.1f} points [{diff.low:+.1f}, {diff.high:+.1f}], {diff.outcome}")
     slower = [d.spec.name for d in designed[1:] if d.judged_ms > limit]
     images = len(mine[0])
     head = (f"the staircase student against each network at no more latency (one seed each, {images} test images, "

@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Difference", "bootstrap_difference", "paired_difference"]
+__all__ = ["Difference", "bootstrap_difference", "mean_interval", "paired_difference"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,16 @@ class Difference:
         """Whether the interval excludes zero."""
         return self.low > 0 or self.high < 0
 
+    @property
+    def outcome(self) -> str:
+        """The verdict for ``a``: "won" or "lost" only where the interval excludes zero; "tie"
+        for no difference at all; else "no detectable difference"."""
+        if self.low > 0:
+            return "won"
+        if self.high < 0:
+            return "lost"
+        return "tie" if self.mean == 0 else "no detectable difference"
+
     def describe(self, unit: str = "") -> str:
         if self.pairs < 2:
             return f"{self.mean:+.2f}{unit} (one pair: no interval)"
@@ -42,13 +52,19 @@ def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.9
     if len(a) != len(b) or not a:
         raise ValueError(f"paired_difference needs two equally long, non-empty sequences ({len(a)} and {len(b)})")
     diffs = [x - y for x, y in zip(a, b, strict=True)]
-    mean = statistics.fmean(diffs)
     if len(diffs) < 2:
-        return Difference(mean, float("-inf"), float("inf"), 1, level)
+        return Difference(statistics.fmean(diffs), float("-inf"), float("inf"), 1, level)
+    return Difference(*mean_interval(diffs, level), len(diffs), level)
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of ``values`` (at least two) and its ``level`` interval
+    (Student's t, n - 1 degrees of freedom)."""
     from scipy.stats import t
 
-    half = float(t.ppf(0.5 + level / 2, len(diffs) - 1)) * statistics.stdev(diffs) / len(diffs) ** 0.5
-    return Difference(mean, mean - half, mean + half, len(diffs), level)
+    mean = statistics.fmean(values)
+    half = float(t.ppf(0.5 + level / 2, len(values) - 1)) * statistics.stdev(values) / len(values) ** 0.5
+    return mean, mean - half, mean + half
 
 
 def bootstrap_difference(a, b, resamples: int = 10_000, level: float = 0.95, seed: int = 0) -> Difference:

@@ -97,9 +97,9 @@ def measure_together(backend: Backend, teacher: nn.Module, networks: Mapping[str
     what networks compared at one latency need (one measurement run, its ratios comparable)."""
     import math
     import random
-    import statistics
 
     from ..profile.timing import time_relative
+    from ..stats import mean_interval
 
     if passes < 2:
         raise StaircaseError(f"measure_together needs at least 2 passes for an interval, got {passes}")
@@ -112,13 +112,10 @@ def measure_together(backend: Backend, teacher: nn.Module, networks: Mapping[str
         rng.shuffle(order)
         for name in order:
             ratios[name].append(time_relative(backend, runs[name], reference, pairs=1, protocol=protocol).ratio)
-    from scipy.stats import t
-
     found = {}
     for name, values in ratios.items():
-        logs = [math.log(v) for v in values]
-        mean, half = statistics.fmean(logs), float(t.ppf(0.975, len(logs) - 1)) * statistics.stdev(logs) / len(logs) ** 0.5
-        found[name] = RatioInterval(math.exp(mean), math.exp(mean - half), math.exp(mean + half), values)
+        mean, low, high = mean_interval([math.log(v) for v in values])
+        found[name] = RatioInterval(math.exp(mean), math.exp(low), math.exp(high), values)
     return found
 
 
