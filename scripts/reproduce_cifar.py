@@ -2,43 +2,50 @@
 at the same measured latency and the same training budget.
 
 Teacher WRN-16-2 (WRN-40-2 is the paper's; on 2 CPU cores it trains about three times
-slower), ONNX Runtime, batch 1. For each latency target (a share of the teacher's time in
-the profile):
+slower), ONNX Runtime, batch 1. The stages, each kept so that a rerun resumes where the last
+one stopped:
 
-- **From the teacher** (the practical route): every network starts from the trained
-  teacher's weights (each slot keeps its most Fisher-salient channels, ``--inherit``) and
-  is fine-tuned for the same epochs with the same loss (cross-entropy + attention transfer):
-  the staircase student under each allocation (``staircase-fisher``, the paper's;
-  ``staircase-l1``; ``staircase-proportional``), uniform scaling, L1 widths rounded to the
-  network's step in the profile (``l1-round``, what a user does without a profiler), and the
-  Fisher-pruned widths unsnapped (``fisher``, the pruning run's removal order continued
-  until it measures at the Fisher student's latency). The pruning run's own fine-tuning is
-  given to none of them: it only ranks channels.
-- **From scratch** (the paper's claim): the Fisher staircase student, the same Fisher
-  widths unsnapped (the copycat), uniform scaling and the tool's default student, each
-  trained with attention transfer for the teacher's epochs.
+1. **The teacher**, trained without the validation split (``--val-split`` of the training
+   images, ``--split-seed``) until its validation top-1 stops rising (``plateau``).
+2. **The profile** of this CPU and the **Fisher saliency** (a pruning run of a copy of the
+   teacher; it only ranks channels).
+3. **The designs** at each target (a share of the teacher's time in the profile): the
+   staircase student under every allocation (``staircase-<allocation>``), and, matched to the
+   Fisher student's latency, uniform scaling, L1 widths rounded to the network's step
+   (``l1-round``) and the Fisher-pruned widths unsnapped (``fisher``; ``copycat`` when trained
+   from scratch). Kept in ``docs/results_cifar/t<target>/``.
+4. **Latency**: all networks of one target timed beside the teacher in one run, interleaved
+   (``measure_together``), each with the 95% interval of its ratio. A rival is at the
+   default student's latency when, pass by pass, its time is no more than 3% above the
+   default's (``matched``: the median of the per-pass quotients); else it is compared with
+   nothing.
+5. **Validation**, where every choice is made (the test set is not read): the fine-tuning
+   recipe (epochs and learning rate) on the Fisher student at 50%, then the default
+   allocation, from each allocation's student at every target.
+6. **Rows**: from the teacher (each slot keeps the teacher's most Fisher-salient channels,
+   fine-tuned with the recipe validation chose, cross-entropy + KD + attention transfer)
+   every design at every target, ``--seeds``; from scratch at ``--scratch-targets`` the
+   default student, the copycat and uniform, ``--scratch-seeds``, the teacher's epochs. Each
+   finished run is evaluated once on the test set, keeping whether it got each image right,
+   and written as a row of ``docs/results_cifar.json`` as it finishes.
 
-A row's ``method`` names the tool's default allocation (``DEFAULT_ALLOCATION``)
-``staircase``, whichever it is when the page is written; its ``design`` names the network.
-
-Every network's latency is its time measured beside the teacher (the ratio); a row more
-than 3% from its target is marked unmatched. Each finished training run is a row of
-``docs/results_cifar.json`` (``method``, ``init``, ``target``, ``seed``, ``epochs``,
-``train_minutes``, ``ratio``, ``params``, ``top1``), written as it finishes; a rerun skips
-the rows that are there, reuses the designs kept in ``docs/results_cifar/`` and resumes a
-killed training run. ``docs/RESULTS.md`` and its plot are rendered from the rows. Usage:
+The verdicts compare the default student (``staircase``) with each rival at the same start
+and target by a paired bootstrap over test images and seeds. ``docs/RESULTS.md`` and its plot
+are rendered from the JSON (``--render`` renders them alone). Usage:
 
     python scripts/reproduce_cifar.py                      # CIFAR-10 subset in ../shared/data
-    python scripts/reproduce_cifar.py --data digits --teacher-epochs 2 --finetune-epochs 1 --seeds 0 \\
-        --scratch-targets --runs runs/smoke --docs runs/smoke    # a few minutes, nothing committed
+    python scripts/reproduce_cifar.py --data digits --teacher-epochs 6 --recipe-epochs 1 --recipe-lrs 0.01 \\
+        --seeds 0 --scratch-targets --runs runs/smoke --docs runs/smoke    # a few minutes, nothing committed
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import json
 import platform
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -46,7 +53,7 @@ from pathlib import Path
 import torch
 
 from staircase.design import job as design_job
-from staircase.design.allocations import DEFAULT_ALLOCATION
+from staircase.design.allocations import ALLOCATIONS, DEFAULT_ALLOCATION
 from staircase.design.inherit import inherited_student, save_student
 from staircase.files import atomic_write_json, atomic_write_text
 from staircase.pipeline import Pipeline
@@ -57,20 +64,22 @@ from staircase.train.evaluate import evaluate_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 
 # design -> how its spec is made: (the allocation designed, the suffix of one of its baselines)
-DESIGNS = {"staircase-fisher": ("fisher", ""), "staircase-l1": ("l1", ""),
-           "staircase-proportional": ("proportional", ""), "uniform": ("fisher", "-uniform"),
-           "l1-round": ("fisher", "-l1-round"), "fisher": ("fisher", "-unsnapped")}
-FROM_TEACHER = tuple(DESIGNS)
-# the paper's student and its copycat (the same Fisher widths unsnapped), uniform scaling,
-# and the tool's default student where that is another
-FROM_SCRATCH = tuple(dict.fromkeys((f"staircase-{DEFAULT_ALLOCATION}", "staircase-fisher", "fisher", "uniform")))
+DESIGNS = {**{f"staircase-{a}": (a, "") for a in ALLOCATIONS},
+           "uniform": ("fisher", "-uniform"), "l1-round": ("fisher", "-l1-round"), "fisher": ("fisher", "-unsnapped")}
+# trained from scratch: the default student, the Fisher widths unsnapped (the copycat), uniform scaling
+FROM_SCRATCH = ("default", "fisher", "uniform")
 MATCH_WITHIN = 0.03
+RECIPE_DESIGN, RECIPE_TARGET, VALIDATION_SEED = "staircase-fisher", 0.5, 0
+# kept with the results (committed), so that later sessions train rows of the same teacher and designs
+KEPT = ("teacher/last.pt", "teacher/config.json", "teacher/metrics.jsonl", "teacher/summary.json",
+        "fisher-widths.json", "profile.json")
+BOOTSTRAP_TEST = "paired bootstrap over test images and seeds, 10,000 resamples"
 
 
-def method_of(design: str, part: str) -> str:
-    """A row's method: ``staircase`` for the tool's default allocation, ``copycat`` for the
+def method_of(design: str, part: str, default: str) -> str:
+    """A row's method: ``staircase`` for the default allocation's student, ``copycat`` for the
     Fisher-pruned widths trained from scratch, else the design's name."""
-    if design == f"staircase-{DEFAULT_ALLOCATION}":
+    if design == f"staircase-{default}":
         return "staircase"
     return "copycat" if design == "fisher" and part == "scratch" else design
 
@@ -79,93 +88,145 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def main() -> int:
+def arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="cifar10:../shared/data")
     ap.add_argument("--model", default="wrn_16_2")
     ap.add_argument("--teacher-epochs", type=int, default=60, help="the teacher's, and the from-scratch students'")
+    ap.add_argument("--accept-teacher", action="store_true",
+                    help="go on with a teacher that has not stopped improving (smoke runs only)")
     ap.add_argument("--val-split", type=float, default=0.1,
                     help="every run trains without this share of the training images and is judged on it; the test "
-                         "set is read once, for the final table")
+                         "set is read once per trained network, for the final table")
     ap.add_argument("--split-seed", type=int, default=0, help="which training images are the validation split")
-    ap.add_argument("--stop-after", choices=("teacher",), default=None, help="run the stages up to this one only")
-    ap.add_argument("--finetune-epochs", type=int, default=3, help="every network that starts from the teacher")
-    ap.add_argument("--finetune-lr", type=float, default=0.01)
-    ap.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.7], help="shares of the teacher's latency")
+    ap.add_argument("--stop-after", choices=("teacher", "designs", "validation"), default=None,
+                    help="run the stages up to this one only")
+    ap.add_argument("--recipe-epochs", type=int, nargs="+", default=[10, 15],
+                    help="fine-tuning epochs validation chooses from")
+    ap.add_argument("--recipe-lrs", type=float, nargs="+", default=[0.01, 0.03],
+                    help="fine-tuning learning rates validation chooses from")
+    ap.add_argument("--targets", type=float, nargs="+", default=[0.35, 0.5, 0.7],
+                    help="shares of the teacher's latency")
     ap.add_argument("--scratch-targets", type=float, nargs="*", default=[0.5])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="rows from the teacher")
+    ap.add_argument("--scratch-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--parts", nargs="+", choices=("teacher", "scratch"), default=["teacher", "scratch"],
                     help="train only these parts' rows this time (the page shows every row there is)")
     ap.add_argument("--prune-share", type=float, default=0.3, help="the saliency run prunes to this share")
-    ap.add_argument("--grid", type=int, default=4)
+    ap.add_argument("--passes", type=int, default=11, help="interleaved passes timing each target's networks")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train-device", default="auto")
-    ap.add_argument("--budget-minutes", type=float, default=None, help="stop starting rows after this long")
+    ap.add_argument("--budget-minutes", type=float, default=None, help="stop starting runs after this long")
+    ap.add_argument("--render", action="store_true", help="only render RESULTS.md from results_cifar.json")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "reproduce_cifar")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    started = time.perf_counter()
-    pipe = Pipeline(args.runs, args.model, args.data, threads=args.threads, train_device=args.train_device,
-                    val_split=args.val_split, split_seed=args.split_seed, log=lambda m: say(f"      {m}"))
+    return ap.parse_args()
+
+
+class OutOfBudget(Exception):
+    """The run's --budget-minutes is spent: rerun to continue."""
+
+
+def main() -> int:
+    args = arguments()
     rows_path = args.docs / "results_cifar.json"
     doc = json.loads(rows_path.read_text()) if rows_path.exists() else {}
+    if args.render:
+        _write(doc, args.docs)
+        return 0
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+
+    def budget() -> None:
+        if args.budget_minutes and time.perf_counter() - started > 60 * args.budget_minutes:
+            raise OutOfBudget
+
+    pipe = Pipeline(args.runs, args.model, args.data, threads=args.threads, train_device=args.train_device,
+                    val_split=args.val_split, split_seed=args.split_seed, log=lambda m: say(f"      {m}"))
     split = {"val_split": args.val_split, "split_seed": args.split_seed}
     if doc.get("teacher", {}).get("split") != split or doc["teacher"].get("epochs") != args.teacher_epochs:
-        doc = {}  # rows of another teacher or another split: in git's history only
-    rows = [r for r in doc.get("rows", []) if "design" in r]  # rows of this experiment's schema only
-    for r in rows:  # labelled by the tool's default allocation as it is now
-        r["method"] = method_of(r["design"], r["init"])
-
+        doc = {}  # another teacher or another split: in git's history only
     kept = args.docs / "results_cifar"
-    _carry(kept, args.runs, KEPT)  # what an earlier session kept: the same teacher and saliency
-    say(f"[1/4] the teacher, {args.teacher_epochs} epochs (deterministic: a later session retrains the same one)")
+    _carry(kept, args.runs, KEPT)  # what an earlier session kept: the same teacher, profile and saliency
+    try:
+        return _stages(args, pipe, doc, kept, budget)
+    except OutOfBudget:
+        say("budget reached: rerun to continue")
+        return 0
+    finally:
+        _carry(args.runs, kept, KEPT)
+
+
+def _stages(args, pipe: Pipeline, doc: dict, kept: Path, budget) -> int:
+    say(f"[1/6] the teacher, {args.teacher_epochs} epochs (deterministic: a later session retrains the same one)")
     teacher = pipe.teacher(args.teacher_epochs, lr=0.1, batch_size=128, deterministic=True)
-    _carry(args.runs, kept, KEPT)
     curve = teacher_curve(args.runs / "teacher" / "metrics.jsonl")
     doc["teacher"] = {"model": args.model, "data": args.data, "epochs": args.teacher_epochs, "curve": curve,
-                      "plateau": plateau(curve), "split": split, "recipe": "SGD 0.9, lr 0.1 x0.2 at 30/60/80%, "
-                      "wd 5e-4, batch 128, pad-4 crops and flips"}
-    doc["rows"] = rows
+                      "plateau": plateau(curve), "split": {"val_split": args.val_split, "split_seed": args.split_seed},
+                      "recipe": "SGD 0.9, lr 0.1 x0.2 at 30/60/80%, wd 5e-4, batch 128, pad-4 crops and flips"}
+    doc.setdefault("rows", [])
     _write(doc, args.docs)
     stop = doc["teacher"]["plateau"]
     say(f"      validation top-1 {curve[-1]['val_top1']:.2f}% after {len(curve)} epochs; {stop['reason']}")
-    if not stop["plateaued"]:
+    if not stop["plateaued"] and not args.accept_teacher:
         say(f"      rerun with --teacher-epochs {2 * args.teacher_epochs}: the students need a teacher that has "
             "stopped improving")
         return 1
     if args.stop_after == "teacher":
         return 0
-    say(f"[2/4] profiling this CPU for {args.model} (onnxruntime, grid {args.grid})")
-    prof = pipe.profile(grid=args.grid, progress=False).profile
-    say(f"[3/4] Fisher saliency: pruning a copy to {args.prune_share:.0%} of its inner channels")
+    say(f"[2/6] profiling this CPU for {args.model} (onnxruntime, the profiler's defaults), then the Fisher saliency")
+    prof = pipe.profile(progress=False).profile
     widths_file = pipe.prune(args.prune_share)
     _carry(args.runs, kept, KEPT)
-    say("[4/4] designs (kept in docs/results_cifar/), then one training run per row")
-    specs = {t: _designs(pipe, prof, t, args.docs / "results_cifar")
-             for t in sorted(set(args.targets) | set(args.scratch_targets))}
-    kept_rows = current_rows(rows, specs)
-    if len(kept_rows) < len(rows):
-        say(f"      {len(rows) - len(kept_rows)} rows trained designs made again since: dropped")
-        rows = kept_rows
-    settings = _settings(args, prof, teacher, pipe)
-    for seed in args.seeds:
-        for part, targets, methods, epochs in (("teacher", args.targets, FROM_TEACHER, args.finetune_epochs),
-                                               ("scratch", args.scratch_targets, FROM_SCRATCH, args.teacher_epochs)):
-            if part not in args.parts:
+    targets = sorted(set(args.targets) | set(args.scratch_targets) | {RECIPE_TARGET})
+    say(f"[3/6] designs at {', '.join(f'{t:.0%}' for t in targets)} of the teacher (kept in {kept})")
+    specs = {t: _designs(pipe, prof, t, kept) for t in targets}
+    say(f"[4/6] latency: each target's networks timed together, {args.passes} interleaved passes")
+    doc["latency"] = {key: record for key, record in doc.get("latency", {}).items() if float(key) in specs}
+    for target in targets:
+        if not _measured(doc["latency"].get(str(target)), specs[target]):
+            doc["latency"][str(target)] = measure_target(pipe, specs[target], target, args.passes)
+            _write(doc, args.docs)
+    rows = current_rows(doc["rows"], specs, doc["latency"])
+    if len(rows) < len(doc["rows"]):
+        say(f"      {len(doc['rows']) - len(rows)} rows trained designs made or measured again since: dropped")
+    doc["rows"] = rows
+    _write(doc, args.docs)
+    if args.stop_after == "designs":
+        return 0
+    say("[5/6] validation: the fine-tuning recipe, then the default allocation (the test set is not read)")
+    doc["validation"] = validate(pipe, specs, widths_file, args, doc.get("validation", {}), budget,
+                                 lambda v: _write({**doc, "validation": v}, args.docs))
+    choice = doc["validation"]
+    default = choice["allocation"]["chosen"]
+    if default != DEFAULT_ALLOCATION:
+        say(f"      validation chose the {default} allocation; the tool's default is {DEFAULT_ALLOCATION}: set "
+            "DEFAULT_ALLOCATION in staircase/design/allocations.py to match")
+    doc["settings"] = _settings(args, prof, teacher, choice)
+    _write(doc, args.docs)
+    if args.stop_after == "validation":
+        return 0
+    say("[6/6] rows: one training run each, evaluated once on the test set")
+    if "teacher_test" not in doc:
+        doc["teacher_test"] = _judged(args.runs / "teacher", args, "test")
+    recipe = choice["recipe"]["chosen"]
+    plan = [("teacher", args.targets, list(DESIGNS), recipe["epochs"], recipe["lr"], args.seeds),
+            ("scratch", args.scratch_targets, [f"staircase-{default}" if d == "default" else d for d in FROM_SCRATCH],
+             args.teacher_epochs, 0.1, args.scratch_seeds)]
+    for seed in sorted(set(args.seeds) | set(args.scratch_seeds)):
+        for part, targets, designs, epochs, lr, seeds in plan:
+            if part not in args.parts or seed not in seeds:
                 continue
             for target in targets:
-                for design in methods:
-                    if args.budget_minutes and time.perf_counter() - started > 60 * args.budget_minutes:
-                        say("budget reached: rerun to continue")
-                        return 0
+                for design in designs:
                     key = (design, part, target, seed, epochs)
-                    if any((r["design"], r["init"], r["target"], r["seed"], r["epochs"]) == key for r in rows):
+                    if any((r["design"], r["init"], r["target"], r["seed"], r["epochs"]) == key for r in doc["rows"]):
                         continue
-                    rows.append(_train_row(pipe, specs[target][design], widths_file, design, part, target, seed,
-                                           epochs, args))
-                    _write({**doc, "settings": settings, "rows": rows}, args.docs)
-    _write({**doc, "settings": settings, "rows": rows}, args.docs)
+                    budget()
+                    row = _train_row(pipe, specs[target][design], widths_file, design, part, target, seed, epochs, lr,
+                                     args, doc["latency"][str(target)], default)
+                    doc["rows"].append(row)
+                    _write(doc, args.docs)
     return 0
 
 
@@ -204,16 +265,9 @@ def plateau(curve: list[dict]) -> dict:
                       f"({'no detectable rise: stopped rising' if flat else 'still rising'})"}
 
 
-# kept with the results (committed), so that later sessions train rows of the same teacher
-KEPT = ("teacher/last.pt", "teacher/config.json", "teacher/metrics.jsonl", "teacher/summary.json",
-        "fisher-widths.json")
-
-
 def _carry(source: Path, dest: Path, names) -> None:
     """Copy each of ``names`` from ``source`` to ``dest`` where ``dest`` lacks it or has an
     older one."""
-    import shutil
-
     for name in names:
         src, dst = source / name, dest / name
         if src.exists() and (not dst.exists() or src.stat().st_mtime > dst.stat().st_mtime):
@@ -222,8 +276,8 @@ def _carry(source: Path, dest: Path, names) -> None:
 
 
 def _designs(pipe: Pipeline, prof, target: float, keep: Path) -> dict[str, StudentSpec]:
-    """Each design's spec at ``target``: designed and measured once, kept in ``keep``
-    (committed with the results, so the rows of later sessions use the same networks)."""
+    """Each design's spec at ``target``: designed once and kept in ``keep`` (committed with
+    the results, so the rows of later sessions train the same networks)."""
     folder = keep / f"t{round(target * 100)}"
     kept = {m: StudentSpec.load(folder / f"{m}.json") for m in DESIGNS if (folder / f"{m}.json").exists()}
     missing = sorted({DESIGNS[m][0] for m in DESIGNS if m not in kept})  # allocations to design again
@@ -233,42 +287,92 @@ def _designs(pipe: Pipeline, prof, target: float, keep: Path) -> dict[str, Stude
     designs = {}
     for allocation in missing:
         name = f"{pipe.model}-t{round(target * 100)}-{allocation}"
-        settings = design_job.DesignSettings(model=pipe.model, profile=str(prof.path), out=str(pipe.out / "students" / f"{name}.json"),
-                                  widths=str(pipe.widths_path()), target_share=target,
-                                  baselines=allocation == "fisher", allocation=allocation)
+        settings = design_job.DesignSettings(
+            model=pipe.model, profile=str(prof.path), out=str(pipe.out / "students" / f"{name}.json"),
+            widths=str(pipe.widths_path()), target_share=target, baselines=allocation == "fisher",
+            allocation=allocation)
         found = design_job.design(settings, teacher=pipe.trained_teacher(), log=pipe.log).designs
         designs.update({(allocation, d.spec.name[len(name):]): d.spec for d in found})
     specs = {**kept, **{m: designs[how] for m, how in DESIGNS.items() if m not in kept}}
     for method in DESIGNS:
-        spec = specs[method]
         if method not in kept:
-            spec.save(folder / f"{method}.json")
-        ratio = spec.provenance.notes["ratio_to_teacher"]
-        say(f"      {target:.0%} {method:24s} {spec.params:>8,} params, {ratio:.3f} of the teacher"
-            + ("" if method in kept else " (designed now)"))
+            specs[method].save(folder / f"{method}.json")
+            say(f"      {target:.0%} {method:24s} {specs[method].params:>8,} params (designed now)")
     return specs
 
 
-def current_rows(rows: list[dict], specs: dict[float, dict[str, StudentSpec]]) -> list[dict]:
-    """The rows that trained the networks now kept in ``results_cifar/``: a design made again
-    (its spec file deleted) leaves its old rows behind, in git's history only."""
-    def current(r: dict) -> bool:
+def widths_tag(spec: StudentSpec) -> str:
+    """Six hex digits naming a design's widths: a design made again trains and measures anew."""
+    return hashlib.sha1(json.dumps(spec.widths, sort_keys=True).encode()).hexdigest()[:6]
+
+
+def measure_target(pipe: Pipeline, specs: dict[str, StudentSpec], target: float, passes: int) -> dict:
+    """One measurement run: every design of ``target`` timed beside the teacher in the same
+    ``passes`` (ONNX Runtime, batch 1), each pass in a new order; each design's ratio to the
+    teacher with its 95% interval."""
+    from staircase.design.measured import measure_together
+    from staircase.profile.backends import get_backend
+
+    teacher = pipe.trained_teacher()
+    backend = get_backend("onnxruntime", threads=pipe.threads)
+    found = measure_together(backend, teacher.model, {d: spec.build() for d, spec in specs.items()},
+                             teacher.architecture.input_size, passes=passes, seed=round(target * 100))
+    run = f"t{round(target * 100)}-{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%SZ}"
+    record = {"run": run, "passes": passes, "backend": f"onnxruntime {backend.version()}, {pipe.threads} threads",
+              "networks": {d: {"widths": widths_tag(specs[d]), **found[d].to_dict()} for d in specs}}
+    for d, r in record["networks"].items():
+        lo, hi = r["ci95"]
+        say(f"      {target:.0%} {d:24s} {r['ratio']:.3f} of the teacher [{lo:.3f}, {hi:.3f}]")
+    return record
+
+
+def _measured(record: dict | None, specs: dict[str, StudentSpec]) -> bool:
+    """Whether ``record`` timed exactly these designs."""
+    return bool(record) and {d: r["widths"] for d, r in record["networks"].items()} == \
+        {d: widths_tag(s) for d, s in specs.items()}
+
+
+def relative_latency(passes: list[float], reference: list[float]) -> tuple[float, float, float]:
+    """A network's time over another's, pass by pass of one measurement run (each pass's two
+    ratios to the teacher were taken minutes apart at most): the median quotient and its 95%
+    interval (``stats.median_interval``)."""
+    from staircase.stats import median_interval
+
+    return median_interval([a / b for a, b in zip(passes, reference, strict=True)])
+
+
+def matched(quotient: float) -> bool:
+    """A rival is at the default student's latency when its median per-pass quotient is no
+    more than 3% above 1 (faster only gives latency away)."""
+    return quotient <= 1 + MATCH_WITHIN
+
+
+def current_rows(rows: list[dict], specs: dict[float, dict[str, StudentSpec]], latency: dict) -> list[dict]:
+    """The rows that trained the designs now kept, each with its design's latency from the
+    target's current measurement run; a design made again (its spec file deleted) leaves its
+    old rows behind, in git's history only."""
+    kept = []
+    for r in rows:
         spec = specs.get(r["target"], {}).get(r["design"])
-        return spec is None or (r["params"] == spec.params and r.get("widths", spec.widths) == spec.widths)
-
-    return [r for r in rows if current(r)]
-
-
-def matched(ratio: float, target: float) -> bool:
-    """A row counts as at its target when its measured ratio is within 3% of it."""
-    return abs(ratio / target - 1) <= MATCH_WITHIN
+        if spec is None or r["widths"] != spec.widths:
+            continue
+        kept.append({**r, **_latency_of(latency[str(r["target"])], r["design"])})
+    return kept
 
 
-def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, design: str, part: str, target: float, seed: int,
-               epochs: int, args) -> dict:
-    """Train one network for one seed; its row."""
-    tag = hashlib.sha1(json.dumps(spec.widths, sort_keys=True).encode()).hexdigest()[:6]  # a design made again
-    folder = f"t{round(target * 100)}-{part}-{design}-{tag}-e{epochs}-s{seed}"             # trains in new folders
+def _latency_of(record: dict, design: str) -> dict:
+    timed = record["networks"][design]
+    return {"ratio": timed["ratio"], "ratio_ci95": timed["ci95"], "ratio_passes": timed["passes"],
+            "measurement": record["run"]}
+
+
+def _fine_tune(pipe: Pipeline, spec: StudentSpec, widths_file, design: str, part: str, target: float, seed: int,
+               epochs: int, lr: float):
+    """Train one network for one seed (from the teacher's channels or from scratch, KD + AT
+    from the teacher); its summary and run folder. A finished run is reused, a killed one
+    resumed."""
+    tag = widths_tag(spec)
+    folder = f"t{round(target * 100)}-{part}-{design}-{tag}-e{epochs}-lr{lr:g}-s{seed}"
     init = None
     if part == "teacher":
         teacher = pipe.trained_teacher()
@@ -280,31 +384,149 @@ def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, design: str, part
         init = str(weights.with_suffix(".pt"))
     spec_copy = StudentSpec.from_dict(spec.to_dict(), design)
     spec_copy.name = f"{spec.name}-{part}-{tag}"
-    lr = args.finetune_lr if part == "teacher" else 0.1
     summary = pipe.train_student(spec_copy, epochs, attention=True, init=init, seed=seed, lr=lr, batch_size=128,
-                                 folder=folder)
-    # the only time a run meets the test set: top-1 and whether it got each image right
-    tested = evaluate_checkpoint(pipe.out / "train" / folder / "last.pt", args.data, per_image=True)
-    ratio = spec.provenance.notes["ratio_to_teacher"]
-    method = method_of(design, part)
+                                 folder=folder, kd_alpha=KD_ALPHA)
+    return summary, pipe.out / "train" / folder
+
+
+KD_ALPHA = 0.9  # the distillation weight (T = 4) of every student's loss, beside attention transfer (beta 1e3)
+
+
+def _judged(run: Path, args, split: str) -> dict:
+    """A finished run's last checkpoint on the validation split or the test set: top-1, the
+    image count, and whether it got each image right (packed)."""
+    held_out = {"val_split": args.val_split, "split_seed": args.split_seed} if split == "validation" else {}
+    found = evaluate_checkpoint(run / "last.pt", args.data, per_image=True, **held_out)
+    return {"top1": found["top1"], "images": found["images"], "correct": pack_correct(found["correct"])}
+
+
+def validate(pipe: Pipeline, specs, widths_file, args, previous: dict, budget, save) -> dict:
+    """The choices made on the validation split: the recipe (``choose_recipe``) from
+    ``--recipe-epochs`` x ``--recipe-lrs`` on the Fisher student at 50%, then the default
+    allocation (``choose_allocation``) from each allocation's student at every target with
+    that recipe; one seed each. Runs already judged are reused (``previous``)."""
+    found = {"recipe": {"design": RECIPE_DESIGN, "target": RECIPE_TARGET, "seed": VALIDATION_SEED,
+                        "candidates": []},
+             "allocation": {"seed": VALIDATION_SEED, "targets": args.targets, "candidates": []}}
+    done = {(c["epochs"], c["lr"]): c for c in previous.get("recipe", {}).get("candidates", [])}
+    for epochs in args.recipe_epochs:
+        for lr in args.recipe_lrs:
+            if (epochs, lr) not in done:
+                budget()
+                summary, run = _fine_tune(pipe, specs[RECIPE_TARGET][RECIPE_DESIGN], widths_file, RECIPE_DESIGN,
+                                          "teacher", RECIPE_TARGET, VALIDATION_SEED, epochs, lr)
+                done[(epochs, lr)] = {"epochs": epochs, "lr": lr, "train_minutes": summary.seconds_this_session / 60,
+                                      **_judged(run, args, "validation")}
+                say(f"      recipe {epochs} epochs, lr {lr:g}: validation top-1 {done[(epochs, lr)]['top1']:.2f}%")
+            found["recipe"]["candidates"].append(done[(epochs, lr)])
+            save(found)
+    found["recipe"].update(choose_recipe(found["recipe"]["candidates"]))
+    recipe = found["recipe"]["chosen"]
+    done = {(c["allocation"], c["target"], c["epochs"], c["lr"]): c
+            for c in previous.get("allocation", {}).get("candidates", [])}
+    for target in args.targets:
+        for allocation in ALLOCATIONS:
+            key = (allocation, target, recipe["epochs"], recipe["lr"])
+            if key not in done:
+                budget()
+                design = f"staircase-{allocation}"
+                summary, run = _fine_tune(pipe, specs[target][design], widths_file, design, "teacher", target,
+                                          VALIDATION_SEED, recipe["epochs"], recipe["lr"])
+                done[key] = {"allocation": allocation, "target": target, "epochs": recipe["epochs"],
+                             "lr": recipe["lr"], **_judged(run, args, "validation")}
+                say(f"      {target:.0%} {design}: validation top-1 {done[key]['top1']:.2f}%")
+            found["allocation"]["candidates"].append(done[key])
+            save(found)
+    found["allocation"].update(choose_allocation(found["allocation"]["candidates"]))
+    save(found)
+    say(f"      recipe: {found['recipe']['reason']}")
+    say(f"      allocation: {found['allocation']['reason']}")
+    return found
+
+
+RECIPE_RULE = ("the fewest epochs whose validation top-1 is not detectably below the best candidate's (paired "
+               "bootstrap over the validation images, 95%), and among those the highest")
+ALLOCATION_RULE = ("the highest validation top-1 pooled over the targets (each target's validation images counted "
+                   "once per target)")
+
+
+def choose_recipe(candidates: list[dict]) -> dict:
+    """``RECIPE_RULE`` over ``candidates`` (``epochs``, ``lr``, ``top1``, ``images``,
+    ``correct``): the chosen one and why."""
+    from staircase.stats import bootstrap_difference
+
+    best = max(candidates, key=lambda c: c["top1"])
+    close = []
+    for c in candidates:
+        d = bootstrap_difference([_correct(best)], [_correct(c)])
+        if c is best or d.low <= 0:
+            close.append((c, d))
+    fewest = min(c["epochs"] for c, _ in close)
+    chosen, d = max(((c, d) for c, d in close if c["epochs"] == fewest), key=lambda cd: cd[0]["top1"])
+    reason = (f"{chosen['epochs']} epochs at lr {chosen['lr']:g} ({chosen['top1']:.2f}% on validation)" +
+              ("" if chosen is best else f"; the best, {best['epochs']} epochs at lr {best['lr']:g} "
+               f"({best['top1']:.2f}%), is ahead by {d.mean:+.2f} points [{d.low:+.2f}, {d.high:+.2f}]: no "
+               "detectable difference"))
+    return {"chosen": {"epochs": chosen["epochs"], "lr": chosen["lr"]}, "rule": RECIPE_RULE, "reason": reason}
+
+
+def choose_allocation(candidates: list[dict]) -> dict:
+    """``ALLOCATION_RULE`` over ``candidates`` (``allocation``, ``target``, ``correct`` ...):
+    the chosen allocation, its difference from each other one (paired bootstrap over the
+    pooled validation images), and why."""
+    import numpy as np
+
+    from staircase.stats import bootstrap_difference
+
+    pooled = {}
+    for a in dict.fromkeys(c["allocation"] for c in candidates):
+        runs = sorted((c for c in candidates if c["allocation"] == a), key=lambda c: c["target"])
+        pooled[a] = np.concatenate([_correct(c) for c in runs])
+    chosen = max(pooled, key=lambda a: (pooled[a].mean(), a == DEFAULT_ALLOCATION))
+    comparisons = []
+    for a in pooled:
+        if a != chosen:
+            d = bootstrap_difference([pooled[chosen]], [pooled[a]])
+            comparisons.append({"rival": a, "difference": d.mean, "ci95": [d.low, d.high], "verdict": d.outcome})
+    margins = "; ".join(f"{c['difference']:+.2f} [{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}] against {c['rival']}"
+                        for c in comparisons)
+    clear = all(c["verdict"] == "won" for c in comparisons)
+    reason = (f"{chosen}: {100 * pooled[chosen].mean():.2f}% pooled validation top-1; {margins} "
+              f"({'ahead of every other detectably' if clear else 'not detectably ahead of all: the highest mean'})")
+    return {"chosen": chosen, "rule": ALLOCATION_RULE, "comparisons": comparisons, "reason": reason}
+
+
+def _correct(c: dict):
+    return unpack_correct(c["correct"], c["images"])
+
+
+def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, design: str, part: str, target: float, seed: int,
+               epochs: int, lr: float, args, latency: dict, default: str) -> dict:
+    """Train one network for one seed and test it (the only time a run meets the test set);
+    its row."""
+    summary, run = _fine_tune(pipe, spec, widths_file, design, part, target, seed, epochs, lr)
+    tested = _judged(run, args, "test")
+    method = method_of(design, part, default)
     row = {"method": method, "design": design, "init": part, "target": target, "seed": seed, "epochs": epochs,
-           "train_minutes": summary.seconds_this_session / 60, "ratio": ratio, "params": spec.params,
-           "val_top1": summary.final_top1, "top1": tested["top1"], "images": tested["images"],
-           "correct": pack_correct(tested["correct"]), "matched": matched(ratio, target), "network": spec.name,
+           "lr": lr, "train_minutes": summary.seconds_this_session / 60, "params": spec.params,
+           "val_top1": summary.final_top1, **tested, **_latency_of(latency, design), "network": spec.name,
            "widths": spec.widths}
-    say(f"      {target:.0%} from {part:7s} {method:24s} seed {seed}: top-1 {row['top1']:.2f}% at {ratio:.3f} of the "
-        f"teacher{'' if row['matched'] else ' (UNMATCHED)'}, {row['train_minutes']:.1f} min")
+    say(f"      {target:.0%} from {part:7s} {method:24s} seed {seed}: top-1 {row['top1']:.2f}% at {row['ratio']:.3f} "
+        f"of the teacher, {row['train_minutes']:.1f} min")
     return row
 
 
-def _settings(args, prof, teacher: dict, pipe: Pipeline) -> dict:
+def _settings(args, prof, teacher, choice: dict) -> dict:
+    recipe = choice["recipe"]["chosen"]
+    loss = f"CE x{1 - KD_ALPHA:g} + KD x{KD_ALPHA:g} (T 4) + AT (beta 1e3)"
     return {"data": args.data, "teacher": args.model, "teacher_epochs": args.teacher_epochs,
             "teacher_top1": teacher.final_top1, "teacher_params": teacher.params,
             "teacher_profile_ms": prof.network(next(iter(prof.networks))).full.median_ms,
+            "validation split": f"{args.val_split:.0%} of the training images, split seed {args.split_seed}",
             "targets": args.targets, "scratch_targets": args.scratch_targets,
-            "default_allocation": DEFAULT_ALLOCATION,
-            "finetune": f"{args.finetune_epochs} epochs, lr {args.finetune_lr} x0.2 at 30/60/80%, batch 128, CE + AT (beta 1e3)",
-            "scratch": f"{args.teacher_epochs} epochs, lr 0.1 x0.2 at 30/60/80%, batch 128, CE + AT (beta 1e3)",
+            "default_allocation": choice["allocation"]["chosen"],
+            "finetune": f"{recipe['epochs']} epochs, lr {recipe['lr']:g} x0.2 at 30/60/80%, batch 128, {loss}",
+            "scratch": f"{args.teacher_epochs} epochs, lr 0.1 x0.2 at 30/60/80%, batch 128, {loss}",
             "inherit": "each slot keeps the teacher's most Fisher-salient channels (the pruning run's saliency)",
             "backend": f"onnxruntime {prof.fingerprint.get('backend_version')}, {prof.fingerprint.get('threads')} "
                        "threads, batch 1, f32", "cpu": prof.fingerprint.get("cpu"),
@@ -318,15 +540,22 @@ def _groups(rows: list[dict]) -> dict[tuple, list[dict]]:
     return groups
 
 
-def _summary(runs: list[dict]) -> dict:
+def _summary(runs: list[dict], default: list[dict] | None) -> dict:
     top1 = [r["top1"] for r in runs]
     return {"n": len(runs), "mean": statistics.mean(top1), "std": statistics.stdev(top1) if len(top1) > 1 else 0.0,
-            "ratio": statistics.median(r["ratio"] for r in runs), "params": runs[0]["params"],
+            "val": statistics.mean(r["val_top1"] for r in runs), "ratio": runs[0]["ratio"],
+            "ci95": runs[0]["ratio_ci95"], "params": runs[0]["params"],
             "minutes": sum(r["train_minutes"] for r in runs) / len(runs),
-            "matched": all(r["matched"] for r in runs)}
+            "vs_default": _against(runs, default) if default else None}
 
 
-BOOTSTRAP_TEST = "paired bootstrap over test images and seeds, 10,000 resamples"
+def _against(theirs: list[dict], mine: list[dict]) -> tuple[float, float, float] | None:
+    """``theirs``'s time over ``mine``'s, pass by pass (``relative_latency``); None when the
+    two were not timed in one measurement run."""
+    runs = {r["measurement"] for r in theirs + mine}
+    if len(runs) != 1:
+        return None
+    return relative_latency(theirs[0]["ratio_passes"], mine[0]["ratio_passes"])
 
 
 def pack_correct(correct: list[bool]) -> str:
@@ -343,10 +572,11 @@ def unpack_correct(text: str, images: int):
 
 
 def verdicts(rows: list[dict]) -> list[dict]:
-    """The tool's default student against each rival, per start and target: the difference
-    of top-1 with its 95% interval (``BOOTSTRAP_TEST``), and "won" / "lost" only where the
-    interval excludes 0. A rival measured more than 3% slower than the target is not at this
-    latency and is not compared; rows without per-image results cannot be."""
+    """The default student against each rival, per start and target: the difference of
+    top-1 with its 95% interval (``BOOTSTRAP_TEST``), "won" / "lost" only where the interval
+    excludes 0. A rival more than 3% slower than the default student in the same measurement
+    run (``matched``) is not at its latency and is not compared; neither are networks timed in
+    different runs, nor rows without per-image results."""
     from staircase.stats import bootstrap_difference
 
     groups = _groups(rows)
@@ -359,9 +589,14 @@ def verdicts(rows: list[dict]) -> list[dict]:
             theirs = groups[(init, target, rival)]
             v = {"init": init, "target": target, "method": "staircase", "rival": rival,
                  "seeds": [len(mine), len(theirs)], "difference": None, "ci95": None, "test": None}
-            ratio = statistics.median(r["ratio"] for r in theirs)
-            if ratio > target * (1 + MATCH_WITHIN):
-                v["verdict"] = f"not compared: the rival measured {ratio:.3f} of the teacher, slower than the target"
+            latency = _against(theirs, mine)
+            if latency is None:
+                runs = sorted({r["measurement"] for r in mine + theirs})
+                v["verdict"] = f"not compared: timed in different measurement runs ({', '.join(runs)})"
+            elif not matched(latency[0]):
+                v["verdict"] = (f"not compared: the rival took {latency[0]:.3f}x the default student's time "
+                                f"[{latency[1]:.3f}, {latency[2]:.3f}] in the same passes, more than "
+                                f"{MATCH_WITHIN:.0%} slower")
             elif not all("correct" in r for r in mine + theirs):
                 v["verdict"] = "not compared: rows without per-image results"
             else:
@@ -391,20 +626,27 @@ def verdict_lines(found: list[dict]) -> list[str]:
 
 def _write(doc: dict, docs: Path) -> None:
     """results_cifar.json and RESULTS.md (with its plot) from the rows and the teacher's run."""
-    docs.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(docs / "results_cifar.json", {**doc, "verdicts": verdicts(doc.get("rows", []))})
+    atomic_write_text(docs / "RESULTS.md", render(doc, docs))
+
+
+def render(doc: dict, docs: Path) -> str:
+    """RESULTS.md for ``doc`` (results_cifar.json); the plot is written beside it."""
     rows, settings, teacher = doc.get("rows", []), doc.get("settings"), doc.get("teacher")
-    doc = {**doc, "verdicts": verdicts(rows)}
-    atomic_write_json(docs / "results_cifar.json", doc)
     parts = ["# Which student to use: CIFAR-10 on this CPU", "",
-             "Written by `scripts/reproduce_cifar.py` from `results_cifar.json`; the designs it trained are in "
-             "`results_cifar/`.", ""]
+             "Written by `scripts/reproduce_cifar.py` from `results_cifar.json`; the teacher, profile, saliency "
+             "and designs it used are in `results_cifar/`.", ""]
     if teacher:
         parts += _teacher_section(teacher)
+    if doc.get("latency"):
+        parts += _latency_section(doc["latency"], doc.get("validation", {}).get("allocation", {}).get("chosen"))
+    if doc.get("validation"):
+        parts += _validation_section(doc["validation"])
     if rows and settings:
-        parts += _rows_section(rows, settings, doc["verdicts"], docs)
+        parts += _rows_section(rows, settings, verdicts(rows), docs, doc.get("teacher_test"))
     else:
-        parts += ["No student has been trained on this teacher yet.", ""]
-    atomic_write_text(docs / "RESULTS.md", "\n".join(parts))
+        parts += ["No student has been tested yet.", ""]
+    return "\n".join(parts)
 
 
 def _teacher_section(teacher: dict) -> list[str]:
@@ -423,22 +665,76 @@ def _teacher_section(teacher: dict) -> list[str]:
                                  for r in shown]), "```", ""]
 
 
-def _rows_section(rows: list[dict], settings: dict, found: list[dict], docs: Path) -> list[str]:
-    groups = {k: _summary(v) for k, v in _groups(rows).items()}
+def _latency_section(latency: dict, default: str | None) -> list[str]:
+    table = []
+    for key, record in sorted(latency.items(), key=lambda kv: float(kv[0])):
+        nets = record["networks"]
+        for design, r in sorted(nets.items(), key=lambda kv: kv[1]["ratio"]):
+            lo, hi = r["ci95"]
+            row = [f"{float(key):.0%}", design, f"{r['ratio']:.3f} [{lo:.3f}, {hi:.3f}]"]
+            if default:
+                q, qlo, qhi = relative_latency(r["passes"], nets[f"staircase-{default}"]["passes"])
+                row += [f"{q:.3f} [{qlo:.3f}, {qhi:.3f}]", "yes" if matched(q) else "NO"]
+            table.append(row + [record["run"]])
+    passes = sorted({record["passes"] for record in latency.values()})
+    backends = sorted({record["backend"] for record in latency.values()})
+    against = ([f"x staircase-{default} [95%]", "at its latency"] if default else [])
+    return ["## Latency", "",
+            f"Each target's designs timed beside the teacher in one measurement run ({'; '.join(backends)}, batch 1), "
+            f"{'/'.join(map(str, passes))} passes, each pass in a new random order. Ratio: the median of the "
+            "passes' ratios to the teacher, with its distribution-free 95% interval (order statistics)."
+            + (f" Against the default student: each pass's ratio over staircase-{default}'s in the same pass, their "
+               f"median and interval; a rival is at the default's latency when that median is no more than "
+               f"{1 + MATCH_WITHIN:.2f}, and is compared with nothing otherwise." if default else ""), "",
+            "```", format_table(["target", "design", "ratio to the teacher [95%]", *against, "measurement run"],
+                                table), "```", ""]
+
+
+def _validation_section(validation: dict) -> list[str]:
+    parts = ["## Choices made on the validation split", ""]
+    recipe = validation.get("recipe", {})
+    if recipe.get("candidates"):
+        parts += [f"Fine-tuning recipe, on {recipe['design']} at {recipe['target']:.0%}, seed {recipe['seed']}:", "",
+                  "```", format_table(["epochs", "lr", "validation top-1 %"],
+                                      [[c["epochs"], f"{c['lr']:g}", f"{c['top1']:.2f}"] for c in recipe["candidates"]]),
+                  "```", ""]
+        if "chosen" in recipe:
+            parts += [f"Rule: {recipe['rule']}. Chosen: {recipe['reason']}.", ""]
+    allocation = validation.get("allocation", {})
+    if allocation.get("candidates"):
+        names = list(dict.fromkeys(c["allocation"] for c in allocation["candidates"]))
+        targets = sorted({c["target"] for c in allocation["candidates"]})
+        top1 = {(c["allocation"], c["target"]): c["top1"] for c in allocation["candidates"]}
+        parts += [f"Default allocation, each allocation's student fine-tuned with that recipe, seed "
+                  f"{allocation['seed']}, validation top-1 %:", "",
+                  "```", format_table(["allocation", *(f"{t:.0%}" for t in targets)],
+                                      [[a, *(f"{top1[(a, t)]:.2f}" if (a, t) in top1 else "-" for t in targets)]
+                                       for a in names]), "```", ""]
+        if "chosen" in allocation:
+            parts += [f"Rule: {allocation['rule']}. Chosen: {allocation['reason']}.", ""]
+    return parts
+
+
+def _rows_section(rows: list[dict], settings: dict, found: list[dict], docs: Path, teacher: dict | None
+                  ) -> list[str]:
+    by = _groups(rows)
+    groups = {k: _summary(v, by.get((k[0], k[1], "staircase"))) for k, v in by.items()}
     table = format_table(
-        ["from", "target", "method", "seeds", "ratio", "params", "top-1 % (mean +- std)", "min/run", "matched"],
-        [[k[0], f"{k[1]:.0%}", k[2], s["n"], f"{s['ratio']:.3f}", s["params"], f"{s['mean']:.2f} +- {s['std']:.2f}",
-          f"{s['minutes']:.1f}", "yes" if s["matched"] else "NO"] for k, s in sorted(groups.items())])
+        ["from", "target", "method", "seeds", "ratio", "x staircase", "params", "val top-1 %",
+         "test top-1 % (mean +- std)", "min/run"],
+        [[k[0], f"{k[1]:.0%}", k[2], s["n"], f"{s['ratio']:.3f}", _quotient(s["vs_default"]), s["params"],
+          f"{s['val']:.2f}", f"{s['mean']:.2f} +- {s['std']:.2f}", f"{s['minutes']:.1f}"]
+         for k, s in sorted(groups.items())])
     plot = _plot(groups, settings, docs / "results_cifar.png")
     lines = "\n".join(f"| {k} | {v} |" for k, v in settings.items())
+    teacher_line = f" The teacher: {teacher['top1']:.2f}% on the same {teacher['images']} test images." if teacher else ""
     return [f"""## The students
 
-Ratio: the network's time measured beside the teacher (ONNX Runtime, batch 1), the median
-over its seeds' rows; "matched": within 3% of the target. `staircase` is the tool's default
-student (the {DEFAULT_ALLOCATION} allocation); `staircase-<allocation>` the others; `fisher` the
-Fisher-pruned widths unsnapped (`copycat` when trained from scratch); "min/run":
-wall-clock minutes of training, which include any time a run waited for the CPU. Rows so
-far: {len(rows)}.
+`staircase` is the default student (the {settings['default_allocation']} allocation, chosen on
+the validation split); `staircase-<allocation>` the others; `fisher` the Fisher-pruned widths
+unsnapped (`copycat` when trained from scratch). "ratio" and "x staircase" (the time over the
+default student's): the design's measurement above; "(slower)": not at the default's latency,
+compared with nothing. "min/run": wall-clock minutes of training. Rows so far: {len(rows)}.{teacher_line}
 
 ```
 {table}
@@ -456,6 +752,12 @@ far: {len(rows)}.
 """]
 
 
+def _quotient(q: tuple[float, float, float] | None) -> str:
+    if q is None:
+        return "-"
+    return f"{q[0]:.3f}" + ("" if matched(q[0]) else " (slower)")
+
+
 def _plot(groups: dict[tuple, dict], settings: dict, path: Path) -> Path:
     import matplotlib
 
@@ -467,11 +769,10 @@ def _plot(groups: dict[tuple, dict], settings: dict, path: Path) -> Path:
         points = sorted((s["ratio"], s["mean"], s["std"]) for k, s in groups.items() if (k[0], k[2]) == (part, method))
         ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], capsize=3,
                     fmt="o-" if part == "teacher" else "s--", color=f"C{i % 10}", label=f"{method} (from {part})")
-    ax.axvline(1.0, color="k", lw=0.5)
     ax.set_xlabel("latency measured beside the teacher (ratio; onnxruntime, batch 1)")
     ax.set_ylabel("test top-1 (%), mean +- std over seeds")
     ax.set_title(f"{settings['teacher']} on {settings['data'].split(':')[0]}: teacher "
-                 f"{settings['teacher_top1']:.1f}% at ratio 1", fontsize=9)
+                 f"{settings['teacher_top1']:.1f}% on validation", fontsize=9)
     ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -152,16 +152,17 @@ class Pipeline:
         return save_student(spec, model, path)[1]
 
     def train_student(self, spec: StudentSpec, epochs: int, attention: bool = True, init: str | None = None,
-                      seed: int = 0, lr: float = 0.05, batch_size: int = 64, folder: str | None = None
-                      ) -> TrainResult:
+                      seed: int = 0, lr: float = 0.05, batch_size: int = 64, folder: str | None = None,
+                      kd_alpha: float = 0.0) -> TrainResult:
         """Train a student spec from ``students/`` (with attention transfer from the teacher
-        when ``attention``, from ``init``'s weights when given) into ``train/<name>``."""
+        when ``attention``, and distillation of its outputs at weight ``kd_alpha``; from
+        ``init``'s weights when given) into ``train/<name>``."""
         spec_path = self.out / "students" / f"{spec.name}.json"
         if not spec_path.exists():
             spec.save(spec_path)
         return self._train(str(spec_path), self.out / "train" / (folder or spec.name), epochs, lr=lr,
                            batch_size=batch_size, teacher=str(self.teacher_checkpoint) if attention else None,
-                           init=init, seed=seed)
+                           init=init, seed=seed, kd_alpha=kd_alpha)
 
     def export(self, run: Path) -> Exported:
         """A training run's best checkpoint exported to ONNX beside it, checked against torch."""
@@ -173,11 +174,11 @@ class Pipeline:
 
     def _train(self, model: str, out: Path, epochs: int, role: str = "student", lr: float = 0.05,
                batch_size: int = 64, teacher: str | None = None, init: str | None = None, seed: int = 0,
-               deterministic: bool = False) -> TrainResult:
+               deterministic: bool = False, kd_alpha: float = 0.0) -> TrainResult:
         from .train.trainer import TrainConfig, train_or_reuse
 
         config = TrainConfig(model=model, data=self.data, out=str(out), role=role, teacher=teacher, init=init, epochs=epochs, batch_size=batch_size, lr=lr,
                              train_images=self.train_images, threads=self.threads, device=self.train_device,
                              seed=seed, deterministic=deterministic, progress=False, val_split=self.val_split,
-                             split_seed=self.split_seed)
+                             split_seed=self.split_seed, kd_alpha=kd_alpha)
         return train_or_reuse(config, log=self.log)

@@ -2,7 +2,8 @@
 the verdict it allows. Two ways: Student's t over per-pair differences (``paired_difference``:
 one figure per seed), and a bootstrap over test images and seeds (``bootstrap_difference``:
 per-image correctness of every run), which counts the test set's sampling as well as the
-seeds' spread."""
+seeds' spread. Where only each run's top-1 is kept, ``proportion_difference`` compares two
+accuracies on the same number of test images as independent proportions."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Difference", "bootstrap_difference", "mean_interval", "paired_difference"]
+__all__ = ["Difference", "bootstrap_difference", "mean_interval", "median_interval", "paired_difference",
+           "proportion_difference"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,23 @@ def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, 
     return mean, mean - half, mean + half
 
 
+def median_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(median, low, high): the median of ``values`` and a distribution-free interval for it
+    covering at least ``level`` (the order statistics k and n + 1 - k, k as large as the
+    binomial(n, 1/2) allows). One disturbed value moves neither the median nor, with enough
+    values, the interval; at least 6 values are needed for 95%."""
+    from scipy.stats import binom
+
+    ordered = sorted(values)
+    n = len(ordered)
+    k = 0
+    while k + 1 <= n // 2 and 1 - 2 * binom.cdf(k, n, 0.5) >= level:
+        k += 1  # the interval [x(k+1), x(n-k)] (1-based) still covers at least `level`
+    if k == 0:
+        raise ValueError(f"median_interval needs more than {n} values for a {level:.0%} interval")
+    return statistics.median(ordered), ordered[k - 1], ordered[n - k]
+
+
 def bootstrap_difference(a, b, resamples: int = 10_000, level: float = 0.95, seed: int = 0) -> Difference:
     """Top-1 of ``a`` minus top-1 of ``b``, in points, with its percentile interval. ``a`` and
     ``b``: per-image correctness, one row per run (seed) and one column per test image, the
@@ -91,3 +110,22 @@ def bootstrap_difference(a, b, resamples: int = 10_000, level: float = 0.95, see
     mean = 100 * (a.mean() - b.mean())
     return Difference(float(mean), float(low), float(high), min(len(a), len(b)), level,
                       float(2.8 * diffs.std(ddof=1)))
+
+
+PROPORTION_TEST = "two-proportion z interval (the test images counted as independent draws for each network)"
+
+
+def proportion_difference(top1_a: float, top1_b: float, images: int, level: float = 0.95) -> Difference:
+    """``top1_a - top1_b`` (percentages on ``images`` test images each) with its normal
+    interval, the two accuracies taken as independent proportions (``PROPORTION_TEST``). Where
+    both networks saw the same images this is wider than a paired test: it can miss a real
+    difference, not invent one."""
+    from scipy.stats import norm
+
+    if images < 1:
+        raise ValueError(f"proportion_difference needs at least one test image, got {images}")
+    a, b = top1_a / 100, top1_b / 100
+    se = 100 * ((a * (1 - a) + b * (1 - b)) / images) ** 0.5
+    half = float(norm.ppf(0.5 + level / 2)) * se
+    mean = top1_a - top1_b
+    return Difference(mean, mean - half, mean + half, 1, level, 2.8 * se)

@@ -11,40 +11,64 @@ def study():
     return load_script("across_stack")
 
 
-def _p(method, setting, top1, ratio, size=1_000_000, **extra):
+def _p(method, setting, top1, ratio, size=1_000_000, images=100, **extra):
     return Point(method, setting, top1, ratio, ms=ratio, teacher_ms=1.0, size_bytes=size, compressed_bytes=size // 2,
-                 peak_memory_bytes=1, peak_rss_bytes=1, precision="f32", threads=2, test_images=100, file="f",
+                 peak_memory_bytes=1, peak_rss_bytes=1, precision="f32", threads=2, test_images=images, file="f",
                  **extra)
 
 
 def test_dense_kernels_give_weight_pruning_no_speed_up_and_the_finding_says_so(study):
     points = [_p("teacher", "f32", 80, 1.0), _p("weight", "50%", 79, 1.02), _p("weight", "90%", 70, 0.97)]
     (line,) = [x for x in study.findings(points) if x.startswith("- (1)")]
-    assert "measured 0.97-1.02 of the dense network's time: no speed-up" in line and "as the paper found" in line
+    assert "measured 0.97-1.02 of the dense network's time: no speed-up" in line and "in line with the paper's (1)" in line
     points[2].ratio = 0.6
     (line,) = [x for x in study.findings(points) if x.startswith("- (1)")]
     assert "a speed-up at 90%, which the paper did not find" in line
 
 
-def test_channel_pruning_is_called_best_only_when_no_point_keeping_every_channel_beats_it(study):
+def test_a_channel_point_no_rival_reached_says_so_and_the_paper_is_not_tested(study):
     points = [_p("teacher", "f32", 80, 1.0), _p("channel", "50%", 75, 0.5), _p("weight", "90%", 70, 0.98),
               _p("int8", "minmax", 79, 0.8), _p("channel+int8", "50%", 76, 0.45)]
+    lines = study.findings(points)
+    (line,) = [x for x in lines if x.startswith("- (2)")]
+    assert line.startswith("- (2) channel pruning: 0 of 2 staircase students") and "do not test" in line
+    assert "as the paper found" not in "\n".join(lines)
+    assert "  - channel 50% (75.0% at 0.50): no rival reached this latency" in lines
+
+
+def test_channel_against_a_rival_at_its_latency_says_won_lost_or_no_detectable_difference(study):
+    big = dict(images=5000)
+    points = [_p("teacher", "f32", 80, 1.0, **big), _p("channel", "50%", 75, 0.5, **big),
+              _p("int8", "entropy", 70, 0.51, **big)]  # within 3% of the channel point, 5 points worse
+    lines = study.findings(points)
+    (line,) = [x for x in lines if x.startswith("- (2)")]
+    assert "1 of 1" in line and "of their 1 pairs" in line and ": 1 won; in line with the paper's (2)" in line
+    assert any("against int8 entropy (70.0% at 0.51) +5.0 points [" in x and x.endswith(": won") for x in lines)
+    points[2].top1 = 77.0
     (line,) = [x for x in study.findings(points) if x.startswith("- (2)")]
-    assert line.startswith("- (2) channel pruning: 2 of 2 staircase students (alone or quantised) are beaten by no")
-    assert "as the paper found" in line and "Neither weight pruning nor INT8 reaches below" in line
-    points.append(_p("int8", "entropy", 77, 0.51))  # faster than `channel 50%` within 3%, and more accurate
-    (line,) = [x for x in study.findings(points) if x.startswith("- (2)")]
-    assert "1 of 2" in line and "is not always the best" in line and "(channel 50% by int8 entropy)" in line
-    points.append(_p("int8", "fast", 60, 0.4))
-    (line,) = [x for x in study.findings(points) if x.startswith("- (2)")]
-    assert "Only int8 reach below its fastest point" in line
+    assert "1 lost" in line and "against the paper's (2)" in line
+    small = [_p("teacher", "f32", 80, 1.0), _p("channel", "50%", 75, 0.5), _p("int8", "entropy", 74, 0.5)]
+    lines = study.findings(small)  # one point apart on 100 images: nothing told
+    assert any(x.endswith("no detectable difference") for x in lines)
+    assert "do not test the paper's (2)" in [x for x in lines if x.startswith("- (2)")][0]
+    points.append(_p("int8", "slow", 90, 0.6, **big))  # slower than the channel point: not its rival
+    assert not any("int8 slow" in x for x in study.findings(points) if x.startswith("  - "))
+
+
+def test_the_committed_page_is_what_the_script_renders_from_the_committed_json(study, tmp_path):
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    found = study.load(docs, ["onnxruntime", "openvino"])
+    (tmp_path / "across_stack").mkdir()
+    assert (docs / "ACROSS_STACK.md").read_text() == study.page(found, tmp_path)
 
 
 def test_the_staircase_students_are_set_beside_the_unsnapped_widths_target_by_target(study):
     points = [_p("teacher", "f32", 80, 1.0), _p("channel", "50%", 75, 0.5), _p("channel-unsnapped", "50%", 70, 0.45),
               _p("channel", "70%", 78, 0.7)]
     (line,) = [x for x in study.findings(points) if x.startswith("- the staircase students against")]
-    assert line.endswith("unsnapped: 50%: +5.0 points at 1.11x the time.")
+    assert line.endswith("unsnapped: 50%: +5.0 points [-7.4, +17.4] (no detectable difference) at 1.11x the time.")
 
 
 def test_the_int8_finding_reports_the_range_and_the_most_accurate_setting(study):
@@ -79,7 +103,8 @@ def test_channel_plus_int8_is_set_beside_the_same_target_alone_and_only_that(stu
     points = [_p("teacher", "f32", 80, 1.0), _p("channel", "50%", 75, 0.5), _p("channel", "70%", 78, 0.7),
               _p("channel+int8", "50%", 74, 0.4)]
     (line,) = [x for x in study.findings(points) if x.startswith("- channel + INT8")]
-    assert line == "- channel + INT8 against channel alone: 50%: 0.80x the time, -1.0 points."
+    assert line == ("- channel + INT8 against channel alone: 50%: 0.80x the time, -1.0 points [-13.1, +11.1] "
+                    "(no detectable difference).")
 
 
 def test_the_thread_count_reading_follows_each_runtimes_median(study):

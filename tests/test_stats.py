@@ -58,3 +58,25 @@ def test_evaluate_gives_each_images_correctness_in_the_datas_order():
     r = evaluate(model, TensorDataset(x, y), batch_size=3, per_image=True)
     assert r["correct"] == [True] * 5 + [False] * 3 and r["top1"] == 62.5
     assert "correct" not in evaluate(model, TensorDataset(x, y))
+
+
+def test_the_median_interval_is_distribution_free_and_ignores_one_disturbed_value():
+    from staircase.stats import median_interval
+
+    assert median_interval([1, 2, 3, 4, 5, 6]) == (3.5, 1, 6)  # six values: the extremes cover 96.9%
+    assert median_interval(list(range(1, 12))) == (6, 2, 10)  # eleven: the second from each end, 98.8%
+    assert median_interval([0.5] * 10 + [5.0]) == (0.5, 0.5, 0.5)
+    with pytest.raises(ValueError, match="more than 5 values"):
+        median_interval([1, 2, 3, 4, 5])
+
+
+def test_two_accuracies_on_the_same_images_compared_as_independent_proportions():
+    from staircase.stats import proportion_difference
+
+    d = proportion_difference(75.0, 70.0, 5000)
+    se = 100 * ((0.75 * 0.25 + 0.7 * 0.3) / 5000) ** 0.5
+    assert d.mean == pytest.approx(5.0) and d.high - d.low == pytest.approx(2 * 1.959964 * se, rel=1e-5)
+    assert d.outcome == "won" and d.detectable_from == pytest.approx(2.8 * se)
+    assert proportion_difference(75.0, 74.0, 100).outcome == "no detectable difference"
+    with pytest.raises(ValueError):
+        proportion_difference(50.0, 50.0, 0)

@@ -78,8 +78,9 @@ class BesideTeacher:
 
 @dataclass(frozen=True)
 class RatioInterval:
-    """A network's time over the teacher's, from several passes: the geometric mean of the
-    passes' ratios and its 95% interval (Student's t on their logarithms), and each pass's."""
+    """A network's time over the teacher's, from several passes: the median of the passes'
+    ratios with its distribution-free 95% interval (``stats.median_interval``: a pass a
+    disturbance slowed moves neither), and each pass's."""
 
     ratio: float
     low: float
@@ -91,18 +92,17 @@ class RatioInterval:
 
 
 def measure_together(backend: Backend, teacher: nn.Module, networks: Mapping[str, nn.Module], input_size,
-                     passes: int = 5, protocol=None, seed: int = 0) -> dict[str, RatioInterval]:
+                     passes: int = 11, protocol=None, seed: int = 0) -> dict[str, RatioInterval]:
     """Every network of ``networks`` timed beside the teacher in the same ``passes``, each pass
     in a new random order, so that whatever the machine does meanwhile weighs on all alike:
     what networks compared at one latency need (one measurement run, its ratios comparable)."""
-    import math
     import random
 
     from ..profile.timing import time_relative
-    from ..stats import mean_interval
+    from ..stats import median_interval
 
-    if passes < 2:
-        raise StaircaseError(f"measure_together needs at least 2 passes for an interval, got {passes}")
+    if passes < 6:
+        raise StaircaseError(f"measure_together needs at least 6 passes for a 95% interval, got {passes}")
     size = tuple(input_size)
     reference = backend.prepare_model(teacher.eval(), size, paired=True)
     runs = {name: backend.prepare_model(model.eval(), size, paired=True) for name, model in networks.items()}
@@ -114,8 +114,7 @@ def measure_together(backend: Backend, teacher: nn.Module, networks: Mapping[str
             ratios[name].append(time_relative(backend, runs[name], reference, pairs=1, protocol=protocol).ratio)
     found = {}
     for name, values in ratios.items():
-        mean, low, high = mean_interval([math.log(v) for v in values])
-        found[name] = RatioInterval(math.exp(mean), math.exp(low), math.exp(high), values)
+        found[name] = RatioInterval(*median_interval(values), values)
     return found
 
 
