@@ -141,6 +141,8 @@ class StudentCommand(Command):
     name = "student"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from .train.data import HeldOutSettings
+
         _model_arguments(parser)
         src = parser.add_mutually_exclusive_group(required=True)
         src.add_argument("--widths", metavar="FILE.json",
@@ -153,6 +155,7 @@ class StudentCommand(Command):
         parser.add_argument("--data", default=None,
                             help="with --inherit: measure the student's BatchNorm statistics again on this data's "
                                  "training images (the teacher's no longer fit the narrowed layers)")
+        add_arguments(parser, HeldOutSettings)
         parser.add_argument("--json", action="store_true", help="print the spec instead of a summary")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -181,7 +184,8 @@ class StudentCommand(Command):
         teacher_params, teacher_macs = count_params(resolved.model), count_macs(resolved.model, size)
         if args.inherit:
             teacher = _load_teacher_weights(resolved, args.inherit)
-            save_student(spec, inherited_student(teacher, spec, args.inherit, widths_file, args.data), args.out)
+            save_student(spec, inherited_student(teacher, spec, args.inherit, widths_file, args.data,
+                                                        (args.val_split, args.split_seed)), args.out)
         else:
             spec.save(args.out)
         if args.json:
@@ -506,12 +510,12 @@ class EvaluateCommand(Command):
     name = "evaluate"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from .train.data import DATA_HELP
+        from .train.data import DATA_HELP, HeldOutSettings
 
         parser.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by `staircase train`")
         parser.add_argument("--data", required=True, help=DATA_HELP)
-        parser.add_argument("--val-split", type=float, default=0.0, help="evaluate on this held-out share of train")
-        parser.add_argument("--split-seed", type=int, default=0, help="which images are held out (as in training)")
+        add_arguments(parser, HeldOutSettings, helps={"val_split": "evaluate on this held-out share of the training "
+                                                                   "images (the validation split) instead of the test set"})
         parser.add_argument("--batch-size", type=int, default=256)
         parser.add_argument("--threads", type=int, default=None)
         parser.add_argument("--workers", type=int, default=None,

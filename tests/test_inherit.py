@@ -98,13 +98,13 @@ def test_student_inherit_writes_weights_that_evaluate_export_and_init_take(run_c
     widths = json.loads((tmp_path / "w.json").read_text())
     assert widths["version"] == 2 and all(sorted(c) == list(range(len(c))) for c in widths["channels"].values())
     r = run_cli("student", "wrn_16_1", "--widths", "w.json", "--inherit", "t/last.pt", "--data", "digits",
-                "--out", "s/s.json")
+                "--val-split", "0.1", "--split-seed", "3", "--out", "s/s.json")
     assert r.returncode == 0, r.stderr
     assert "its most important channels by fisher, in s/s.pt" in r.stdout
     spec = json.loads((tmp_path / "s" / "s.json").read_text())
     init = spec["provenance"]["init"]
     assert spec["version"] == 2 and init["from"] == "t/last.pt" and init["ranked_by"] == "fisher"
-    assert init["batchnorm"] == {"data": "digits", "batches": 8, "batch_size": 128}
+    assert init["batchnorm"] == {"data": "digits", "batches": 8, "batch_size": 128, "val_split": 0.1, "split_seed": 3}
     assert {n: len(k) for n, k in init["kept"].items()} == {n: w for n, w in widths["widths"].items()
                                                              if w != spec["teacher_widths"][n]}
     assert (tmp_path / "s" / "s.pt").exists()

@@ -69,6 +69,19 @@ def test_rank_writes_a_widths_file_that_inheritance_reads_as_fisher(tmp_path, mo
     assert "give --data" in capsys.readouterr().err
 
 
+def test_rank_scores_on_the_training_images_without_the_validation_split(tmp_path, monkeypatch):
+    import staircase.train.data as data
+
+    monkeypatch.chdir(tmp_path)
+    teacher = _teacher()
+    save_checkpoint("t.pt", {"model": teacher.model.state_dict(), "architecture": teacher.architecture.to_dict()})
+    asked, load = [], data.load_data
+    monkeypatch.setattr(data, "load_data", lambda *a, **kw: asked.append(kw) or load(*a, **kw))
+    assert main(["rank", "t.pt", "--data", "digits", "--val-split", "0.2", "--split-seed", "5", "--batches", "1",
+                 "--batch-size", "8", "--out", "r.json"]) == 0
+    assert [(kw["val_split"], kw["seed"]) for kw in asked] == [(0.2, 5)]
+
+
 @pytest.mark.parametrize("method", ["l1", "l1-bn"])
 def test_the_data_free_scores_are_the_filter_norms(method):
     teacher = _teacher()

@@ -111,10 +111,12 @@ def inherit(teacher: nn.Module, widths: Mapping[str, int], scores: Mapping[str, 
 
 
 def inherited_student(teacher: nn.Module, spec: StudentSpec, checkpoint: str,
-                      widths_file: WidthsFile | None = None, data: str | None = None) -> nn.Module:
+                      widths_file: WidthsFile | None = None, data: str | None = None,
+                      held_out: tuple[float, int] = (0.0, 0)) -> nn.Module:
     """``spec``'s network with the trained ``teacher``'s weights (from ``checkpoint``) for the
     channels it keeps, and, given ``data`` (a ``--data`` spec), its BatchNorm statistics
-    measured again on the training images; the spec's provenance records where from, by
+    measured again on the training images (without ``held_out``'s share, split by its seed:
+    the validation split stays unseen); the spec's provenance records where from, by
     which scores, which teacher channels each narrowed slot kept, and the re-estimation."""
     names = [n for n, w in spec.widths.items() if w != spec.teacher_widths[n]]
     scores, ranked_by = channel_scores(teacher, names, spec.teacher.input_size, widths_file)
@@ -124,11 +126,13 @@ def inherited_student(teacher: nn.Module, spec: StudentSpec, checkpoint: str,
         from ..train.batchnorm import REESTIMATE_BATCH_SIZE, REESTIMATE_BATCHES, reestimate_batchnorm
         from ..train.data import load_data
 
-        images = load_data(data, spec.teacher.input_size, augment=False,
+        images = load_data(data, spec.teacher.input_size, val_split=held_out[0], seed=held_out[1], augment=False,
                            preprocessing=spec.teacher.preprocessing).train
         if reestimate_batchnorm(model, images):
             spec.provenance.init["batchnorm"] = {"data": data, "batches": REESTIMATE_BATCHES,
                                                  "batch_size": REESTIMATE_BATCH_SIZE}
+            if held_out[0]:
+                spec.provenance.init["batchnorm"].update(val_split=held_out[0], split_seed=held_out[1])
     return model
 
 

@@ -18,6 +18,7 @@ from ..errors import StaircaseError
 from ..modelref import ResolvedModel
 from ..profile.timing import TIMINGS
 from ..settings import check_positive, option
+from ..train.data import HeldOutSettings
 from .allocations import ALLOCATIONS
 from .designer import Designer
 from .measured import BASELINES, BesideTeacher, Designed, Measure, design_with_baselines
@@ -26,7 +27,7 @@ __all__ = ["DesignResult", "DesignSettings", "design"]
 
 
 @dataclass
-class DesignSettings:
+class DesignSettings(HeldOutSettings):
     model: str = option(positional=True, metavar="MODEL",
                         help="zoo name, package.module:factory, or a student spec file")
     profile: str = option(help="the device profile (it must cover MODEL)")
@@ -158,7 +159,8 @@ def design(settings: DesignSettings, teacher: ResolvedModel | None = None, measu
         if s.inherit:
             from .inherit import inherited_student, save_student
 
-            save_student(d.spec, inherited_student(teacher.model, d.spec, s.inherit, widths_file, s.data), path)
+            save_student(d.spec, inherited_student(teacher.model, d.spec, s.inherit, widths_file, s.data,
+                                                        (s.val_split, s.split_seed)), path)
         else:
             d.spec.save(path)
     return DesignResult(designs, paths, designer.teacher_ms, target_ms, designer)

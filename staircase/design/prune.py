@@ -15,7 +15,7 @@ from ..errors import StaircaseError
 from ..modelref import ModelSettings, ResolvedModel
 from ..settings import check_positive, option
 from ..slots import SlotGraph
-from ..train.data import DATA_HELP
+from ..train.data import DATA_HELP, HeldOutSettings
 from ..widths import WidthsFile
 from .baselines import applied_removals, l1_scores, prune_until, removal_order
 from .fisher import SCHEDULES, fisher_prune
@@ -24,7 +24,7 @@ __all__ = ["PruneSettings", "Target", "prune", "run_prune"]
 
 
 @dataclass(kw_only=True)
-class PruneSettings(ModelSettings):
+class PruneSettings(ModelSettings, HeldOutSettings):
     out: str = option(help="widths file to write (JSON)")
     checkpoint: str | None = option(None, help="the trained teacher's weights")
     data: str | None = option(None, help=DATA_HELP)
@@ -38,9 +38,6 @@ class PruneSettings(ModelSettings):
     schedule: str = option("fast", choices=tuple(SCHEDULES),
                            help="fast: 4 channels every 10 steps; reference: 1 every 100 (Crowley et al.)")
     batch_size: int = option(64, help="fine-tuning batch size")
-    val_split: float = option(0.0, help="leave out this share of the training images (the validation split the "
-                                        "teacher was trained without)")
-    split_seed: int = option(0, help="which images --val-split leaves out (as in training)")
     max_steps: int | None = option(None, help="stop fine-tuning after this many steps")
     threads: int | None = option(None, help="CPU threads (default: all)")
 

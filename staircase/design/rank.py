@@ -29,7 +29,7 @@ from ..errors import StaircaseError
 from ..modelref import ResolvedModel
 from ..settings import option
 from ..slots import SlotGraph
-from ..train.data import DATA_HELP
+from ..train.data import DATA_HELP, HeldOutSettings
 from ..widths import WidthsFile
 from .baselines import l1_scores
 
@@ -40,7 +40,7 @@ _NEEDS_DATA = ("fisher", "taylor")
 
 
 @dataclass(kw_only=True)
-class RankSettings:
+class RankSettings(HeldOutSettings):
     checkpoint: str = option(positional=True, metavar="CKPT",
                              help="the trained network: a checkpoint of `staircase train` or `staircase import`")
     out: str = option(help="the widths file to write (for `design --widths W --inherit CKPT`)")
@@ -140,7 +140,8 @@ def rank(settings: RankSettings, log: Callable[[str], None] = print) -> WidthsFi
     if s.method in _NEEDS_DATA:
         from ..train.data import load_data
 
-        train = load_data(s.data, arch.input_size, augment=False, preprocessing=arch.preprocessing).train
+        train = load_data(s.data, arch.input_size, val_split=s.val_split, seed=s.split_seed, augment=False,
+                          preprocessing=arch.preprocessing).train
         loader = torch.utils.data.DataLoader(train, batch_size=s.batch_size, shuffle=True, drop_last=True,
                                              generator=torch.Generator().manual_seed(s.seed))
         batches = [b for b, _ in zip(loader, range(s.batches), strict=False)]

@@ -25,8 +25,9 @@ from torch.utils.data import Dataset
 
 from ..errors import StaircaseError, require
 from ..preprocessing import Preprocessing
+from ..settings import option
 
-__all__ = ["DATA_HELP", "DATA_KINDS", "DataBundle", "FolderImages", "TensorImages", "default_workers", "digit_transform",
+__all__ = ["DATA_HELP", "DATA_KINDS", "DataBundle", "FolderImages", "HeldOutSettings", "TensorImages", "default_workers", "digit_transform",
            "image_transform", "load_data", "timm_transform"]
 
 DATA_KINDS = ("digits", "cifar10:PATH", "cifar100:PATH", "folder:PATH")
@@ -41,6 +42,16 @@ _STATS = {"digits": Preprocessing((0.3,), (0.4,)),  # each dataset's own, for ne
           "cifar10": Preprocessing((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
           "cifar100": Preprocessing((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
           "imagenet": Preprocessing((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
+
+
+@dataclass(kw_only=True)
+class HeldOutSettings:
+    """The validation split a job keeps its hands off: the share of the training images the
+    network was trained without, chosen as training chose it (``TrainConfig.split_seed``)."""
+
+    val_split: float = option(0.0, help="leave out this share of the training images (the validation split the "
+                                        "network was trained without)")
+    split_seed: int = option(0, help="which images --val-split leaves out (as in training)")
 
 
 class _Images(Dataset):
