@@ -464,17 +464,18 @@ def choose_recipe(candidates: list[dict]) -> dict:
     from staircase.stats import bootstrap_difference
 
     best = max(candidates, key=lambda c: c["top1"])
-    close = []
+    close = [c for c in candidates
+             if c is best or bootstrap_difference([_correct(best)], [_correct(c)]).low <= 0]
+    fewest = min(c["epochs"] for c in close)
+    chosen = max((c for c in close if c["epochs"] == fewest), key=lambda c: c["top1"])
+    others = []
     for c in candidates:
-        d = bootstrap_difference([_correct(best)], [_correct(c)])
-        if c is best or d.low <= 0:
-            close.append((c, d))
-    fewest = min(c["epochs"] for c, _ in close)
-    chosen, d = max(((c, d) for c, d in close if c["epochs"] == fewest), key=lambda cd: cd[0]["top1"])
-    reason = (f"{chosen['epochs']} epochs at lr {chosen['lr']:g} ({chosen['top1']:.2f}% on validation)" +
-              ("" if chosen is best else f"; the best, {best['epochs']} epochs at lr {best['lr']:g} "
-               f"({best['top1']:.2f}%), is ahead by {d.mean:+.2f} points [{d.low:+.2f}, {d.high:+.2f}]: no "
-               "detectable difference"))
+        if c is not chosen:
+            d = bootstrap_difference([_correct(c)], [_correct(chosen)])
+            others.append(f"{c['epochs']} epochs at lr {c['lr']:g}: {d.mean:+.2f} points [{d.low:+.2f}, {d.high:+.2f}]"
+                          f", {d.outcome}")
+    reason = (f"{chosen['epochs']} epochs at lr {chosen['lr']:g} ({chosen['top1']:.2f}% on validation)"
+              + (f"; against it, {'; '.join(others)}" if others else ""))
     return {"chosen": {"epochs": chosen["epochs"], "lr": chosen["lr"]}, "rule": RECIPE_RULE, "reason": reason}
 
 
