@@ -163,7 +163,7 @@ def compared(designed, correct: dict[str, list[bool]]) -> str:
 
 
 def _design(s: DemoSettings, pipe, prof):
-    from .design.allocations import DEFAULT_ALLOCATION, allocation
+    from .design.allocations import allocation, default_allocation
     from .design.designer import Designer
     from .profile.backends import backend_of
     from .profile.timing import measure_network
@@ -176,7 +176,7 @@ def _design(s: DemoSettings, pipe, prof):
     target = round(s.target * designer.teacher_ms, 4)  # targets are judged at the profile's speed
     _note(f"teacher {designer.teacher_ms:.3f} ms in the profile ({teacher_m.median_ms:.3f} ms now) -> target "
           f"{target:.3f} ms")
-    lowest = allocation(DEFAULT_ALLOCATION).smallest_ms(designer) * 1.02
+    lowest = allocation(default_allocation(widths_file)).smallest_ms(designer) * 1.02
     if target < lowest:  # a tiny network whose steps end above the target: the nearest reachable instead
         target = round(lowest, 4)
         _note(f"that is below what this profile's steps reach; designing for {target:.3f} ms instead")

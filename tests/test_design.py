@@ -466,7 +466,7 @@ def test_a_proportional_search_stops_at_the_narrowest_proportional_student(profi
     calls = []
     (student,) = design_with_baselines(designer, "s", target_ms=1.05 * floor, measure=_scripted_measure(designer, 1.5, calls),
                                  log=lambda m: None)
-    assert student.spec.provenance.notes["allocation"] == "proportional"  # the default
+    assert student.spec.provenance.notes["allocation"] == "proportional"  # the default without saliency
     assert not student.met and student.spec.provenance.notes["missed_by_ms"] > 0
     assert len(calls) == 1  # the one design above the floor; nothing narrower to try
     with pytest.raises(StaircaseError, match="smallest latency reachable"):
@@ -502,3 +502,13 @@ def test_a_ramp_profile_is_designed_down_to_half_the_teacher_and_filled_to_its_t
         (student,) = design_with_baselines(designer, "s", target_ms=target, measure=_scripted_measure(designer, bias),
                                      log=lambda m: None)
         assert student.met and 0.97 * target <= student.judged_ms <= target, (bias, student.judged_ms / target)
+
+
+def test_a_target_design_keeps_the_most_fisher_saliency_given_it_else_the_teachers_proportions():
+    from types import SimpleNamespace
+
+    from staircase.design.allocations import default_allocation
+
+    assert default_allocation(SimpleNamespace(saliency={"a": [1.0, 0.5]})) == "fisher"
+    assert default_allocation(SimpleNamespace(saliency={})) == "proportional"  # widths only: nothing to keep most of
+    assert default_allocation(None) == "proportional"

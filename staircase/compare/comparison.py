@@ -25,11 +25,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..complexity import count_outputs
-from ..design.allocations import ALLOCATIONS, DEFAULT_ALLOCATION, allocation
+from ..design.allocations import ALLOCATIONS, DEFAULT_ALLOCATION, NO_SALIENCY_ALLOCATION, allocation, default_allocation
 from ..errors import StaircaseError
 from ..files import atomic_write_json
 from ..profile.backends import BACKENDS
@@ -62,8 +62,10 @@ class CompareSettings:
     profile: str | None = option(None, help="device profile for the channel-pruned students (default: made in --out)")
     widths: str | None = option(None, help="a `staircase prune` widths file: the students keep the teacher's most "
                                            "Fisher-salient channels, and its widths unsnapped are a point of their own")
-    allocation: str = option(DEFAULT_ALLOCATION, choices=tuple(ALLOCATIONS),
-                             help="how the channel-pruned students share their latency (see `staircase design --help`)")
+    allocation: str | None = option(None, choices=tuple(ALLOCATIONS),
+                                    help="how the channel-pruned students share their latency (see `staircase design "
+                                         f"--help`; default: {DEFAULT_ALLOCATION} with --widths, else "
+                                         f"{NO_SALIENCY_ALLOCATION})")
     methods: list[str] | None = option(None, metavar="M",
                                        help=f"of {', '.join(METHODS)} (default: all the backend runs here)")
     targets: list[float] = option(default_factory=lambda: [0.35, 0.5, 0.7, 0.85], metavar="SHARE",
@@ -117,7 +119,8 @@ class CompareSettings:
 
         if self.timing not in TIMINGS:
             raise StaircaseError(f"--timing {self.timing!r} must be one of {', '.join(TIMINGS)}")
-        allocation(self.allocation)  # refuses an unknown one
+        if self.allocation is not None:
+            allocation(self.allocation)  # refuses an unknown one
         if self.epochs < 0 or self.calibration_images < 1:
             raise StaircaseError("--epochs must be at least 0 and --calibration-images at least 1")
         return ["teacher", *[m for m in METHODS if m in methods and m != "teacher"]]
@@ -130,8 +133,13 @@ class Comparison:
         from ..train.checkpoint import model_from_checkpoint
         from ..train.data import load_data
 
-        self.settings, self.log = settings, log
         self.methods = settings.check()
+        if settings.allocation is None:  # recorded in compare.json as the allocation used
+            from ..widths import WidthsFile
+
+            settings = replace(settings, allocation=default_allocation(
+                WidthsFile.load(settings.widths) if settings.widths else None))
+        self.settings, self.log = settings, log
         self.out = Path(settings.out)
         self.model, self.arch, spec = model_from_checkpoint(settings.teacher)
         if spec is not None:

@@ -18,7 +18,7 @@ from ..errors import StaircaseError
 from ..profile.backends import Backend
 from ..spec import StudentSpec
 from ..widths import WidthsFile
-from .allocations import DEFAULT_ALLOCATION, Allocation
+from .allocations import Allocation, default_allocation
 from .allocations import allocation as allocation_named
 from .baselines import (
     l1_scores,
@@ -249,14 +249,14 @@ def design_with_baselines(designer: Designer, name: str, widths_file: WidthsFile
     ``l1``, ``l1-round``, ``uniform``), in that order.
 
     ``allocation`` (one of ``ALLOCATIONS``) says how a target's latency is shared among the
-    slots (default ``DEFAULT_ALLOCATION``); without a target it is the saliency snapping
+    slots (default ``default_allocation(widths_file)``); without a target it is the saliency snapping
     ranks slots by, by default the widths file's where it has one, else parameters."""
     if widths_file is not None:
         designer.check_slots(widths_file.widths)
         if widths_file.saliency:
             designer.check_slots(widths_file.saliency)
     if allocation is None:
-        allocation = DEFAULT_ALLOCATION if target_ms is not None else (
+        allocation = default_allocation(widths_file) if target_ms is not None else (
             "fisher" if widths_file is not None and widths_file.saliency else "params")
     how = allocation_named(allocation)
     saliency, kind = how.saliency(designer, widths_file)
