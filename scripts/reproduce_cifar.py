@@ -691,7 +691,10 @@ def _latency_section(latency: dict, default: str | None) -> list[str]:
     return ["## Latency", "",
             f"Each target's designs timed beside the teacher in one measurement run ({'; '.join(backends)}, batch 1), "
             f"{'/'.join(map(str, passes))} passes, each pass in a new random order. Ratio: the median of the "
-            "passes' ratios to the teacher, with its distribution-free 95% interval (order statistics)."
+            "passes' ratios to the teacher, with its distribution-free 95% interval (order statistics). The "
+            "target is the share each design was made for, judged by the designer at the profile's speed; how far "
+            "the ratio here lies from it is the machine's state during the run; the comparisons use the quotients "
+            "against the default student, pass by pass."
             + (f" Against the default student: each pass's ratio over staircase-{default}'s in the same pass, their "
                f"median and interval; a rival is at the default's latency when that median is no more than "
                f"{1 + MATCH_WITHIN:.2f}, and is compared with nothing otherwise." if default else ""), "",
