@@ -426,8 +426,8 @@ def validate(pipe: Pipeline, specs, widths_file, args, previous: dict, budget, s
                 done[(epochs, lr)] = {"epochs": epochs, "lr": lr, "train_minutes": summary.seconds_this_session / 60,
                                       **_judged(run, args, "validation")}
                 say(f"      recipe {epochs} epochs, lr {lr:g}: validation top-1 {done[(epochs, lr)]['top1']:.2f}%")
+                save(found | {"recipe": {**found["recipe"], "candidates": list(done.values())}})
             found["recipe"]["candidates"].append(done[(epochs, lr)])
-            save(found)
     found["recipe"].update(choose_recipe(found["recipe"]["candidates"]))
     recipe = found["recipe"]["chosen"]
     done = {(c["allocation"], c["target"], c["epochs"], c["lr"]): c
@@ -443,8 +443,8 @@ def validate(pipe: Pipeline, specs, widths_file, args, previous: dict, budget, s
                 done[key] = {"allocation": allocation, "target": target, "epochs": recipe["epochs"],
                              "lr": recipe["lr"], **_judged(run, args, "validation")}
                 say(f"      {target:.0%} {design}: validation top-1 {done[key]['top1']:.2f}%")
+                save(found | {"allocation": {**found["allocation"], "candidates": list(done.values())}})
             found["allocation"]["candidates"].append(done[key])
-            save(found)
     found["allocation"].update(choose_allocation(found["allocation"]["candidates"]))
     save(found)
     say(f"      recipe: {found['recipe']['reason']}")

@@ -101,10 +101,16 @@ def bootstrap_difference(a, b, resamples: int = 10_000, level: float = 0.95, see
     rng = np.random.default_rng(seed)
     images = a.shape[1]
     diffs = np.empty(resamples)
-    for r in range(resamples):
-        cols = rng.integers(0, images, images)
-        ra, rb = rng.integers(0, len(a), len(a)), rng.integers(0, len(b), len(b))
-        diffs[r] = a[np.ix_(ra, cols)].mean() - b[np.ix_(rb, cols)].mean()
+
+    def shares(n: int, size: int):
+        """``n`` resamples of ``size`` items drawn with replacement: each item's share."""
+        drawn = rng.integers(0, size, (n, size)) + size * np.arange(n)[:, None]
+        return np.bincount(drawn.ravel(), minlength=n * size).reshape(n, size) / size
+
+    for start in range(0, resamples, 500):  # each resample as draw shares: one matrix product per side
+        n = min(500, resamples - start)
+        cols, ra, rb = shares(n, images), shares(n, len(a)), shares(n, len(b))
+        diffs[start:start + n] = ((ra @ a) * cols).sum(axis=1) - ((rb @ b) * cols).sum(axis=1)
     diffs *= 100
     low, high = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
     mean = 100 * (a.mean() - b.mean())
