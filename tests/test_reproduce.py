@@ -189,7 +189,10 @@ def test_the_committed_page_is_what_the_script_renders_from_the_committed_json(r
     docs = Path(__file__).resolve().parents[1] / "docs"
     doc = json.loads((docs / "results_cifar.json").read_text())
     assert (docs / "RESULTS.md").read_text() == repro.render(doc, tmp_path)
-    assert doc["verdicts"] == json.loads(json.dumps(repro.verdicts(doc["rows"])))
+    again = json.loads(json.dumps(repro.verdicts(doc["rows"])))
+    assert len(again) == len(doc["verdicts"])
+    for mine, theirs in zip(again, doc["verdicts"], strict=True):  # floats as another BLAS may sum them
+        assert mine == {k: pytest.approx(v, rel=1e-9) if isinstance(v, (float, list)) else v for k, v in theirs.items()}
 
 
 def test_a_page_renders_every_stage_from_hand_made_json(repro, tmp_path):
