@@ -70,6 +70,7 @@ DESIGNS = {**{f"staircase-{a}": (a, "") for a in ALLOCATIONS},
 # trained from scratch: the default student, the Fisher widths unsnapped (the copycat), uniform scaling
 FROM_SCRATCH = ("default", "fisher", "uniform")
 MATCH_WITHIN = 0.03
+MIN_SEEDS = 2  # a verdict counts the seeds' spread as well as the test images'
 RECIPE_DESIGN, RECIPE_TARGET, VALIDATION_SEED = "staircase-fisher", 0.5, 0
 # kept with the results (committed), so that later sessions train rows of the same teacher and designs
 KEPT = ("teacher/last.pt", "teacher/config.json", "teacher/metrics.jsonl", "teacher/summary.json",
@@ -583,7 +584,7 @@ def unpack_correct(text: str, images: int):
 def verdicts(rows: list[dict]) -> list[dict]:
     """The default student against each rival, per start and target: the difference of
     top-1 with its 95% interval (``BOOTSTRAP_TEST``), "won" / "lost" only where the interval
-    excludes 0. A rival more than 3% slower than the default student in the same measurement
+    excludes 0, and only with ``MIN_SEEDS`` runs a side. A rival more than 3% slower than the default student in the same measurement
     run (``matched``) is not at its latency and is not compared; neither are networks timed in
     different runs, nor rows without per-image results."""
     from staircase.stats import bootstrap_difference
@@ -614,6 +615,8 @@ def verdicts(rows: list[dict]) -> list[dict]:
                                          [unpack_correct(r["correct"], images) for r in theirs])
                 v.update(difference=d.mean, ci95=[d.low, d.high], test=BOOTSTRAP_TEST, images=images,
                          detectable_from=d.detectable_from, verdict=d.outcome)
+                if min(len(mine), len(theirs)) < MIN_SEEDS:  # the interval would count the images only
+                    v["verdict"] = f"not judged yet: fewer than {MIN_SEEDS} seeds on a side"
             found.append(v)
     return found
 

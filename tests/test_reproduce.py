@@ -210,3 +210,9 @@ def test_a_page_renders_every_stage_from_hand_made_json(repro, tmp_path):
     assert re.search(r"uniform .* 1\.143 \[1\.143, 1\.143\] +NO +t50-a", latency)
     assert "staircase against uniform" in page and "The teacher: 71.00% on the same 600 test images" in page
     assert (tmp_path / "results_cifar.png").exists()
+
+
+def test_one_seed_on_a_side_gives_an_interval_but_no_verdict(repro):
+    rows = _runs("staircase", 0.75, seeds=1) + _runs("uniform", 0.5, seeds=3)
+    (v,) = repro.verdicts(rows)
+    assert v["ci95"][0] > 0 and v["verdict"] == "not judged yet: fewer than 2 seeds on a side"
