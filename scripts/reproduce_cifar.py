@@ -638,12 +638,14 @@ def verdict_lines(found: list[dict]) -> list[str]:
 
 def _write(doc: dict, docs: Path) -> None:
     """results_cifar.json and RESULTS.md (with its plot) from the rows and the teacher's run."""
-    atomic_write_json(docs / "results_cifar.json", {**doc, "verdicts": verdicts(doc.get("rows", []))})
-    atomic_write_text(docs / "RESULTS.md", render(doc, docs))
+    found = verdicts(doc.get("rows", []))
+    atomic_write_json(docs / "results_cifar.json", {**doc, "verdicts": found})
+    atomic_write_text(docs / "RESULTS.md", render(doc, docs, found))
 
 
-def render(doc: dict, docs: Path) -> str:
-    """RESULTS.md for ``doc`` (results_cifar.json); the plot is written beside it."""
+def render(doc: dict, docs: Path, found: list[dict] | None = None) -> str:
+    """RESULTS.md for ``doc`` (results_cifar.json; ``found``: its verdicts where already
+    computed); the plot is written beside it."""
     rows, settings, teacher = doc.get("rows", []), doc.get("settings"), doc.get("teacher")
     parts = ["# Which student to use: CIFAR-10 on this CPU", "",
              "Written by `scripts/reproduce_cifar.py` from `results_cifar.json`; the teacher, profile, saliency "
@@ -655,7 +657,8 @@ def render(doc: dict, docs: Path) -> str:
     if doc.get("validation"):
         parts += _validation_section(doc["validation"])
     if rows and settings:
-        parts += _rows_section(rows, settings, verdicts(rows), docs, doc.get("teacher_test"))
+        parts += _rows_section(rows, settings, verdicts(rows) if found is None else found, docs,
+                               doc.get("teacher_test"))
     else:
         parts += ["No student has been tested yet.", ""]
     return "\n".join(parts)
