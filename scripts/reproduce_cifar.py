@@ -56,6 +56,7 @@ import torch
 from staircase.design import job as design_job
 from staircase.design.allocations import ALLOCATIONS, DEFAULT_ALLOCATION
 from staircase.design.inherit import inherited_student, save_student
+from staircase.design.measured import MATCH_WITHIN
 from staircase.files import atomic_write_json, atomic_write_text
 from staircase.pipeline import Pipeline
 from staircase.spec import StudentSpec
@@ -69,7 +70,6 @@ DESIGNS = {**{f"staircase-{a}": (a, "") for a in ALLOCATIONS},
            "uniform": ("fisher", "-uniform"), "l1-round": ("fisher", "-l1-round"), "fisher": ("fisher", "-unsnapped")}
 # trained from scratch: the default student, the Fisher widths unsnapped (the copycat), uniform scaling
 FROM_SCRATCH = ("default", "fisher", "uniform")
-MATCH_WITHIN = 0.03
 MIN_SEEDS = 2  # a verdict counts the seeds' spread as well as the test images'
 RECIPE_DESIGN, RECIPE_TARGET, VALIDATION_SEED = "staircase-fisher", 0.5, 0
 # kept with the results (committed), so that later sessions train rows of the same teacher and designs

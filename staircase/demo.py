@@ -143,10 +143,11 @@ def compared(designed, correct: dict[str, list[bool]]) -> str:
     (within 3% of it, or faster), from each one's per-image test results: the difference in
     top-1 with its 95% interval over the test images (one seed each); "won" or "lost" only
     where the interval excludes 0, "tie" for equal top-1."""
+    from .design.measured import MATCH_WITHIN
     from .stats import bootstrap_difference
 
     main = designed[0]
-    limit = main.judged_ms * 1.03
+    limit = main.judged_ms * (1 + MATCH_WITHIN)
     mine = [correct[main.spec.name]]
     said = []
     for d in designed[1:]:
