@@ -299,6 +299,7 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
     if run.points is not None:
         s_taps, t_taps = FeatureTaps(model, run.points[0]), FeatureTaps(run.teacher, run.points[1])
     writer = _tensorboard(out) if (config.tensorboard and run.main) else None
+    held_out = "validation" if config.val_split else "test"  # what the "test_*" metrics were measured on
     started = time.perf_counter()
     last_row: dict[str, Any] = {}
     stopped_after = None
@@ -317,7 +318,7 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
                     for k, v in row.items():
                         if isinstance(v, int | float) and k != "epoch":
                             writer.add_scalar(k, v, epoch + 1)
-                log(f"epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.4f}, test top-1 "
+                log(f"epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.4f}, {held_out} top-1 "
                     f"{row['test_top1']:.2f}% (best {best:.2f}%), {row['images_per_s']:.0f} img/s")
                 last_row = row
                 if on_epoch is not None and on_epoch(epoch + 1, row) is False:
@@ -522,7 +523,8 @@ def _build(config: TrainConfig, out: Path, device: torch.device, rank: int, worl
     elif config.num_classes != data.num_classes:
         raise StaircaseError(f"--num-classes {config.num_classes} but {data.name} has {data.num_classes} classes")
     log(f"{config.role} {config.model}: {sum(p.numel() for p in resolved.model.parameters()):,} params; "
-        f"data {data.name}: {len(data.train)} train / {len(data.test)} test images; device {device}"
+        f"data {data.name}: {len(data.train)} train / {len(data.test)} "
+        f"{'validation' if config.val_split else 'test'} images; device {device}"
         + (f", {world} processes" if world > 1 else f", {torch.get_num_threads()} threads"))
     teacher = _teacher(config, resolved, size, log) if config.teacher else None
     points = None
