@@ -19,7 +19,7 @@ from ..modelref import ResolvedModel
 from ..profile.timing import TIMINGS
 from ..settings import check_positive, option
 from ..train.data import HeldOutSettings
-from .allocations import ALLOCATIONS
+from .allocations import ALLOCATIONS, DEFAULT_ALLOCATION, NO_SALIENCY_ALLOCATION
 from .designer import Designer
 from .measured import BASELINES, BesideTeacher, Designed, Measure, design_with_baselines
 
@@ -49,7 +49,9 @@ class DesignSettings(HeldOutSettings):
                                     help="how a target's latency is shared among slots: the most Fisher saliency "
                                          "(needs --widths from `staircase prune`), L1 saliency or parameters on the "
                                          "optimal widths, or the teacher's proportions snapped up to the steps "
-                                         "(default for a target: proportional, the most accurate in docs/RESULTS.md; "
+                                         f"(default for a target: {DEFAULT_ALLOCATION} with --widths, chosen on "
+                                         "the CIFAR experiment's validation split in docs/RESULTS.md, else "
+                                         f"{NO_SALIENCY_ALLOCATION}; "
                                          "without a target, the saliency snapping ranks slots by: fisher with a "
                                          "widths file, else params)")
     min_width: int | None = option(None, help="no slot narrower than this (default: the network's step in the "
