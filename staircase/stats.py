@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["Difference", "bootstrap_difference", "mean_interval", "median_interval", "paired_difference",
-           "proportion_difference"]
+           "proportion_difference", "welch_difference"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,23 @@ def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.9
     if len(diffs) < 2:
         return Difference(statistics.fmean(diffs), float("-inf"), float("inf"), 1, level)
     return Difference(*mean_interval(diffs, level), len(diffs), level)
+
+
+def welch_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Difference:
+    """The mean of ``a`` minus the mean of ``b``, two unpaired samples of at least two values
+    each, with its ``level`` interval (Welch's t: each sample's own variance, the
+    Welch-Satterthwaite degrees of freedom); both without scatter, the interval is the point."""
+    from scipy.stats import t
+
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"welch_difference needs at least two values a side ({len(a)} and {len(b)})")
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    if va + vb == 0:
+        return Difference(diff, diff, diff, min(len(a), len(b)), level)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = float(t.ppf(0.5 + level / 2, df)) * (va + vb) ** 0.5
+    return Difference(diff, diff - half, diff + half, min(len(a), len(b)), level)
 
 
 def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:

@@ -80,3 +80,19 @@ def test_two_accuracies_on_the_same_images_compared_as_independent_proportions()
     assert proportion_difference(75.0, 74.0, 100).outcome == "no detectable difference"
     with pytest.raises(ValueError):
         proportion_difference(50.0, 50.0, 0)
+
+
+def test_welchs_interval_is_scipys_and_needs_two_values_a_side():
+    from scipy.stats import ttest_ind
+
+    from staircase.stats import welch_difference
+
+    a, b = [71.2, 70.4, 72.8, 70.6, 71.0, 72.1], [69.0, 70.2, 68.4, 71.5, 69.9, 70.3]
+    d = welch_difference(a, b)
+    ci = ttest_ind(a, b, equal_var=False).confidence_interval()
+    assert d.mean == pytest.approx(sum(a) / 6 - sum(b) / 6)
+    assert (d.low, d.high) == pytest.approx((ci.low, ci.high))
+    flat = welch_difference([70.0, 70.0, 70.0], [69.0, 69.0])  # no scatter: the interval is the point
+    assert (flat.low, flat.mean, flat.high) == pytest.approx((1.0, 1.0, 1.0)) and flat.outcome == "won"
+    with pytest.raises(ValueError, match="at least two values a side"):
+        welch_difference([70.0], [69.0, 69.5])
