@@ -56,10 +56,11 @@ import torch
 from staircase.design import job as design_job
 from staircase.design.allocations import ALLOCATIONS, DEFAULT_ALLOCATION
 from staircase.design.inherit import inherited_student, save_student
-from staircase.design.measured import MATCH_WITHIN
+from staircase.design.measured import MATCH_WITHIN, no_slower, time_over
 from staircase.files import atomic_write_json, atomic_write_text
 from staircase.pipeline import Pipeline
 from staircase.spec import StudentSpec
+from staircase.stats import welch_difference
 from staircase.table import format_table
 from staircase.train.evaluate import evaluate_checkpoint
 
@@ -251,22 +252,14 @@ def plateau(curve: list[dict]) -> dict:
     (at least 3) against the mean of the tenth before it, with the 95% interval of the rise
     (Welch's t over the two windows: the epochs' own scatter is the noise, about an image or
     more of the validation split per epoch). Still rising only when the interval lies above 0."""
-    from scipy.stats import t
-
     window = max(3, round(len(curve) / 10))
     if len(curve) < 2 * window:
         return {"plateaued": False, "rise": None, "ci95": None, "window": window,
                 "reason": f"fewer than {2 * window} epochs: too short to tell"}
     last = [r["val_top1"] for r in curve[-window:]]
     before = [r["val_top1"] for r in curve[-2 * window:-window]]
-    rise = statistics.fmean(last) - statistics.fmean(before)
-    a, b = statistics.variance(last) / window, statistics.variance(before) / window
-    if a + b == 0:
-        low = high = rise
-    else:
-        df = (a + b) ** 2 / (a ** 2 / (window - 1) + b ** 2 / (window - 1))
-        half = float(t.ppf(0.975, df)) * (a + b) ** 0.5
-        low, high = rise - half, rise + half
+    change = welch_difference(last, before)
+    rise, low, high = change.mean, change.low, change.high
     flat = low <= 0
     return {"plateaued": flat, "rise": rise, "ci95": [low, high], "window": window,
             "reason": f"the mean validation top-1 of the last {window} epochs is {rise:+.2f} points against the "
@@ -339,21 +332,6 @@ def _measured(record: dict | None, specs: dict[str, StudentSpec]) -> bool:
     """Whether ``record`` timed exactly these designs."""
     return bool(record) and {d: r["widths"] for d, r in record["networks"].items()} == \
         {d: widths_tag(s) for d, s in specs.items()}
-
-
-def relative_latency(passes: list[float], reference: list[float]) -> tuple[float, float, float]:
-    """A network's time over another's, pass by pass of one measurement run (each pass's two
-    ratios to the teacher were taken minutes apart at most): the median quotient and its 95%
-    interval (``stats.median_interval``)."""
-    from staircase.stats import median_interval
-
-    return median_interval([a / b for a, b in zip(passes, reference, strict=True)])
-
-
-def matched(quotient: float) -> bool:
-    """A rival is at the default student's latency when its median per-pass quotient is no
-    more than 3% above 1 (faster only gives latency away)."""
-    return quotient <= 1 + MATCH_WITHIN
 
 
 def current_rows(rows: list[dict], specs: dict[float, dict[str, StudentSpec]], latency: dict) -> list[dict]:
@@ -560,12 +538,13 @@ def _summary(runs: list[dict], default: list[dict] | None) -> dict:
 
 
 def _against(theirs: list[dict], mine: list[dict]) -> tuple[float, float, float] | None:
-    """``theirs``'s time over ``mine``'s, pass by pass (``relative_latency``); None when the
-    two were not timed in one measurement run."""
+    """``theirs``'s time over ``mine``'s, pass by pass (``measured.time_over``): its median
+    and 95% interval; None when the two were not timed in one measurement run."""
     runs = {r["measurement"] for r in theirs + mine}
     if len(runs) != 1:
         return None
-    return relative_latency(theirs[0]["ratio_passes"], mine[0]["ratio_passes"])
+    over = time_over(theirs[0]["ratio_passes"], mine[0]["ratio_passes"])
+    return over.ratio, over.low, over.high
 
 
 def pack_correct(correct: list[bool]) -> str:
@@ -603,7 +582,7 @@ def verdicts(rows: list[dict]) -> list[dict]:
             if latency is None:
                 runs = sorted({r["measurement"] for r in mine + theirs})
                 v["verdict"] = f"not compared: timed in different measurement runs ({', '.join(runs)})"
-            elif not matched(latency[0]):
+            elif not no_slower(latency[0]):
                 v["verdict"] = (f"not compared: the rival took {latency[0]:.3f}x the default student's time "
                                 f"[{latency[1]:.3f}, {latency[2]:.3f}] in the same passes, more than "
                                 f"{MATCH_WITHIN:.0%} slower")
@@ -688,8 +667,8 @@ def _latency_section(latency: dict, default: str | None) -> list[str]:
             lo, hi = r["ci95"]
             row = [f"{float(key):.0%}", design, f"{r['ratio']:.3f} [{lo:.3f}, {hi:.3f}]"]
             if default:
-                q, qlo, qhi = relative_latency(r["passes"], nets[f"staircase-{default}"]["passes"])
-                row += [f"{q:.3f} [{qlo:.3f}, {qhi:.3f}]", "yes" if matched(q) else "NO"]
+                q = time_over(r["passes"], nets[f"staircase-{default}"]["passes"])
+                row += [f"{q.ratio:.3f} [{q.low:.3f}, {q.high:.3f}]", "yes" if no_slower(q.ratio) else "NO"]
             table.append(row + [record["run"]])
     passes = sorted({record["passes"] for record in latency.values()})
     backends = sorted({record["backend"] for record in latency.values()})
@@ -773,7 +752,7 @@ compared with nothing. "min/run": wall-clock minutes of training. Rows so far: {
 def _quotient(q: tuple[float, float, float] | None) -> str:
     if q is None:
         return "-"
-    return f"{q[0]:.3f}" + ("" if matched(q[0]) else " (slower)")
+    return f"{q[0]:.3f}" + ("" if no_slower(q[0]) else " (slower)")
 
 
 def _plot(groups: dict[tuple, dict], settings: dict, path: Path) -> Path:

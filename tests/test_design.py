@@ -356,6 +356,36 @@ def test_design_with_baselines_matches_every_baseline_to_the_students_measured_l
         assert d.judged_ms == min((ms for _, ms in notes["match_tries"]), key=lambda ms: abs(ms - student.judged_ms))
 
 
+def test_baselines_timed_together_with_the_student_are_matched_by_their_per_pass_time_over_it(profiled):
+    """Matched separately (a scripted machine at 1.1x the prediction), then timed together with
+    the student in the same passes: a baseline that ran 6% slower than the student there is
+    unmatched, whatever its own measurements said; a disturbed pass slowing all alike moves
+    no quotient."""
+    from staircase.design.measured import RatioInterval, design_with_baselines
+
+    designer = _scripted(profiled)
+    target = designer.smallest_ms() + 0.5 * (designer.teacher_ms - designer.smallest_ms())
+    slower = {"s": 1.0, "s-l1": 0.99, "s-l1-round": 1.06, "s-uniform": 1.02}
+    seen = []
+
+    def together(networks):
+        seen.append(list(networks))
+        passes = [0.5, 0.5, 0.9, 0.5, 0.5, 0.5, 0.5]  # the third pass disturbed, for every network
+        return {name: RatioInterval(0.5 * slower[name], 0.5 * slower[name], 0.9 * slower[name],
+                                    [p * slower[name] for p in passes]) for name in networks}
+
+    student, *baselines = design_with_baselines(designer, "s", target_ms=target, baselines=True,
+                                                measure=_scripted_measure(designer, 1.1), log=lambda m: None,
+                                                together=together)
+    assert seen == [["s", "s-l1", "s-l1-round", "s-uniform"]]  # one measurement run for all of them
+    assert student.spec.provenance.notes["together"]["passes"][2] == 0.9
+    for d in baselines:
+        notes = d.spec.provenance.notes
+        assert notes["over_student"]["ratio"] == pytest.approx(slower[d.spec.name])
+        assert notes["over_student"]["ci95"] == pytest.approx([slower[d.spec.name]] * 2)
+        assert notes["matched"] is (d.spec.name != "s-l1-round")
+
+
 def test_a_design_without_measure_is_predicted_only(profiled):
     from staircase.design.measured import fit_to_target
 

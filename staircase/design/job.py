@@ -21,7 +21,7 @@ from ..settings import check_positive, option
 from ..train.data import HeldOutSettings
 from .allocations import ALLOCATIONS, DEFAULT_ALLOCATION, NO_SALIENCY_ALLOCATION
 from .designer import Designer
-from .measured import BASELINES, BesideTeacher, Designed, Measure, design_with_baselines
+from .measured import BASELINES, BesideTeacher, Designed, Measure, MeasureTogether, design_with_baselines
 
 __all__ = ["DesignResult", "DesignSettings", "design"]
 
@@ -106,18 +106,21 @@ class DesignResult:
                  "predicted_ms": d.predicted_ms, "measured_ms": d.measured_ms, "measured_iqr_ms": d.measured_iqr_ms,
                  "at_profile_speed_ms": d.at_profile_ms, "retained_saliency": d.retained,
                  "method": d.spec.provenance.method, "spec": str(p), "met_target": d.met,
+                 "over_student": d.spec.provenance.notes.get("over_student"),
                  "matched": d.spec.provenance.notes.get("matched")}
                 for d, p in zip(self.designs, self.paths, strict=True)]
 
 
 def design(settings: DesignSettings, teacher: ResolvedModel | None = None, measure: Measure | None = None,
-           log: Callable[[str], None] = print, warn: Callable[[str], None] | None = None) -> DesignResult:
+           log: Callable[[str], None] = print, warn: Callable[[str], None] | None = None,
+           together: MeasureTogether | None = None) -> DesignResult:
     """The students ``settings`` ask for, checked, designed, measured and written.
 
     ``teacher``: the network already loaded (with its weights), instead of resolving
     ``settings.model`` and loading ``settings.checkpoint``; ``measure``: how a student is
-    timed (default: beside the teacher on the profile's backend, unless ``settings.measure``
-    is off); ``warn``: where warnings go (default: ``log``)."""
+    timed, and ``together``: how the student and its baselines are timed in the same passes
+    at the end (default for both: beside the teacher on the profile's backend, unless
+    ``settings.measure`` is off); ``warn``: where warnings go (default: ``log``)."""
     from ..files import check_writable
     from ..modelref import parse_input_shape, resolve_model
     from ..profile.backends import backend_of
@@ -153,9 +156,10 @@ def design(settings: DesignSettings, teacher: ResolvedModel | None = None, measu
         prof.check_fingerprint(backend.fingerprint(), s.allow_other_device, warn=warn)
         measure = BesideTeacher(backend, teacher.model, teacher.architecture.input_size, designer.teacher_ms,
                                 protocol=TIMINGS[s.timing].network)
+        together = together or measure.together
     widths_file = WidthsFile.load(s.widths) if s.widths else None
     designs = design_with_baselines(designer, out.stem, widths_file, s.snap, target_ms, s.baselines, measure, log,
-                                    allocation=s.allocation)
+                                    allocation=s.allocation, together=together)
     paths = [out.with_name(d.spec.name + ".json") for d in designs]
     for d, path in reversed(list(zip(designs, paths, strict=True))):  # the student last: its file says it is done
         if s.inherit:

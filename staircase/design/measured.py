@@ -31,13 +31,15 @@ from .baselines import (
 )
 from .designer import Designer, Saliency
 
-__all__ = ["BASELINES", "DEFAULT_ROUND_TO", "FILL_WITHIN", "MATCH_WITHIN", "MEASURE_PAIRS", "BesideTeacher", "Designed",
-           "Measure", "RatioInterval", "Timed", "design_with_baselines", "designed", "fit_to_target", "measure_together"]
+__all__ = ["BASELINES", "DEFAULT_ROUND_TO", "FILL_WITHIN", "MATCH_WITHIN", "MEASURE_PAIRS", "TOGETHER_PASSES",
+           "BesideTeacher", "Designed", "Measure", "MeasureTogether", "RatioInterval", "Timed", "design_with_baselines",
+           "designed", "fit_to_target", "measure_together", "no_slower", "time_over"]
 
 MEASURE_PAIRS = 3  # paired student/teacher measurements: the median of three outvotes one disturbed one
 FILL_WITHIN = 0.03  # a student this close below its target is not redesigned to fill the gap
 MATCH_WITHIN = 0.03  # a baseline measured further than this from the student's latency is unmatched
 DEFAULT_ROUND_TO = 16  # the l1-round baseline's multiple where the profile found no network step
+TOGETHER_PASSES = 7  # the design job's final check: the fewest passes past the 6 a 95% median interval needs
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,6 @@ class Timed:
     at_profile_ms: float
 
 
-Measure = Callable[[nn.Module], Timed]
-
-
 class BesideTeacher:
     """Times networks block by block beside the teacher on ``backend`` (``time_relative``)."""
 
@@ -64,7 +63,7 @@ class BesideTeacher:
         """``teacher_ms``: the teacher's time in the profile; ``protocol``: each paired
         measurement's (default ``timing.FULL_NETWORK_PROTOCOL``)."""
         self.backend, self.input_size, self.teacher_ms, self.pairs = backend, tuple(input_size), teacher_ms, pairs
-        self.protocol = protocol
+        self.protocol, self.teacher = protocol, teacher
         self.teacher_run = backend.prepare_model(teacher.eval(), self.input_size, paired=True)
 
     def __call__(self, model: nn.Module) -> Timed:
@@ -74,6 +73,10 @@ class BesideTeacher:
         rel = time_relative(self.backend, run, self.teacher_run, pairs=self.pairs, protocol=self.protocol)
         spread = min(m.iqr_ms for m in rel.runs)  # the best-spread pair's IQR
         return Timed(rel.run_ms, spread, rel.reference_ms, rel.ratio, rel.ratio * self.teacher_ms)
+
+    def together(self, networks: Mapping[str, nn.Module], passes: int = TOGETHER_PASSES) -> dict[str, RatioInterval]:
+        """``networks`` timed beside the teacher in the same passes (``measure_together``)."""
+        return measure_together(self.backend, self.teacher, networks, self.input_size, passes, self.protocol)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,28 @@ class RatioInterval:
 
     def to_dict(self) -> dict:
         return {"ratio": self.ratio, "ci95": [self.low, self.high], "passes": list(self.passes)}
+
+
+Measure = Callable[[nn.Module], Timed]
+MeasureTogether = Callable[[Mapping[str, nn.Module]], dict[str, RatioInterval]]
+
+
+def time_over(passes: list[float], reference: list[float]) -> RatioInterval:
+    """A network's time over another's from one measurement run, pass by pass (each pass's two
+    ratios to the teacher were taken close together): the median quotient, its 95% interval
+    (``stats.median_interval``) and each pass's."""
+    from ..stats import median_interval
+
+    quotients = [a / b for a, b in zip(passes, reference, strict=True)]
+    return RatioInterval(*median_interval(quotients), quotients)
+
+
+def no_slower(quotient: float) -> bool:
+    """Whether a network whose median per-pass time over another's is ``quotient`` runs at that
+    one's latency or less: no more than ``MATCH_WITHIN`` above 1 (faster only gives latency
+    away). The rule every comparison at one latency applies: the design job's, the demo's and
+    the CIFAR experiment's."""
+    return quotient <= 1 + MATCH_WITHIN
 
 
 def measure_together(backend: Backend, teacher: nn.Module, networks: Mapping[str, nn.Module], input_size,
@@ -242,11 +267,18 @@ def _best_of(tried: list[tuple[float, Designed]], target_ms: float) -> Designed:
 def design_with_baselines(designer: Designer, name: str, widths_file: WidthsFile | None = None,
                           snap_mode: str = "nearest", target_ms: float | None = None,
                           baselines: bool | Collection[str] = False, measure: Measure | None = None,
-                          log: Callable[[str], None] = print, allocation: str | None = None) -> list[Designed]:
+                          log: Callable[[str], None] = print, allocation: str | None = None,
+                          together: MeasureTogether | None = None) -> list[Designed]:
     """The staircase student (first), then the baselines at its latency when asked: at its
     measured latency (judged at the profile's speed) when measuring, else at its prediction.
     ``baselines``: True for all of them, or the suffixes of those wanted (``unsnapped``,
     ``l1``, ``l1-round``, ``uniform``), in that order.
+
+    Each baseline is matched by its own measurements, minutes apart, and two measurement runs
+    of one network can differ by more than the tolerance. With ``together`` the student and
+    its baselines are then timed in the same passes (``BesideTeacher.together``), and a
+    baseline is ``matched`` when its median per-pass time over the student's lies within
+    ``MATCH_WITHIN`` of 1 (notes ``over_student``).
 
     ``allocation`` (one of ``ALLOCATIONS``) says how a target's latency is shared among the
     slots (default ``default_allocation(widths_file)``); without a target it is the saliency snapping
@@ -275,7 +307,10 @@ def design_with_baselines(designer: Designer, name: str, widths_file: WidthsFile
     which = set(BASELINES) if baselines is True else set(baselines)
     if which - set(BASELINES):
         raise StaircaseError(f"unknown baselines {sorted(which - set(BASELINES))}; choose from {', '.join(BASELINES)}")
-    return [main, *_baselines(designer, main, name, widths_file, saliency, measure, log, which)]
+    designs = [main, *_baselines(designer, main, name, widths_file, saliency, measure, log, which)]
+    if together is not None and measure is not None:
+        _timed_together(designs, together, log)
+    return designs
 
 
 BASELINES = ("unsnapped", "l1", "l1-round", "uniform")
@@ -348,3 +383,20 @@ def _baselines(designer: Designer, main: Designed, name: str, widths_file: Width
         found.append(matched(uniform_family(slots), "uniform",
                              lambda t: f"uniform width x{t:.3f} at the student's {kind} {match:.3f} ms"))
     return found
+
+
+def _timed_together(designs: list[Designed], together: MeasureTogether, log: Callable[[str], None]) -> None:
+    """The student and its baselines timed in the same passes; each baseline's time over the
+    student's, pass by pass, decides whether it is matched."""
+    found = together({d.spec.name: d.spec.build() for d in designs})
+    mine = found[designs[0].spec.name]
+    designs[0].spec.provenance.notes["together"] = mine.to_dict()
+    for d in designs[1:]:
+        theirs = found[d.spec.name]
+        over = time_over(theirs.passes, mine.passes)
+        notes = d.spec.provenance.notes
+        notes.update(together=theirs.to_dict(), over_student=over.to_dict(),
+                     matched=abs(over.ratio - 1) <= MATCH_WITHIN)
+        log(f"  {d.spec.name}: {over.ratio:.3f}x the student's time [{over.low:.3f}, {over.high:.3f}] over "
+            f"{len(over.passes)} passes timed together" + ("" if notes["matched"] else
+                                                           f": UNMATCHED (more than {MATCH_WITHIN:.0%} away)"))
