@@ -56,7 +56,7 @@ import torch
 from staircase.design import job as design_job
 from staircase.design.allocations import ALLOCATIONS, DEFAULT_ALLOCATION
 from staircase.design.inherit import inherited_student, save_student
-from staircase.design.measured import MATCH_WITHIN, no_slower, time_over
+from staircase.design.measured import MATCH_WITHIN, RatioInterval, no_slower, time_over
 from staircase.files import atomic_write_json, atomic_write_text
 from staircase.pipeline import Pipeline
 from staircase.spec import StudentSpec
@@ -537,14 +537,13 @@ def _summary(runs: list[dict], default: list[dict] | None) -> dict:
             "vs_default": _against(runs, default) if default else None}
 
 
-def _against(theirs: list[dict], mine: list[dict]) -> tuple[float, float, float] | None:
+def _against(theirs: list[dict], mine: list[dict]) -> RatioInterval | None:
     """``theirs``'s time over ``mine``'s, pass by pass (``measured.time_over``): its median
     and 95% interval; None when the two were not timed in one measurement run."""
     runs = {r["measurement"] for r in theirs + mine}
     if len(runs) != 1:
         return None
-    over = time_over(theirs[0]["ratio_passes"], mine[0]["ratio_passes"])
-    return over.ratio, over.low, over.high
+    return time_over(theirs[0]["ratio_passes"], mine[0]["ratio_passes"])
 
 
 def pack_correct(correct: list[bool]) -> str:
@@ -563,9 +562,10 @@ def unpack_correct(text: str, images: int):
 def verdicts(rows: list[dict]) -> list[dict]:
     """The default student against each rival, per start and target: the difference of
     top-1 with its 95% interval (``BOOTSTRAP_TEST``), "won" / "lost" only where the interval
-    excludes 0, and only with ``MIN_SEEDS`` runs a side. A rival more than 3% slower than the default student in the same measurement
-    run (``matched``) is not at its latency and is not compared; neither are networks timed in
-    different runs, nor rows without per-image results."""
+    excludes 0, and only with ``MIN_SEEDS`` runs a side. A rival more than 3% slower than the
+    default student in the same measurement run (``measured.no_slower``) is not at its latency
+    and is not compared; neither are networks timed in different runs, nor rows without
+    per-image results."""
     from staircase.stats import bootstrap_difference
 
     groups = _groups(rows)
@@ -582,9 +582,9 @@ def verdicts(rows: list[dict]) -> list[dict]:
             if latency is None:
                 runs = sorted({r["measurement"] for r in mine + theirs})
                 v["verdict"] = f"not compared: timed in different measurement runs ({', '.join(runs)})"
-            elif not no_slower(latency[0]):
-                v["verdict"] = (f"not compared: the rival took {latency[0]:.3f}x the default student's time "
-                                f"[{latency[1]:.3f}, {latency[2]:.3f}] in the same passes, more than "
+            elif not no_slower(latency.ratio):
+                v["verdict"] = (f"not compared: the rival took {latency.ratio:.3f}x the default student's time "
+                                f"[{latency.low:.3f}, {latency.high:.3f}] in the same passes, more than "
                                 f"{MATCH_WITHIN:.0%} slower")
             elif not all("correct" in r for r in mine + theirs):
                 v["verdict"] = "not compared: rows without per-image results"
@@ -668,7 +668,7 @@ def _latency_section(latency: dict, default: str | None) -> list[str]:
             row = [f"{float(key):.0%}", design, f"{r['ratio']:.3f} [{lo:.3f}, {hi:.3f}]"]
             if default:
                 q = time_over(r["passes"], nets[f"staircase-{default}"]["passes"])
-                row += [f"{q.ratio:.3f} [{q.low:.3f}, {q.high:.3f}]", "yes" if no_slower(q.ratio) else "NO"]
+                row += [q.text(), "yes" if no_slower(q.ratio) else "NO"]
             table.append(row + [record["run"]])
     passes = sorted({record["passes"] for record in latency.values()})
     backends = sorted({record["backend"] for record in latency.values()})
@@ -749,10 +749,10 @@ compared with nothing. "min/run": wall-clock minutes of training. Rows so far: {
 """]
 
 
-def _quotient(q: tuple[float, float, float] | None) -> str:
+def _quotient(q: RatioInterval | None) -> str:
     if q is None:
         return "-"
-    return f"{q[0]:.3f}" + ("" if no_slower(q[0]) else " (slower)")
+    return f"{q.ratio:.3f}" + ("" if no_slower(q.ratio) else " (slower)")
 
 
 def _plot(groups: dict[tuple, dict], settings: dict, path: Path) -> Path:

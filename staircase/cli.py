@@ -444,14 +444,14 @@ def _warn(message: str) -> None:
 
 def _print_designs(result, rows: list[dict]) -> None:
     """The design command's table, the files it wrote and the slots held at the minimum width."""
+    from .design.measured import RatioInterval
     from .table import format_table
 
     def ms(v):
         return "-" if v is None else f"{v:.3f}"
 
     def over(r):
-        o = r["over_student"]
-        return "-" if o is None else f"{o['ratio']:.3f} [{o['ci95'][0]:.3f}, {o['ci95'][1]:.3f}]"
+        return "-" if r["over_student"] is None else RatioInterval.from_dict(r["over_student"]).text()
 
     teacher = f"{result.designer.arch.name} (teacher)"
     table = [[teacher, "-", "-", ms(result.teacher_ms), "-", ms(result.teacher_ms), "-", "-", "-"]]

@@ -70,6 +70,7 @@ def _note(text: str) -> None:
 def run_demo(settings: DemoSettings | None = None) -> int:
     import torch
 
+    from .design.measured import RatioInterval
     from .files import check_writable
     from .pipeline import Pipeline
     from .train.evaluate import evaluate_checkpoint
@@ -118,8 +119,7 @@ def run_demo(settings: DemoSettings | None = None) -> int:
         matched = d.spec.provenance.notes.get("matched")
         over = d.spec.provenance.notes.get("over_student")
         rows.append([d.spec.name, d.spec.params, d.spec.macs, f"{d.measured_ms:.3f} +- {d.measured_iqr_ms:.3f}",
-                     f"{d.judged_ms:.3f}", "-" if over is None else
-                     f"{over['ratio']:.3f} [{over['ci95'][0]:.3f}, {over['ci95'][1]:.3f}]",
+                     f"{d.judged_ms:.3f}", "-" if over is None else RatioInterval.from_dict(over).text(),
                      {True: "yes", False: "NO"}.get(matched, "-"), f"{top1:.1f}"])
         points.append((d.spec.name, d.judged_ms, top1))
     table = format_table(["network", "params", "MACs", "measured ms (IQR)", "at profile speed", "x student [95%]",

@@ -93,6 +93,14 @@ class RatioInterval:
     def to_dict(self) -> dict:
         return {"ratio": self.ratio, "ci95": [self.low, self.high], "passes": list(self.passes)}
 
+    @classmethod
+    def from_dict(cls, d: Mapping) -> RatioInterval:
+        return cls(d["ratio"], *d["ci95"], list(d.get("passes", [])))
+
+    def text(self) -> str:
+        """``ratio [low, high]``, as the tables print it."""
+        return f"{self.ratio:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
 
 Measure = Callable[[nn.Module], Timed]
 MeasureTogether = Callable[[Mapping[str, nn.Module]], dict[str, RatioInterval]]

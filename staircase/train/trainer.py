@@ -151,6 +151,12 @@ class TrainConfig:
                 self.model.replace(":", "-").replace(".", "_")
             self.out = f"runs/{self.role}-{stem}"
 
+    @property
+    def held_out(self) -> str:
+        """What the per-epoch ``test_*`` metrics are measured on: the validation split when one
+        is held out, else the test set."""
+        return "validation" if self.val_split else "test"
+
     def check(self) -> None:
         if self.role not in ("teacher", "student"):
             raise StaircaseError(f"role {self.role!r} must be 'teacher' or 'student'")
@@ -299,7 +305,6 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
     if run.points is not None:
         s_taps, t_taps = FeatureTaps(model, run.points[0]), FeatureTaps(run.teacher, run.points[1])
     writer = _tensorboard(out) if (config.tensorboard and run.main) else None
-    held_out = "validation" if config.val_split else "test"  # what the "test_*" metrics were measured on
     started = time.perf_counter()
     last_row: dict[str, Any] = {}
     stopped_after = None
@@ -318,7 +323,7 @@ def _train(config: TrainConfig, resume: bool, log, rank: int, world: int,
                     for k, v in row.items():
                         if isinstance(v, int | float) and k != "epoch":
                             writer.add_scalar(k, v, epoch + 1)
-                log(f"epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.4f}, {held_out} top-1 "
+                log(f"epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.4f}, {config.held_out} top-1 "
                     f"{row['test_top1']:.2f}% (best {best:.2f}%), {row['images_per_s']:.0f} img/s")
                 last_row = row
                 if on_epoch is not None and on_epoch(epoch + 1, row) is False:
@@ -524,7 +529,7 @@ def _build(config: TrainConfig, out: Path, device: torch.device, rank: int, worl
         raise StaircaseError(f"--num-classes {config.num_classes} but {data.name} has {data.num_classes} classes")
     log(f"{config.role} {config.model}: {sum(p.numel() for p in resolved.model.parameters()):,} params; "
         f"data {data.name}: {len(data.train)} train / {len(data.test)} "
-        f"{'validation' if config.val_split else 'test'} images; device {device}"
+        f"{config.held_out} images; device {device}"
         + (f", {world} processes" if world > 1 else f", {torch.get_num_threads()} threads"))
     teacher = _teacher(config, resolved, size, log) if config.teacher else None
     points = None
