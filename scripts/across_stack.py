@@ -5,14 +5,16 @@ Convolutional Neural Networks*).
 
 The network is the CIFAR-10 experiment's teacher (``docs/results_cifar/teacher``, the same
 teacher as docs/RESULTS.md, so no budget goes to training another); its Fisher saliency from
-that experiment's pruning run (``docs/results_cifar/fisher-widths.json``) ranks the channels. Each backend is one
-``staircase compare`` run into ``runs/across_stack/<backend>`` (resumable point by point);
-after every point its ``compare.json`` is copied to ``docs/across_stack/<backend>.json`` and
+that experiment's pruning run (``docs/results_cifar/fisher-widths.json``) ranks the
+channels, and every pruned point is fine-tuned with the recipe that experiment chose on its
+validation split. Each backend is one ``staircase compare`` run into
+``runs/across_stack/<backend>`` (resumable point by point); after every point its
+``compare.json`` is copied to ``docs/across_stack/<backend>.json`` and
 ``docs/ACROSS_STACK.md`` is rendered from what is there, with conclusions computed from the
 numbers and set beside the paper's findings. Usage:
 
     python scripts/across_stack.py                        # ../shared/data, both backends
-    python scripts/across_stack.py --data digits --teacher T.pt --widths "" --epochs 1 \\
+    python scripts/across_stack.py --data digits --teacher T.pt --widths "" --epochs 1 --lr 0.01 \\
         --targets 0.5 --sparsities 0.9 --out runs/smoke --docs runs/smoke    # minutes
 """
 
@@ -28,6 +30,7 @@ from pathlib import Path
 from staircase.compare.comparison import CompareSettings, Comparison
 from staircase.compare.point import Point
 from staircase.compare.report import in_table_order, pareto, plot_points, points_table
+from staircase.design.measured import MATCH_WITHIN, no_slower
 from staircase.files import atomic_write_json, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +52,9 @@ def main() -> int:
     ap.add_argument("--widths", default=str(ROOT / "docs" / "results_cifar" / "fisher-widths.json"),
                     help="a prune run's widths file ('' for none: L1 ranking)")
     ap.add_argument("--backends", nargs="+", default=["onnxruntime", "openvino"])
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="fine-tuning per pruned point (default: the CIFAR experiment's choice on its validation split)")
+    ap.add_argument("--lr", type=float, default=None, help="its learning rate (default: likewise)")
     ap.add_argument("--targets", type=float, nargs="+", default=[0.35, 0.5, 0.7, 0.85])
     ap.add_argument("--sparsities", type=float, nargs="+", default=[0.5, 0.75, 0.9, 0.95])
     ap.add_argument("--threads", type=int, default=2)
@@ -60,13 +65,15 @@ def main() -> int:
     if args.render:
         render(load(args.docs, args.backends), args.docs)
         return 0
+    epochs, lr = chosen_recipe(args.epochs, args.lr, args.docs / "results_cifar.json")
+    say(f"fine-tuning every pruned point {epochs} epochs at lr {lr}")
     started = time.perf_counter()
     for backend in args.backends:
         say(f"[{backend}] staircase compare {args.teacher} --data {args.data} --backend {backend}")
         share_weight_runs(args.out / args.backends[0], args.out / backend)
         settings = CompareSettings(teacher=args.teacher, data=args.data, out=str(args.out / backend), backend=backend,
                                    widths=args.widths or None, targets=args.targets, sparsities=args.sparsities,
-                                   epochs=args.epochs, threads=args.threads, single_thread=True)
+                                   epochs=epochs, lr=lr, threads=args.threads, single_thread=True)
         lowest = Comparison(settings, log=lambda m: say(f"      {m}")).lowest_target()
         targets = reachable_targets(args.targets, lowest)
         if set(targets) - set(args.targets):
@@ -78,6 +85,20 @@ def main() -> int:
         _collect(args.out, args.docs, args.backends)
     say(f"done in {(time.perf_counter() - started) / 60:.0f} min -> {args.docs / 'ACROSS_STACK.md'}")
     return 0
+
+
+def chosen_recipe(epochs: int | None, lr: float | None, results: Path) -> tuple[int, float]:
+    """The fine-tuning recipe: as given, else what the CIFAR experiment chose on its validation
+    split (``validation.recipe.chosen`` in ``results``), so that no choice here is made on the
+    test images the page reports."""
+    if epochs is not None and lr is not None:
+        return epochs, lr
+    try:
+        chosen = json.loads(results.read_text())["validation"]["recipe"]["chosen"]
+    except (OSError, ValueError, KeyError):
+        raise SystemExit(f"{results} holds no fine-tuning recipe chosen on validation; run "
+                         "scripts/reproduce_cifar.py first, or give --epochs and --lr") from None
+    return (chosen["epochs"] if epochs is None else epochs), (chosen["lr"] if lr is None else lr)
 
 
 def reachable_targets(targets: list[float], lowest: float, want: int = MIN_POINTS) -> list[float]:
@@ -166,9 +187,11 @@ def page(found: dict[str, dict], docs: Path) -> str:
 Written by `scripts/across_stack.py` from `across_stack/<backend>.json` (one `staircase
 compare` run per backend, the weight-pruned networks' fine-tuning shared between them; how
 each point is made and measured: [compare.md](compare.md)).
-Latency ratio: the network's time measured block by block beside the unmodified network on
-the same runtime (batch 1); "run +MB": the resident memory loading and running it adds to
-a fresh process. The paper's findings (Turner et al.): (1) sparse networks are very hard
+Latency ratio [95%]: the network's time measured block by block beside the unmodified
+network on the same runtime (batch 1), every point of a runtime in the same passes (one
+measurement run, each pass in a new order): the passes' median and its 95% interval. Two
+points are set beside each other at one latency by one's time over the other's pass by
+pass; "run +MB": the resident memory loading and running it adds to a fresh process. The paper's findings (Turner et al.): (1) sparse networks are very hard
 to accelerate; (2) channel pruning is best for accuracy and speed; (3) large older
 networks compress better than hand-crafted efficient ones. Each finding below is checked
 against the numbers; the sentences are computed, not written in advance. One seed per
@@ -230,7 +253,7 @@ def findings(points: list[Point]) -> list[str]:
              if u.setting == c.setting]
     if pairs:
         lines.append("- the staircase students against the same targets' pruned widths unsnapped: "
-                     + "; ".join(f"{c.setting}: {_points(c, u)} at {c.ratio / u.ratio:.2f}x the time" for c, u in pairs)
+                     + "; ".join(f"{c.setting}: {_points(c, u)} at {_times(c, u)}" for c, u in pairs)
                      + ".")
     int8 = by.get("int8", [])
     if int8 and teacher is not None:
@@ -245,34 +268,37 @@ def findings(points: list[Point]) -> list[str]:
     if both and by.get("channel"):
         pairs = [(c, q) for c in by["channel"] for q in both if q.setting == c.setting]
         lines.append("- channel + INT8 against channel alone: "
-                     + "; ".join(f"{c.setting}: {q.ratio / c.ratio:.2f}x the time, {_points(q, c)}" for c, q in pairs)
+                     + "; ".join(f"{c.setting}: {_times(q, c)}, {_points(q, c)}" for c, q in pairs)
                      + ".")
     return lines
 
 
 def channel_against_rivals(channel: list[Point], rivals: list[Point]) -> list[str]:
     """Finding (2), point by point: each channel-pruned student against every weight-pruned or
-    INT8 point at its latency or less (3% allowed), by the difference of top-1 with its 95%
-    interval (``PROPORTION_TEST``: compare.json keeps top-1, not each image); won or lost only
-    where the interval excludes 0. A student no rival reached says so."""
+    INT8 point at its latency or less (``rival_at_latency``), by the difference of top-1 with
+    its 95% interval (``PROPORTION_TEST``: compare.json keeps top-1, not each image); won or
+    lost only where the interval excludes 0. A student no rival reached says so."""
     from staircase.stats import PROPORTION_TEST, proportion_difference
 
-    lines, outcomes = [], []
+    lines, outcomes, compared = [], [], 0
     for c in channel:
-        near = [r for r in rivals if r.ratio <= c.ratio * (1 + RULER)]
+        near = [(r, q) for r, q in ((r, r.time_over(c)) for r in rivals) if q is not None and no_slower(q.ratio)]
+        untimed = [r for r in rivals if r.time_over(c) is None]
         head = f"  - {c.method} {c.setting} ({c.top1:.1f}% at {c.ratio:.2f}): "
         if not near:
-            lines.append(head + "no rival reached this latency")
+            lines.append(head + "no rival reached this latency" + (
+                f" ({len(untimed)} not timed in the same run: rerun the comparison to time them together)"
+                if untimed else ""))
             continue
+        compared += 1
         said = []
-        for r in sorted(near, key=lambda r: r.ratio):
+        for r, q in sorted(near, key=lambda rq: rq[1].ratio):
             d = proportion_difference(c.top1, r.top1, min(c.test_images, r.test_images))
             outcomes.append(d.outcome)
-            said.append(f"against {r.method} {r.setting} ({r.top1:.1f}% at {r.ratio:.2f}) {d.mean:+.1f} points "
-                        f"[{d.low:+.1f}, {d.high:+.1f}]: {d.outcome}")
+            said.append(f"against {r.method} {r.setting} ({r.top1:.1f}% at {q.ratio:.2f}x its time "
+                        f"[{q.low:.2f}, {q.high:.2f}]) {d.mean:+.1f} points [{d.low:+.1f}, {d.high:+.1f}]: {d.outcome}")
         lines.append(head + "; ".join(said))
     counts = {o: outcomes.count(o) for o in dict.fromkeys(outcomes)}
-    compared = len([c for c in channel if any(r.ratio <= c.ratio * (1 + RULER) for r in rivals)])
     if not outcomes:
         reading = "the numbers do not test the paper's (2) here"
     elif counts.get("won") and not counts.get("lost"):
@@ -284,10 +310,19 @@ def channel_against_rivals(channel: list[Point], rivals: list[Point]) -> list[st
     else:
         reading = "none detectable either way: the numbers do not test the paper's (2) here"
     summary = (f"- (2) channel pruning: {compared} of {len(channel)} staircase students (alone or quantised) had a "
-               "weight-pruned or INT8 rival at their latency or less (3% allowed)"
+               "weight-pruned or INT8 rival at their latency or less (its time over the student's, pass by pass in "
+               f"one measurement run, at most {1 + MATCH_WITHIN:.2f} at the median)"
                + (f"; of their {len(outcomes)} pairs ({PROPORTION_TEST}, 95%): "
                   f"{', '.join(f'{n} {o}' for o, n in counts.items())}" if outcomes else "") + f"; {reading}.")
     return [summary, *lines]
+
+
+def _times(a: Point, b: Point) -> str:
+    """``a``'s time over ``b``'s, pass by pass in their measurement run, with its interval."""
+    q = a.time_over(b)
+    if q is None:
+        return f"{a.ratio / b.ratio:.2f}x the time (not timed in the same run)"
+    return f"{q.ratio:.2f}x the time [{q.low:.2f}, {q.high:.2f}]"
 
 
 def _points(a: Point, b: Point) -> str:

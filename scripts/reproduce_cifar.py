@@ -600,6 +600,55 @@ def verdicts(rows: list[dict]) -> list[dict]:
     return found
 
 
+def starts(rows: list[dict]) -> list[dict]:
+    """Each design trained both ways at one target: from the teacher's channels (the short
+    fine-tuning) minus from scratch (the teacher's epochs), by the same paired bootstrap as
+    the verdicts, with each side's epochs and minutes per run: what ``--inherit`` buys."""
+    from staircase.stats import bootstrap_difference
+
+    by: dict[tuple, dict[str, list[dict]]] = {}
+    for r in rows:
+        by.setdefault((r["target"], r["design"]), {}).setdefault(r["init"], []).append(r)
+    found = []
+    for (target, design), sides in sorted(by.items()):
+        inherited, scratch = sides.get("teacher"), sides.get("scratch")
+        if not inherited or not scratch:
+            continue
+        s = {"target": target, "design": design, "methods": [inherited[0]["method"], scratch[0]["method"]],
+             "seeds": [len(inherited), len(scratch)],
+             "epochs": [inherited[0]["epochs"], scratch[0]["epochs"]],
+             "minutes": [statistics.mean(r["train_minutes"] for r in side) for side in (inherited, scratch)],
+             "difference": None, "ci95": None, "test": None}
+        if not all("correct" in r for r in inherited + scratch):
+            s["verdict"] = "not compared: rows without per-image results"
+        else:
+            images = inherited[0]["images"]
+            d = bootstrap_difference([unpack_correct(r["correct"], images) for r in inherited],
+                                     [unpack_correct(r["correct"], images) for r in scratch])
+            s.update(difference=d.mean, ci95=[d.low, d.high], test=BOOTSTRAP_TEST, images=images,
+                     detectable_from=d.detectable_from, verdict=d.outcome)
+            if min(len(inherited), len(scratch)) < MIN_SEEDS:
+                s["verdict"] = f"not judged yet: fewer than {MIN_SEEDS} seeds on a side"
+        found.append(s)
+    return found
+
+
+def start_lines(found: list[dict]) -> list[str]:
+    """One line per design trained both ways, as the page prints it."""
+    lines = []
+    for s in found:
+        (e_in, e_sc), (m_in, m_sc) = s["epochs"], s["minutes"]
+        head = (f"- {s['target']:.0%}, {s['methods'][0]} from the teacher ({e_in} epochs, {m_in:.1f} min a run) "
+                f"against {s['methods'][1]} from scratch ({e_sc} epochs, {m_sc:.1f} min): ")
+        if s["difference"] is None:
+            lines.append(head + s["verdict"])
+            continue
+        lo, hi = s["ci95"]
+        lines.append(head + f"{s['difference']:+.2f} points, 95% interval [{lo:+.2f}, {hi:+.2f}]: {s['verdict']} "
+                     f"(seeds {s['seeds'][0]} and {s['seeds'][1]}, {s['images']} test images)")
+    return lines
+
+
 def verdict_lines(found: list[dict]) -> list[str]:
     """One line per verdict, as the page prints it."""
     lines = []
@@ -618,7 +667,7 @@ def verdict_lines(found: list[dict]) -> list[str]:
 def _write(doc: dict, docs: Path) -> None:
     """results_cifar.json and RESULTS.md (with its plot) from the rows and the teacher's run."""
     found = verdicts(doc.get("rows", []))
-    atomic_write_json(docs / "results_cifar.json", {**doc, "verdicts": found})
+    atomic_write_json(docs / "results_cifar.json", {**doc, "verdicts": found, "starts": starts(doc.get("rows", []))})
     atomic_write_text(docs / "RESULTS.md", render(doc, docs, found))
 
 
@@ -738,6 +787,11 @@ compared with nothing. "min/run": wall-clock minutes of training. Rows so far: {
 ```
 
 {chr(10).join(verdict_lines(found)) or "Not enough rows yet for a verdict."}
+
+From the teacher or from scratch: each design trained both ways, top-1 from the teacher's
+channels minus top-1 from scratch (the same paired bootstrap):
+
+{chr(10).join(start_lines(starts(rows))) or "No design trained both ways yet."}
 
 ![top-1 vs latency]({plot.name})
 

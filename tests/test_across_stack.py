@@ -11,10 +11,12 @@ def study():
     return load_script("across_stack")
 
 
-def _p(method, setting, top1, ratio, size=1_000_000, images=100, **extra):
+def _p(method, setting, top1, ratio, size=1_000_000, images=100, measurement="run-1", **extra):
+    """A point timed in ``measurement`` with seven passes at ``ratio`` (None: never timed with others)."""
+    timed = dict(ratio_ci95=[ratio, ratio], ratio_passes=[ratio] * 7, measurement=measurement) if measurement else {}
     return Point(method, setting, top1, ratio, ms=ratio, teacher_ms=1.0, size_bytes=size, compressed_bytes=size // 2,
                  peak_memory_bytes=1, peak_rss_bytes=1, precision="f32", threads=2, test_images=images, file="f",
-                 **extra)
+                 **timed, **extra)
 
 
 def test_dense_kernels_give_weight_pruning_no_speed_up_and_the_finding_says_so(study):
@@ -43,7 +45,8 @@ def test_channel_against_a_rival_at_its_latency_says_won_lost_or_no_detectable_d
     lines = study.findings(points)
     (line,) = [x for x in lines if x.startswith("- (2)")]
     assert "1 of 1" in line and "of their 1 pairs" in line and ": 1 won; in line with the paper's (2)" in line
-    assert any("against int8 entropy (70.0% at 0.51) +5.0 points [" in x and x.endswith(": won") for x in lines)
+    assert any("against int8 entropy (70.0% at 1.02x its time [1.02, 1.02]) +5.0 points [" in x and x.endswith(": won")
+               for x in lines)
     points[2].top1 = 77.0
     (line,) = [x for x in study.findings(points) if x.startswith("- (2)")]
     assert "1 lost" in line and "against the paper's (2)" in line
@@ -53,6 +56,43 @@ def test_channel_against_a_rival_at_its_latency_says_won_lost_or_no_detectable_d
     assert "do not test the paper's (2)" in [x for x in lines if x.startswith("- (2)")][0]
     points.append(_p("int8", "slow", 90, 0.6, **big))  # slower than the channel point: not its rival
     assert not any("int8 slow" in x for x in study.findings(points) if x.startswith("  - "))
+
+
+def test_a_rival_is_at_the_students_latency_by_its_time_over_the_students_pass_by_pass(study):
+    teacher = _p("teacher", "f32", 80, 1.0, images=5000)
+    channel = _p("channel", "50%", 75, 0.5, images=5000)
+    channel.ratio_passes = [0.50, 0.52, 0.48, 0.55, 0.50, 0.47, 0.51]
+    rival = _p("int8", "entropy", 70, 0.52, images=5000)  # its median ratio 4% above the student's ...
+    rival.ratio_passes = [0.51, 0.53, 0.49, 0.56, 0.51, 0.48, 0.52]  # ... but 1.02 of its time pass by pass
+    (line,) = [x for x in study.findings([teacher, channel, rival]) if x.startswith("- (2)")]
+    assert line.startswith("- (2) channel pruning: 1 of 1") and "1 won" in line
+    rival.ratio_passes = [r * 1.05 for r in channel.ratio_passes]  # 5% slower in every pass: not at its latency
+    lines = study.findings([teacher, channel, rival])
+    assert "  - channel 50% (75.0% at 0.50): no rival reached this latency" in lines
+
+
+def test_points_from_two_measurement_runs_are_not_set_beside_each_other(study):
+    points = [_p("teacher", "f32", 80, 1.0), _p("channel", "50%", 75, 0.5),
+              _p("int8", "entropy", 70, 0.5, measurement="run-2"), _p("channel-unsnapped", "50%", 70, 0.45,
+                                                                      measurement=None)]
+    lines = study.findings(points)
+    assert ("  - channel 50% (75.0% at 0.50): no rival reached this latency (1 not timed in the same run: rerun "
+            "the comparison to time them together)") in lines
+    assert "do not test the paper's (2)" in [x for x in lines if x.startswith("- (2)")][0]
+    (line,) = [x for x in lines if x.startswith("- the staircase students against")]
+    assert "at 1.11x the time (not timed in the same run)." in line
+
+
+def test_the_fine_tuning_recipe_is_the_one_chosen_on_validation_unless_given(study, tmp_path):
+    import json
+
+    results = tmp_path / "results_cifar.json"
+    with pytest.raises(SystemExit, match="no fine-tuning recipe chosen on validation; run scripts/reproduce_cifar"):
+        study.chosen_recipe(None, None, results)
+    results.write_text(json.dumps({"validation": {"recipe": {"chosen": {"epochs": 10, "lr": 0.03}}}}))
+    assert study.chosen_recipe(None, None, results) == (10, 0.03)
+    assert study.chosen_recipe(None, 0.1, results) == (10, 0.1)
+    assert study.chosen_recipe(2, 0.01, tmp_path / "absent.json") == (2, 0.01)
 
 
 def test_the_committed_page_is_what_the_script_renders_from_the_committed_json(study, tmp_path):
@@ -68,7 +108,8 @@ def test_the_staircase_students_are_set_beside_the_unsnapped_widths_target_by_ta
     points = [_p("teacher", "f32", 80, 1.0), _p("channel", "50%", 75, 0.5), _p("channel-unsnapped", "50%", 70, 0.45),
               _p("channel", "70%", 78, 0.7)]
     (line,) = [x for x in study.findings(points) if x.startswith("- the staircase students against")]
-    assert line.endswith("unsnapped: 50%: +5.0 points [-7.4, +17.4] (no detectable difference) at 1.11x the time.")
+    assert line.endswith("unsnapped: 50%: +5.0 points [-7.4, +17.4] (no detectable difference) at 1.11x the time "
+                         "[1.11, 1.11].")
 
 
 def test_the_int8_finding_reports_the_range_and_the_most_accurate_setting(study):
@@ -103,8 +144,8 @@ def test_channel_plus_int8_is_set_beside_the_same_target_alone_and_only_that(stu
     points = [_p("teacher", "f32", 80, 1.0), _p("channel", "50%", 75, 0.5), _p("channel", "70%", 78, 0.7),
               _p("channel+int8", "50%", 74, 0.4)]
     (line,) = [x for x in study.findings(points) if x.startswith("- channel + INT8")]
-    assert line == ("- channel + INT8 against channel alone: 50%: 0.80x the time, -1.0 points [-13.1, +11.1] "
-                    "(no detectable difference).")
+    assert line == ("- channel + INT8 against channel alone: 50%: 0.80x the time [0.80, 0.80], -1.0 points "
+                    "[-13.1, +11.1] (no detectable difference).")
 
 
 def test_the_thread_count_reading_follows_each_runtimes_median(study):

@@ -221,6 +221,13 @@ def test_compare_makes_every_method_s_points_and_a_rerun_reuses_them(teacher, tm
     assert by["weight"].compressed_bytes < by["teacher"].compressed_bytes
     assert by["int8"].size_bytes < by["teacher"].size_bytes
     assert by["channel"].info["params"] < by["teacher"].info["params"]
+    # every point timed again in the closing measurement, the same passes for all
+    (run,) = {p.measurement for p in points}
+    assert run.startswith("onnxruntime-") and [m for m in logged if m.startswith("timing all 6 points together")]
+    for p in points:
+        assert len(p.ratio_passes) == 7 and p.ratio_ci95[0] <= p.ratio <= p.ratio_ci95[1]
+    assert by["int8"].time_over(by["channel"]).passes == [
+        a / b for a, b in zip(by["int8"].ratio_passes, by["channel"].ratio_passes, strict=True)]
     saved = json.loads((tmp_path / "c" / "compare.json").read_text())
     assert saved["points"] == [p.to_dict() for p in points]
     # a target below what the steps reach is said, not made, and the rest goes on
@@ -236,6 +243,7 @@ def test_compare_makes_every_method_s_points_and_a_rerun_reuses_them(teacher, tm
     assert Comparison(settings, log=again.append).run() == points
     assert [m for m in again if "building" in m] == [  # only the points that could not be made are tried again
         "channel 2%: building", "channel-unsnapped 2%: building", "channel+int8 2%: building"]
+    assert not [m for m in again if m.startswith("timing all")]  # already timed together: not again
 
 
 @pytest.mark.backend

@@ -192,10 +192,18 @@ def test_the_committed_page_is_what_the_script_renders_from_the_committed_json(r
     docs = Path(__file__).resolve().parents[1] / "docs"
     doc = json.loads((docs / "results_cifar.json").read_text())
     assert (docs / "RESULTS.md").read_text() == repro.render(doc, tmp_path)
-    again = json.loads(json.dumps(repro.verdicts(doc["rows"])))
-    assert len(again) == len(doc["verdicts"])
-    for mine, theirs in zip(again, doc["verdicts"], strict=True):  # floats as another BLAS may sum them
-        assert mine == {k: pytest.approx(v, rel=1e-9) if isinstance(v, (float, list)) else v for k, v in theirs.items()}
+    for computed, key in ((repro.verdicts, "verdicts"), (repro.starts, "starts")):
+        again = json.loads(json.dumps(computed(doc["rows"])))
+        assert len(again) == len(doc[key])
+        for mine, theirs in zip(again, doc[key], strict=True):  # floats as another BLAS may sum them
+            assert mine == {k: pytest.approx(v, rel=1e-9) if _numbers(v) else v for k, v in theirs.items()}
+
+
+def _numbers(value) -> bool:
+    """A float, or a list of numbers: what another BLAS may sum to other last digits."""
+    if isinstance(value, list):
+        return all(isinstance(x, (int, float)) for x in value)
+    return isinstance(value, float)
 
 
 def test_a_page_renders_every_stage_from_hand_made_json(repro, tmp_path):
@@ -219,3 +227,21 @@ def test_one_seed_on_a_side_gives_an_interval_but_no_verdict(repro):
     rows = _runs("staircase", 0.75, seeds=1) + _runs("uniform", 0.5, seeds=3)
     (v,) = repro.verdicts(rows)
     assert v["ci95"][0] > 0 and v["verdict"] == "not judged yet: fewer than 2 seeds on a side"
+
+
+def test_a_design_trained_both_ways_is_judged_from_the_teacher_minus_from_scratch(repro):
+    import numpy as np
+
+    shared = np.linspace(0, 1, 600)
+    inherited = _runs("staircase", 0.62, shared=shared, epochs=10)
+    scratch = [dict(r, init="scratch", epochs=60) for r in _runs("staircase", 0.72, shared=shared)]
+    alone = _runs("uniform", 0.6)  # trained one way only: not in the comparison
+    (s,) = repro.starts(inherited + scratch + alone)
+    assert s["design"] == "staircase" and s["epochs"] == [10, 60] and s["seeds"] == [3, 3]
+    assert s["difference"] < 0 and s["ci95"][1] < 0 and s["verdict"] == "lost"
+    (line,) = repro.start_lines([s])
+    assert line.startswith("- 50%, staircase from the teacher (10 epochs, 1.0 min a run) against staircase from "
+                           "scratch (60 epochs, 1.0 min): -") and ": lost (seeds 3 and 3, 600 test images)" in line
+    (one,) = repro.starts(inherited + scratch[:1])
+    assert one["verdict"] == "not judged yet: fewer than 2 seeds on a side" and one["ci95"] is not None
+

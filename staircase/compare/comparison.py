@@ -5,10 +5,13 @@ Every point is a deployable file (ONNX, OpenVINO IR, or a checkpoint for torch) 
 figures: top-1 on the test set (run by the runtime itself, so a quantised network is judged
 as it computes), its latency measured block by block beside the unmodified network (the
 ratio, as the designer measures students), its size on disk, and the memory running it
-adds to a process (a fresh one per point).
+adds to a process (a fresh one per point). When every point is made, all of them are timed
+beside the network again in the same passes, each pass in a new order: the ratios a table
+sets side by side come from one measurement run, each with its 95% interval.
 
-    OUT/compare.json        {"settings", "points": [{method, setting, top1, ratio, size_bytes,
-                            peak_memory_bytes, ...}]}, rewritten after every point
+    OUT/compare.json        {"settings", "points": [{method, setting, top1, ratio, ratio_ci95,
+                            ratio_passes, measurement, size_bytes, peak_memory_bytes, ...}]},
+                            rewritten after every point
     OUT/compare.md          the table; OUT/compare-latency.png and compare-size.png: the curves
     OUT/teacher/            the network as given, exported
     OUT/profile.json        the device profile the channel-pruned students are designed with
@@ -214,7 +217,27 @@ class Comparison:
                          "to run")
                 if on_point is not None:
                     on_point(point)
+        self._time_together()
         self._save()
         if self.points:
             write_report(self.out, self.points, asdict(self.settings), self._skipped_list())
         return self.points
+
+    def _time_together(self) -> None:
+        """Every point timed beside the network again in the same passes (``TOGETHER_PASSES``,
+        each in a new random order), so that their ratios come from one measurement run and
+        can be set against each other; skipped when they already do."""
+        from ..design.measured import TOGETHER_PASSES, interleaved
+
+        runs = {p.measurement for p in self.points}
+        if not self.points or (len(runs) == 1 and None not in runs):
+            return
+        name = f"{self.settings.backend}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        self.log(f"timing all {len(self.points)} points together ({name}): {TOGETHER_PASSES} passes, each in a "
+                 "new order")
+        found = interleaved({(p.method, p.setting): self.maker.one_pair(p) for p in self.points}, TOGETHER_PASSES,
+                            seed=self.settings.seed)
+        for p in self.points:
+            measured = found[(p.method, p.setting)]
+            p.ratio, p.ratio_ci95, p.ratio_passes, p.measurement = (measured.ratio, [measured.low, measured.high],
+                                                                    measured.passes, name)

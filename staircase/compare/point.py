@@ -17,8 +17,8 @@ class Point:
     setting: str
     top1: float  # % on the test split, computed by the runtime itself
     ratio: float  # its latency over the unmodified network's, timed block by block beside it
-    ms: float  # its median in those pairs
-    teacher_ms: float  # the unmodified network's median in the same pairs
+    ms: float  # its median in the three pairs it was first timed in, as it was made
+    teacher_ms: float  # the unmodified network's median in those pairs
     size_bytes: int  # on disk
     compressed_bytes: int  # gzip-compressed
     peak_memory_bytes: int  # what loading and running it adds to a fresh process
@@ -30,7 +30,29 @@ class Point:
     ratio_1_thread: float | None = None  # with --single-thread
     ms_1_thread: float | None = None
     minutes: float | None = None  # to build and measure it
+    # the comparison's closing measurement, every point in the same passes: ``ratio`` is then
+    # their median, with its 95% interval, each pass's ratio, and the run's name
+    ratio_ci95: list[float] | None = None
+    ratio_passes: list[float] | None = None
+    measurement: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+    def ratio_text(self) -> str:
+        """The ratio as tables print it: with its 95% interval once timed with the others."""
+        if self.ratio_ci95 is None:
+            return f"{self.ratio:.3f}"
+        low, high = self.ratio_ci95
+        return f"{self.ratio:.3f} [{low:.3f}, {high:.3f}]"
+
+    def time_over(self, other: Point):
+        """This point's time over ``other``'s pass by pass in the closing measurement
+        (``measured.time_over``: a ``RatioInterval``); None when the two were not timed in
+        the same run."""
+        from ..design.measured import time_over
+
+        if self.measurement is None or self.measurement != other.measurement or not self.ratio_passes:
+            return None
+        return time_over(self.ratio_passes, other.ratio_passes)
 
     def cost(self, name: str) -> float:
         """``ratio`` or ``size_bytes``: what a Pareto front is drawn against."""

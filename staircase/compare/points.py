@@ -338,7 +338,7 @@ class PointMaker:
         accuracy = evaluate_file(runner, self.data.test)
         backend = self._backend(threads, artifact.precision)
         rel = time_relative(backend, self._prepare(artifact.path, backend), self._reference(threads), pairs=3,
-                            protocol=self.protocol)
+                            protocol=self.protocol)  # a first figure; the closing measurement replaces it
         memory = peak_memory(self.s.backend, artifact.path, self.arch.input_size, artifact.precision, threads)
         point = Point(method, setting, accuracy["top1"], rel.ratio, rel.run_ms, rel.reference_ms,
                       file_bytes(artifact.path), compressed_bytes(artifact.path), memory["peak_memory_bytes"],
@@ -350,3 +350,12 @@ class PointMaker:
                                  protocol=self.protocol)
             point.ratio_1_thread, point.ms_1_thread = rel1.ratio, rel1.run_ms
         return point
+
+    def one_pair(self, point: Point) -> Callable[[], float]:
+        """One paired measurement of ``point``'s file beside the network at its thread count
+        (the closing measurement's unit): called, its ratio."""
+        from ..profile.timing import time_relative
+
+        backend = self._backend(point.threads, point.precision)
+        run, reference = self._prepare(self.out / point.file, backend), self._reference(point.threads)
+        return lambda: time_relative(backend, run, reference, pairs=1, protocol=self.protocol).ratio

@@ -34,12 +34,12 @@ def points_table(points: Sequence[Point]) -> str:
     rows = []
     for i in _table_order(points):
         p = points[i]  # i: its place in ``points``, which the fronts name
-        rows.append([p.method, p.setting, f"{p.top1:.2f}", f"{p.ratio:.3f}",
+        rows.append([p.method, p.setting, f"{p.top1:.2f}", p.ratio_text(),
                      *([f"{p.ratio_1_thread:.3f}" if p.ratio_1_thread is not None else "-"] if one_thread else []),
                      f"{p.size_bytes / 1e6:.3f}", f"{p.compressed_bytes / 1e6:.3f}",
                      f"{p.peak_memory_bytes / 1e6:.1f}", "yes" if i in fast else "",
                      "yes" if i in small else ""])
-    return format_table(["method", "setting", "top-1 %", "latency ratio", *(["ratio 1 thread"] if one_thread else []),
+    return format_table(["method", "setting", "top-1 %", "latency ratio [95%]", *(["ratio 1 thread"] if one_thread else []),
                          "size MB", "gzip MB", "run +MB", "front: latency", "front: size"], rows)
 
 
@@ -101,7 +101,9 @@ def write_report(out: Path, points: Sequence[Point], settings: dict[str, Any],
              plot_points(points, "size_bytes", out / "compare-size.png", title)]
     text = (f"# Compression compared on this device: {title}\n\n"
             "Latency ratio: each network's time measured block by block beside the unmodified one "
-            "(batch 1); run +MB: the resident memory loading and running it adds to a fresh process.\n\n"
+            "(batch 1); once every point is made, all of them are timed so in the same passes (each in a new "
+            "order), and the ratio is the passes' median with its 95% interval. Run +MB: the resident memory "
+            "loading and running it adds to a fresh process.\n\n"
             f"```\n{points_table(points)}\n```\n\n"
             + "".join(f"- not made: {x['method']} {x['setting']}: {x['why']}\n" for x in skipped)
             + ("\n" if skipped else "") + "".join(f"![{p.stem}]({p.name})\n" for p in plots))

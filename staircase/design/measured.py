@@ -33,7 +33,7 @@ from .designer import Designer, Saliency
 
 __all__ = ["BASELINES", "DEFAULT_ROUND_TO", "FILL_WITHIN", "MATCH_WITHIN", "MEASURE_PAIRS", "TOGETHER_PASSES",
            "BesideTeacher", "Designed", "Measure", "MeasureTogether", "RatioInterval", "Timed", "design_with_baselines",
-           "designed", "fit_to_target", "measure_together", "no_slower", "time_over"]
+           "designed", "fit_to_target", "interleaved", "measure_together", "no_slower", "time_over"]
 
 MEASURE_PAIRS = 3  # paired student/teacher measurements: the median of three outvotes one disturbed one
 FILL_WITHIN = 0.03  # a student this close below its target is not redesigned to fill the gap
@@ -129,26 +129,36 @@ def measure_together(backend: Backend, teacher: nn.Module, networks: Mapping[str
     """Every network of ``networks`` timed beside the teacher in the same ``passes``, each pass
     in a new random order, so that whatever the machine does meanwhile weighs on all alike:
     what networks compared at one latency need (one measurement run, its ratios comparable)."""
+    from ..profile.timing import time_relative
+
+    size = tuple(input_size)
+    reference = backend.prepare_model(teacher.eval(), size, paired=True)
+
+    def one_pair(run):
+        return lambda: time_relative(backend, run, reference, pairs=1, protocol=protocol).ratio
+
+    return interleaved({name: one_pair(backend.prepare_model(model.eval(), size, paired=True))
+                        for name, model in networks.items()}, passes, seed)
+
+
+def interleaved(ratio_of: Mapping[str, Callable[[], float]], passes: int, seed: int = 0) -> dict[str, RatioInterval]:
+    """Each callable of ``ratio_of`` (one paired measurement of a network beside the reference:
+    its ratio) called once per pass, each pass in a new random order; every network's median
+    ratio with its 95% interval and each pass's. The core of ``measure_together``, for networks
+    prepared any way (``staircase compare`` times deployable files)."""
     import random
 
-    from ..profile.timing import time_relative
     from ..stats import median_interval
 
     if passes < 6:
-        raise StaircaseError(f"measure_together needs at least 6 passes for a 95% interval, got {passes}")
-    size = tuple(input_size)
-    reference = backend.prepare_model(teacher.eval(), size, paired=True)
-    runs = {name: backend.prepare_model(model.eval(), size, paired=True) for name, model in networks.items()}
-    ratios: dict[str, list[float]] = {name: [] for name in runs}
-    order, rng = list(runs), random.Random(seed)
+        raise StaircaseError(f"timing networks together needs at least 6 passes for a 95% interval, got {passes}")
+    ratios: dict[str, list[float]] = {name: [] for name in ratio_of}
+    order, rng = list(ratio_of), random.Random(seed)
     for _ in range(passes):
         rng.shuffle(order)
         for name in order:
-            ratios[name].append(time_relative(backend, runs[name], reference, pairs=1, protocol=protocol).ratio)
-    found = {}
-    for name, values in ratios.items():
-        found[name] = RatioInterval(*median_interval(values), values)
-    return found
+            ratios[name].append(ratio_of[name]())
+    return {name: RatioInterval(*median_interval(values), values) for name, values in ratios.items()}
 
 
 @dataclass
