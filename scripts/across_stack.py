@@ -191,9 +191,10 @@ Latency ratio [95%]: the network's time measured block by block beside the unmod
 network on the same runtime (batch 1), every point of a runtime in the same passes (one
 measurement run, each pass in a new order): the passes' median and its 95% interval. Two
 points are set beside each other at one latency by one's time over the other's pass by
-pass; "run +MB": the resident memory loading and running it adds to a fresh process. The paper's findings (Turner et al.): (1) sparse networks are very hard
-to accelerate; (2) channel pruning is best for accuracy and speed; (3) large older
-networks compress better than hand-crafted efficient ones. Each finding below is checked
+pass; "run +MB": the resident memory loading and running it adds to a fresh process. The
+paper's findings (Turner et al.): (1) sparse networks are very hard to accelerate; (2)
+channel pruning is best for accuracy and speed; (3) large older networks compress better
+than hand-crafted efficient ones. Each finding below is checked
 against the numbers; the sentences are computed, not written in advance. One seed per
 point: a difference is told only where its 95% interval excludes 0.
 
@@ -275,15 +276,16 @@ def findings(points: list[Point]) -> list[str]:
 
 def channel_against_rivals(channel: list[Point], rivals: list[Point]) -> list[str]:
     """Finding (2), point by point: each channel-pruned student against every weight-pruned or
-    INT8 point at its latency or less (``rival_at_latency``), by the difference of top-1 with
-    its 95% interval (``PROPORTION_TEST``: compare.json keeps top-1, not each image); won or
+    INT8 point at its latency or less (its ``Point.time_over`` the student's ``no_slower``), by
+    the difference of top-1 with its 95% interval (``PROPORTION_TEST``: compare.json keeps top-1, not each image); won or
     lost only where the interval excludes 0. A student no rival reached says so."""
     from staircase.stats import PROPORTION_TEST, proportion_difference
 
     lines, outcomes, compared = [], [], 0
     for c in channel:
-        near = [(r, q) for r, q in ((r, r.time_over(c)) for r in rivals) if q is not None and no_slower(q.ratio)]
-        untimed = [r for r in rivals if r.time_over(c) is None]
+        over = [(r, r.time_over(c)) for r in rivals]
+        near = [(r, q) for r, q in over if q is not None and no_slower(q.ratio)]
+        untimed = [r for r, q in over if q is None]
         head = f"  - {c.method} {c.setting} ({c.top1:.1f}% at {c.ratio:.2f}): "
         if not near:
             lines.append(head + "no rival reached this latency" + (

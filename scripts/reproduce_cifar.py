@@ -566,8 +566,6 @@ def verdicts(rows: list[dict]) -> list[dict]:
     default student in the same measurement run (``measured.no_slower``) is not at its latency
     and is not compared; neither are networks timed in different runs, nor rows without
     per-image results."""
-    from staircase.stats import bootstrap_difference
-
     groups = _groups(rows)
     found = []
     for init, target in sorted({(k[0], k[1]) for k in groups}):
@@ -586,26 +584,35 @@ def verdicts(rows: list[dict]) -> list[dict]:
                 v["verdict"] = (f"not compared: the rival took {latency.ratio:.3f}x the default student's time "
                                 f"[{latency.low:.3f}, {latency.high:.3f}] in the same passes, more than "
                                 f"{MATCH_WITHIN:.0%} slower")
-            elif not all("correct" in r for r in mine + theirs):
-                v["verdict"] = "not compared: rows without per-image results"
             else:
-                images = mine[0]["images"]
-                d = bootstrap_difference([unpack_correct(r["correct"], images) for r in mine],
-                                         [unpack_correct(r["correct"], images) for r in theirs])
-                v.update(difference=d.mean, ci95=[d.low, d.high], test=BOOTSTRAP_TEST, images=images,
-                         detectable_from=d.detectable_from, verdict=d.outcome)
-                if min(len(mine), len(theirs)) < MIN_SEEDS:  # the interval would count the images only
-                    v["verdict"] = f"not judged yet: fewer than {MIN_SEEDS} seeds on a side"
+                v.update(judged(mine, theirs))
             found.append(v)
     return found
+
+
+def judged(mine: list[dict], theirs: list[dict]) -> dict:
+    """``mine``'s top-1 minus ``theirs``'s from their rows' per-image results: the difference
+    with its 95% interval (``BOOTSTRAP_TEST``) and what it allows, "not judged yet" with fewer
+    than ``MIN_SEEDS`` runs a side (the interval would count the images only), "not compared"
+    for rows without per-image results."""
+    from staircase.stats import bootstrap_difference
+
+    if not all("correct" in r for r in mine + theirs):
+        return {"verdict": "not compared: rows without per-image results"}
+    images = mine[0]["images"]
+    d = bootstrap_difference([unpack_correct(r["correct"], images) for r in mine],
+                             [unpack_correct(r["correct"], images) for r in theirs])
+    verdict = d.outcome if min(len(mine), len(theirs)) >= MIN_SEEDS else \
+        f"not judged yet: fewer than {MIN_SEEDS} seeds on a side"
+    return {"difference": d.mean, "ci95": [d.low, d.high], "test": BOOTSTRAP_TEST, "images": images,
+            "detectable_from": d.detectable_from, "verdict": verdict}
 
 
 def starts(rows: list[dict]) -> list[dict]:
     """Each design trained both ways at one target: from the teacher's channels (the short
     fine-tuning) minus from scratch (the teacher's epochs), by the same paired bootstrap as
-    the verdicts, with each side's epochs and minutes per run: what ``--inherit`` buys."""
-    from staircase.stats import bootstrap_difference
-
+    the verdicts (``judged``), with each side's epochs and minutes per run: what
+    ``--inherit`` buys."""
     by: dict[tuple, dict[str, list[dict]]] = {}
     for r in rows:
         by.setdefault((r["target"], r["design"]), {}).setdefault(r["init"], []).append(r)
@@ -619,16 +626,7 @@ def starts(rows: list[dict]) -> list[dict]:
              "epochs": [inherited[0]["epochs"], scratch[0]["epochs"]],
              "minutes": [statistics.mean(r["train_minutes"] for r in side) for side in (inherited, scratch)],
              "difference": None, "ci95": None, "test": None}
-        if not all("correct" in r for r in inherited + scratch):
-            s["verdict"] = "not compared: rows without per-image results"
-        else:
-            images = inherited[0]["images"]
-            d = bootstrap_difference([unpack_correct(r["correct"], images) for r in inherited],
-                                     [unpack_correct(r["correct"], images) for r in scratch])
-            s.update(difference=d.mean, ci95=[d.low, d.high], test=BOOTSTRAP_TEST, images=images,
-                     detectable_from=d.detectable_from, verdict=d.outcome)
-            if min(len(inherited), len(scratch)) < MIN_SEEDS:
-                s["verdict"] = f"not judged yet: fewer than {MIN_SEEDS} seeds on a side"
+        s.update(judged(inherited, scratch))
         found.append(s)
     return found
 
