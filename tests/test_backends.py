@@ -153,10 +153,11 @@ def test_networks_compared_at_one_latency_are_measured_together_in_shuffled_pass
         """A backend whose every network is its name's ratio times the pass's speed."""
 
         def __init__(self):
-            self.order, self.speed = [], 1.0
+            self.order, self.prepared = [], []
 
         def prepare_model(self, model, size, paired=False):
             assert paired
+            self.prepared.append(model.tag)
             return model.tag
 
         def time(self, run, protocol, reference=None):
@@ -179,5 +180,7 @@ def test_networks_compared_at_one_latency_are_measured_together_in_shuffled_pass
     assert a.ratio == pytest.approx(0.5) and a.low == pytest.approx(0.5) and a.high == pytest.approx(0.55)
     assert a.ratio == statistics.median(a.passes)  # the disturbed passes do not move it
     assert found["b"].to_dict()["ci95"] == [found["b"].low, found["b"].high]
-    with pytest.raises(StaircaseError):
-        measure_together(be, net("teacher"), {"a": net("a")}, (3, 8, 8), passes=5)
+    refused = Together()
+    with pytest.raises(StaircaseError, match="at least 6 passes"):
+        measure_together(refused, net("teacher"), {"a": net("a")}, (3, 8, 8), passes=5)
+    assert refused.prepared == []  # refused before any network was prepared

@@ -131,6 +131,7 @@ def measure_together(backend: Backend, teacher: nn.Module, networks: Mapping[str
     what networks compared at one latency need (one measurement run, its ratios comparable)."""
     from ..profile.timing import time_relative
 
+    enough_passes(passes)  # before preparing any network: a refusal should cost nothing
     size = tuple(input_size)
     reference = backend.prepare_model(teacher.eval(), size, paired=True)
 
@@ -139,6 +140,12 @@ def measure_together(backend: Backend, teacher: nn.Module, networks: Mapping[str
 
     return interleaved({name: one_pair(backend.prepare_model(model.eval(), size, paired=True))
                         for name, model in networks.items()}, passes, seed)
+
+
+def enough_passes(passes: int) -> None:
+    """Refuses fewer passes than a distribution-free 95% interval of the median needs (6)."""
+    if passes < 6:
+        raise StaircaseError(f"timing networks together needs at least 6 passes for a 95% interval, got {passes}")
 
 
 def interleaved(ratio_of: Mapping[str, Callable[[], float]], passes: int, seed: int = 0) -> dict[str, RatioInterval]:
@@ -150,8 +157,7 @@ def interleaved(ratio_of: Mapping[str, Callable[[], float]], passes: int, seed: 
 
     from ..stats import median_interval
 
-    if passes < 6:
-        raise StaircaseError(f"timing networks together needs at least 6 passes for a 95% interval, got {passes}")
+    enough_passes(passes)
     ratios: dict[str, list[float]] = {name: [] for name in ratio_of}
     order, rng = list(ratio_of), random.Random(seed)
     for _ in range(passes):
