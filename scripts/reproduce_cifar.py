@@ -115,7 +115,8 @@ def arguments() -> argparse.Namespace:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                     help="rows from the teacher: the default student, uniform, l1-round and fisher")
     ap.add_argument("--allocation-seeds", type=int, nargs="+", default=[0, 1],
-                    help="rows from the teacher of the allocations validation did not choose")
+                    help="rows from the teacher of the allocations validation did not choose (two seeds: five "
+                         "would add about two hours to the experiment's 10 CPU-hours)")
     ap.add_argument("--scratch-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--parts", nargs="+", choices=("teacher", "scratch"), default=["teacher", "scratch"],
                     help="train only these parts' rows this time (the page shows every row there is)")
@@ -216,13 +217,7 @@ def _stages(args, pipe: Pipeline, doc: dict, kept: Path, budget) -> int:
     say("[6/6] rows: one training run each, evaluated once on the test set")
     if "teacher_test" not in doc:
         doc["teacher_test"] = _judged(args.runs / "teacher", args, "test")
-    recipe = choice["recipe"]["chosen"]
-    others = [d for d in DESIGNS if d.startswith("staircase-") and d != f"staircase-{default}"]
-    plan = [("teacher", args.targets, [d for d in DESIGNS if d not in others], recipe["epochs"], recipe["lr"],
-             args.seeds),
-            ("teacher", args.targets, others, recipe["epochs"], recipe["lr"], args.allocation_seeds),
-            ("scratch", args.scratch_targets, [f"staircase-{default}" if d == "default" else d for d in FROM_SCRATCH],
-             args.teacher_epochs, 0.1, args.scratch_seeds)]
+    plan = _plan(args, choice)
     for seed in sorted(set(args.seeds) | set(args.allocation_seeds) | set(args.scratch_seeds)):
         for part, targets, designs, epochs, lr, seeds in plan:
             if part not in args.parts or seed not in seeds:
@@ -504,6 +499,19 @@ def _train_row(pipe: Pipeline, spec: StudentSpec, widths_file, design: str, part
     return row
 
 
+def _plan(args, choice: dict) -> list[tuple]:
+    """The rows to train, as (init, targets, designs, epochs, lr, seeds): the default student and
+    the three baselines, the other allocations, and from scratch."""
+    default, recipe = choice["allocation"]["chosen"], choice["recipe"]["chosen"]
+    others = [d for d in DESIGNS if d.startswith("staircase-") and d != f"staircase-{default}"]
+    plan = [("teacher", args.targets, [d for d in DESIGNS if d not in others], recipe["epochs"], recipe["lr"],
+             args.seeds),
+            ("teacher", args.targets, others, recipe["epochs"], recipe["lr"], args.allocation_seeds),
+            ("scratch", args.scratch_targets, [f"staircase-{default}" if d == "default" else d for d in FROM_SCRATCH],
+             args.teacher_epochs, 0.1, args.scratch_seeds)]
+    return plan
+
+
 def _settings(args, prof, teacher, choice: dict) -> dict:
     recipe = choice["recipe"]["chosen"]
     loss = f"CE x{1 - KD_ALPHA:g} + KD x{KD_ALPHA:g} (T 4) + AT (beta 1e3)"
@@ -515,10 +523,26 @@ def _settings(args, prof, teacher, choice: dict) -> dict:
             "default_allocation": choice["allocation"]["chosen"],
             "finetune": f"{recipe['epochs']} epochs, lr {recipe['lr']:g} x0.2 at 30/60/80%, batch 128, {loss}",
             "scratch": f"{args.teacher_epochs} epochs, lr 0.1 x0.2 at 30/60/80%, batch 128, {loss}",
+            **planned(_plan(args, choice), choice["allocation"]["chosen"]),
             "inherit": "each slot keeps the teacher's most Fisher-salient channels (the pruning run's saliency)",
             "backend": f"onnxruntime {prof.fingerprint.get('backend_version')}, {prof.fingerprint.get('threads')} "
                        "threads, batch 1, f32", "cpu": prof.fingerprint.get("cpu"),
             "python": platform.python_version(), "torch": torch.__version__}
+
+
+def planned(plan: list[tuple], default: str) -> dict:
+    """The settings that say what ``plan`` (``_plan``) trains: its seeds per part and its rows."""
+    return {"seeds": "; ".join(f"from {init}: {', '.join(method_of(d, init, default) for d in designs)}, "
+                               f"{_seed_text(seeds)}"
+                               for init, _, designs, _, _, seeds in plan),
+            "planned_rows": sum(len(targets) * len(designs) * len(seeds) for _, targets, designs, _, _, seeds in plan)}
+
+
+def _seed_text(seeds: list[int]) -> str:
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}-{seeds[-1]}"
+    return "seeds " + ", ".join(map(str, seeds))
 
 
 def _groups(rows: list[dict]) -> dict[tuple, list[dict]]:
@@ -759,6 +783,13 @@ def _validation_section(validation: dict) -> list[str]:
     return parts
 
 
+def rows_made(rows: list[dict], settings: dict) -> str:
+    planned = settings.get("planned_rows")
+    if planned is None:
+        return f"Rows: {len(rows)}."
+    return f"Rows: {len(rows)} of the {planned} planned ({settings['seeds']})."
+
+
 def _rows_section(rows: list[dict], settings: dict, found: list[dict], docs: Path, teacher: dict | None
                   ) -> list[str]:
     by = _groups(rows)
@@ -778,7 +809,7 @@ def _rows_section(rows: list[dict], settings: dict, found: list[dict], docs: Pat
 the validation split); `staircase-<allocation>` the others; `fisher` the Fisher-pruned widths
 unsnapped (`copycat` when trained from scratch). "ratio" and "x staircase" (the time over the
 default student's): the design's measurement above; "(slower)": not at the default's latency,
-compared with nothing. "min/run": wall-clock minutes of training. Rows so far: {len(rows)}.{teacher_line}
+compared with nothing. "min/run": wall-clock minutes of training. {rows_made(rows, settings)}{teacher_line}
 
 ```
 {table}

@@ -245,3 +245,18 @@ def test_a_design_trained_both_ways_is_judged_from_the_teacher_minus_from_scratc
     (one,) = repro.starts(inherited + scratch[:1])
     assert one["verdict"] == "not judged yet: fewer than 2 seeds on a side" and one["ci95"] is not None
 
+
+
+def test_the_page_says_how_many_of_the_planned_rows_are_made_whatever_part_a_session_trains(repro):
+    from argparse import Namespace
+
+    args = Namespace(targets=[0.35, 0.5, 0.7], scratch_targets=[0.5], seeds=[0, 1, 2, 3, 4], allocation_seeds=[0, 1],
+                     scratch_seeds=[0, 1, 2], teacher_epochs=60, parts=["scratch"])
+    choice = {"allocation": {"chosen": "fisher"}, "recipe": {"chosen": {"epochs": 10, "lr": 0.03}}}
+    settings = repro.planned(repro._plan(args, choice), "fisher")
+    assert settings["planned_rows"] == 3 * 4 * 5 + 3 * 3 * 2 + 1 * 3 * 3  # every part, not only this session's
+    assert settings["seeds"].split("; ") == ["from teacher: staircase, uniform, l1-round, fisher, seeds 0-4",
+                                             "from teacher: staircase-l1, staircase-params, staircase-proportional, "
+                                             "seeds 0, 1", "from scratch: staircase, copycat, uniform, seeds 0-2"]
+    assert repro.rows_made(_runs("staircase", 0.7), settings).startswith("Rows: 3 of the 87 planned (from teacher")
+    assert repro.rows_made(_runs("staircase", 0.7), {}) == "Rows: 3."
