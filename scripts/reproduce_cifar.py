@@ -504,12 +504,11 @@ def _plan(args, choice: dict) -> list[tuple]:
     the three baselines, the other allocations, and from scratch."""
     default, recipe = choice["allocation"]["chosen"], choice["recipe"]["chosen"]
     others = [d for d in DESIGNS if d.startswith("staircase-") and d != f"staircase-{default}"]
-    plan = [("teacher", args.targets, [d for d in DESIGNS if d not in others], recipe["epochs"], recipe["lr"],
+    return [("teacher", args.targets, [d for d in DESIGNS if d not in others], recipe["epochs"], recipe["lr"],
              args.seeds),
             ("teacher", args.targets, others, recipe["epochs"], recipe["lr"], args.allocation_seeds),
             ("scratch", args.scratch_targets, [f"staircase-{default}" if d == "default" else d for d in FROM_SCRATCH],
              args.teacher_epochs, 0.1, args.scratch_seeds)]
-    return plan
 
 
 def _settings(args, prof, teacher, choice: dict) -> dict:
