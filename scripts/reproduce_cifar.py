@@ -661,12 +661,7 @@ def start_lines(found: list[dict]) -> list[str]:
         (e_in, e_sc), (m_in, m_sc) = s["epochs"], s["minutes"]
         head = (f"- {s['target']:.0%}, {s['methods'][0]} from the teacher ({e_in} epochs, {m_in:.1f} min a run) "
                 f"against {s['methods'][1]} from scratch ({e_sc} epochs, {m_sc:.1f} min): ")
-        if s["difference"] is None:
-            lines.append(head + s["verdict"])
-            continue
-        lo, hi = s["ci95"]
-        lines.append(head + f"{s['difference']:+.2f} points, 95% interval [{lo:+.2f}, {hi:+.2f}]: {s['verdict']} "
-                     f"(seeds {s['seeds'][0]} and {s['seeds'][1]}, {s['images']} test images)")
+        lines.append(head + judged_text(s))
     return lines
 
 
@@ -675,26 +670,32 @@ def verdict_lines(found: list[dict]) -> list[str]:
     lines = []
     for v in found:
         head = f"- from {v['init']}, {v['target']:.0%} of the teacher, staircase against {v['rival']}: "
-        if v["difference"] is None:
-            lines.append(head + v["verdict"])
-            continue
-        lo, hi = v["ci95"]
-        lines.append(head + f"{v['difference']:+.2f} points, 95% interval [{lo:+.2f}, {hi:+.2f}]: {v['verdict']} "
-                     f"(seeds {v['seeds'][0]} and {v['seeds'][1]}, {v['images']} test images; this design detects "
-                     f"differences from about {v['detectable_from']:.1f} points)")
+        lines.append(head + judged_text(v, detectable=True))
     return lines
+
+
+def judged_text(j: dict, detectable: bool = False) -> str:
+    """A ``judged`` difference as the page prints it after its line's head: the difference, its
+    interval, the verdict and the runs behind it (with ``detectable``, the smallest difference
+    the design detects)."""
+    if j["difference"] is None:
+        return j["verdict"]
+    lo, hi = j["ci95"]
+    smallest = f"; this design detects differences from about {j['detectable_from']:.1f} points" if detectable else ""
+    return (f"{j['difference']:+.2f} points, 95% interval [{lo:+.2f}, {hi:+.2f}]: {j['verdict']} "
+            f"(seeds {j['seeds'][0]} and {j['seeds'][1]}, {j['images']} test images{smallest})")
 
 
 def _write(doc: dict, docs: Path) -> None:
     """results_cifar.json and RESULTS.md (with its plot) from the rows and the teacher's run."""
-    found = verdicts(doc.get("rows", []))
-    atomic_write_json(docs / "results_cifar.json", {**doc, "verdicts": found, "starts": starts(doc.get("rows", []))})
-    atomic_write_text(docs / "RESULTS.md", render(doc, docs, found))
+    found, both_ways = verdicts(doc.get("rows", [])), starts(doc.get("rows", []))
+    atomic_write_json(docs / "results_cifar.json", {**doc, "verdicts": found, "starts": both_ways})
+    atomic_write_text(docs / "RESULTS.md", render(doc, docs, found, both_ways))
 
 
-def render(doc: dict, docs: Path, found: list[dict] | None = None) -> str:
-    """RESULTS.md for ``doc`` (results_cifar.json; ``found``: its verdicts where already
-    computed); the plot is written beside it."""
+def render(doc: dict, docs: Path, found: list[dict] | None = None, both_ways: list[dict] | None = None) -> str:
+    """RESULTS.md for ``doc`` (results_cifar.json; ``found`` and ``both_ways``: its verdicts
+    and ``starts`` where already computed); the plot is written beside it."""
     rows, settings, teacher = doc.get("rows", []), doc.get("settings"), doc.get("teacher")
     parts = ["# Which student to use: CIFAR-10 on this CPU", "",
              "Written by `scripts/reproduce_cifar.py` from `results_cifar.json`; the teacher, profile, saliency "
@@ -706,8 +707,8 @@ def render(doc: dict, docs: Path, found: list[dict] | None = None) -> str:
     if doc.get("validation"):
         parts += _validation_section(doc["validation"])
     if rows and settings:
-        parts += _rows_section(rows, settings, verdicts(rows) if found is None else found, docs,
-                               doc.get("teacher_test"))
+        parts += _rows_section(rows, settings, verdicts(rows) if found is None else found,
+                               starts(rows) if both_ways is None else both_ways, docs, doc.get("teacher_test"))
     else:
         parts += ["No student has been tested yet.", ""]
     return "\n".join(parts)
@@ -789,8 +790,8 @@ def rows_made(rows: list[dict], settings: dict) -> str:
     return f"Rows: {len(rows)} of the {planned} planned ({settings['seeds']})."
 
 
-def _rows_section(rows: list[dict], settings: dict, found: list[dict], docs: Path, teacher: dict | None
-                  ) -> list[str]:
+def _rows_section(rows: list[dict], settings: dict, found: list[dict], both_ways: list[dict], docs: Path,
+                  teacher: dict | None) -> list[str]:
     by = _groups(rows)
     groups = {k: _summary(v, by.get((k[0], k[1], "staircase"))) for k, v in by.items()}
     table = format_table(
@@ -819,7 +820,7 @@ compared with nothing. "min/run": wall-clock minutes of training. {rows_made(row
 From the teacher or from scratch: each design trained both ways, top-1 from the teacher's
 channels minus top-1 from scratch (the same paired bootstrap):
 
-{chr(10).join(start_lines(starts(rows))) or "No design trained both ways yet."}
+{chr(10).join(start_lines(both_ways)) or "No design trained both ways yet."}
 
 ![top-1 vs latency]({plot.name})
 
