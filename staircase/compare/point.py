@@ -39,10 +39,11 @@ class Point:
 
     def ratio_text(self) -> str:
         """The ratio as tables print it: with its 95% interval once timed with the others."""
+        from ..design.measured import RatioInterval
+
         if self.ratio_ci95 is None:
             return f"{self.ratio:.3f}"
-        low, high = self.ratio_ci95
-        return f"{self.ratio:.3f} [{low:.3f}, {high:.3f}]"
+        return RatioInterval(self.ratio, *self.ratio_ci95, self.ratio_passes or []).text()
 
     def time_over(self, other: Point):
         """This point's time over ``other``'s pass by pass in the closing measurement
