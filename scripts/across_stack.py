@@ -277,8 +277,9 @@ def findings(points: list[Point]) -> list[str]:
 def channel_against_rivals(channel: list[Point], rivals: list[Point]) -> list[str]:
     """Finding (2), point by point: each channel-pruned student against every weight-pruned or
     INT8 point at its latency or less (its ``Point.time_over`` the student's ``no_slower``), by
-    the difference of top-1 with its 95% interval (``PROPORTION_TEST``: compare.json keeps top-1, not each image); won or
-    lost only where the interval excludes 0. A student no rival reached says so."""
+    the difference of top-1 with its 95% interval (``PROPORTION_TEST``: compare.json keeps
+    top-1, not each image); won or lost only where the interval excludes 0. A student no rival
+    reached says so."""
     from staircase.stats import PROPORTION_TEST, proportion_difference
 
     lines, outcomes, compared = [], [], 0

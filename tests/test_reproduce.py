@@ -246,7 +246,6 @@ def test_a_design_trained_both_ways_is_judged_from_the_teacher_minus_from_scratc
     assert one["verdict"] == "not judged yet: fewer than 2 seeds on a side" and one["ci95"] is not None
 
 
-
 def test_the_page_says_how_many_of_the_planned_rows_are_made_whatever_part_a_session_trains(repro):
     from argparse import Namespace
 
